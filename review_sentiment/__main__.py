@@ -1,0 +1,3 @@
+from review_sentiment.cli import main
+
+main()

@@ -1,0 +1,153 @@
+"""Base checkpoints: aliases with pinned revisions, local folders, and a fast clear failure when offline."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from review_sentiment.errors import RsError
+
+
+@dataclass(frozen=True)
+class BaseAlias:
+    repo_id: str
+    revision: str
+    description: str
+    vocab_size: int | None = None
+    max_positions: int | None = None
+
+
+BASE_ALIASES = {
+    "kcelectra": BaseAlias("beomi/KcELECTRA-base-v2022", "main",
+                           "KcELECTRA base, 2022 vocabulary (news comments; slang and emoji)", 54343),
+    "kcelectra-v2021": BaseAlias("beomi/KcELECTRA-base", "v2021", "KcELECTRA base, 2021 release", 50135),
+    "koelectra": BaseAlias("monologg/koelectra-base-v3-discriminator", "main",
+                           "KoELECTRA v3 base discriminator (news, wiki, web)", 35000),
+    "koelectra-small": BaseAlias("monologg/koelectra-small-v3-discriminator", "main",
+                                 "KoELECTRA v3 small discriminator: fast on CPU", 35000),
+    "kcbert": BaseAlias("beomi/kcbert-base", "main", "KcBERT base (300 positions)", 30000, 300),
+}
+
+
+@dataclass(frozen=True)
+class ResolvedBase:
+    """Where a base checkpoint comes from: a local folder, or a hub repository at a revision."""
+
+    name: str  # what the user passed
+    source: str  # local folder path or hub repo id
+    revision: str | None
+    is_local: bool
+    alias: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "source": self.source, "revision": self.revision, "is_local": self.is_local,
+                "alias": self.alias}
+
+
+def resolve_base(name: str, revision: str | None = None) -> ResolvedBase:
+    """Turn --base (alias, local folder or hub id) into a ResolvedBase; a missing local folder is an error."""
+    alias = BASE_ALIASES.get(name.lower())
+    if alias is not None:
+        return ResolvedBase(name, alias.repo_id, revision or alias.revision, False, name.lower())
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise RsError(f"{path} has no config.json: it is not a Hugging Face checkpoint folder.")
+        return ResolvedBase(name, str(path), None, True)
+    looks_like_path = (name.startswith((".", "/", "~")) or name.count("/") != 1 or path.exists()
+                       or path.parent.is_dir())
+    if looks_like_path:
+        aliases = ", ".join(BASE_ALIASES)
+        raise RsError(f"--base {name!r} is neither a known alias ({aliases}) nor a checkpoint folder.")
+    return ResolvedBase(name, name, revision or "main", False)
+
+
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hub_is_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def hub_is_reachable(timeout: float = 5.0) -> bool:
+    """A TCP connection to the hub (or the HTTPS proxy) within `timeout` seconds.
+
+    transformers retries an unreachable hub for about a minute before failing; this check takes seconds.
+    """
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    url = urlparse(proxy or hub_endpoint())
+    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    if not host:
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def offline_message(base: ResolvedBase, reason: str) -> str:
+    folder = base.source.split("/")[-1]
+    return (
+        f"Cannot download the base model {base.source} (revision {base.revision}): {reason}. "
+        f"On a machine with internet run `hf download {base.source} --revision {base.revision} "
+        f"--local-dir {folder}`, copy the folder here, then pass it: `rs finetune --base ./{folder}`."
+    )
+
+
+def _load(loader, source: str, revision: str | None, local_only: bool):
+    kwargs = {"trust_remote_code": False, "local_files_only": local_only}
+    if revision:
+        kwargs["revision"] = revision
+    return loader(source, **kwargs)
+
+
+def load_base_tokenizer_and_config(base: ResolvedBase):
+    """Load the tokenizer and config of a base: local folder, hub cache, or the hub (failing fast offline)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    def load(local_only: bool):
+        config = _load(AutoConfig.from_pretrained, base.source, base.revision, local_only)
+        tokenizer = _load(AutoTokenizer.from_pretrained, base.source, base.revision, local_only)
+        return tokenizer, config
+
+    if base.is_local:
+        try:
+            return load(True)
+        except (OSError, ValueError) as error:
+            raise RsError(f"Cannot load the checkpoint folder {base.source}: {error}") from None
+    try:
+        return load(True)  # already in the Hugging Face cache: no network needed
+    except OSError:
+        pass
+    if hub_is_offline():
+        raise RsError(offline_message(base, "HF_HUB_OFFLINE is set and it is not in the local cache"))
+    if not hub_is_reachable():
+        raise RsError(offline_message(base, f"{hub_endpoint()} is unreachable from this machine"))
+    try:
+        return load(False)
+    except OSError as error:
+        raise RsError(f"Downloading {base.source} failed: {error}") from None
+
+
+def load_base_model(base: ResolvedBase, **model_kwargs):
+    """Load the base weights into a sequence-classification model (after the tokenizer/config check)."""
+    from transformers import AutoModelForSequenceClassification
+
+    cached_only = base.is_local or hub_is_offline()
+    kwargs = {"trust_remote_code": False, "local_files_only": cached_only, **model_kwargs}
+    if base.revision:
+        kwargs["revision"] = base.revision
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(base.source, **kwargs)
+    except OSError as error:
+        raise RsError(f"Cannot load the weights of {base.source}: {error}") from None
+
+
+def expected_vocab_size(base: ResolvedBase) -> int | None:
+    alias = BASE_ALIASES.get(base.alias or "")
+    return alias.vocab_size if alias else None

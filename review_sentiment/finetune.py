@@ -1,0 +1,334 @@
+"""rs finetune: train a Korean ELECTRA (or any local checkpoint) into a review-sentiment classifier."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from review_sentiment.bases import (
+    ResolvedBase,
+    expected_vocab_size,
+    load_base_model,
+    load_base_tokenizer_and_config,
+    resolve_base,
+)
+from review_sentiment.config import FinetuneArguments
+from review_sentiment.console import console, progress_bar, silence_library_logs
+from review_sentiment.errors import RsError
+from review_sentiment.labels import read_gold_labels, sort_labels
+from review_sentiment.modelstore import MODELS_DIR, library_versions, save_model_folder
+from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
+from review_sentiment.predict import batched_probabilities, pick_device
+from review_sentiment.preprocess import PROCESSED_DIR, latest_processed_file, read_sidecar
+from review_sentiment.tables import find_text_column, read_table, table_stem
+
+
+@dataclass
+class LabelOptions:
+    """Where the gold labels are: a label column, or a star-rating column with its scale and bins."""
+
+    label_col: str | None = None
+    rating_col: str | None = None
+    rating_scale: int | None = None
+    rating_bins: str | None = None
+
+
+@dataclass
+class TrainingData:
+    path: Path
+    texts: list[str]  # normalized
+    labels: list[str]
+    recipe: NormalizationRecipe
+    text_column: str
+    label_source: str
+    rows_total: int
+    rows_unlabeled: int
+    rows_empty_text: int
+    from_preprocess: bool
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for text, label in zip(self.texts, self.labels):
+            digest.update(f"{label}\t{text}\n".encode())
+        return "sha256:" + digest.hexdigest()
+
+
+@dataclass
+class FinetuneResult:
+    output_dir: Path
+    labels: list[str]
+    best_epoch: int
+    metrics: dict
+    history: list[dict]
+    data: dict
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def load_training_data(
+    data_path: str | Path | None,
+    *,
+    text_col: str | None = None,
+    label_options: LabelOptions | None = None,
+    processed_dir: str | Path = PROCESSED_DIR,
+    encoding: str | None = None,
+) -> TrainingData:
+    """Read labeled reviews. A file from `rs preprocess` brings its normalized column and recipe; any other
+    file is normalized here with the default recipe."""
+    label_options = label_options or LabelOptions()
+    path = Path(data_path) if data_path else latest_processed_file(processed_dir)
+    table = read_table(path, encoding)
+    sidecar = read_sidecar(path)
+    from_preprocess = bool(sidecar) and sidecar.get("normalized_column") in table.columns and text_col is None
+    if from_preprocess:
+        recipe = NormalizationRecipe.from_dict(sidecar["recipe"])
+        text_column = sidecar["text_column"]
+        normalized = table[sidecar["normalized_column"]].tolist()
+    else:
+        recipe = NormalizationRecipe()
+        text_column = find_text_column(table, text_col)
+        normalized = ReviewNormalizer(recipe).normalize(table[text_column].tolist())
+    gold = read_gold_labels(table, label_options.label_col, label_options.rating_col,
+                            label_options.rating_scale, label_options.rating_bins)
+    keep = [i for i, (text, label) in enumerate(zip(normalized, gold.labels)) if label is not None and text]
+    return TrainingData(
+        path=path,
+        texts=[normalized[i] for i in keep],
+        labels=[gold.labels[i] for i in keep],
+        recipe=recipe,
+        text_column=text_column,
+        label_source=gold.source,
+        rows_total=len(table),
+        rows_unlabeled=gold.n_unlabeled,
+        rows_empty_text=sum(1 for text, label in zip(normalized, gold.labels) if label is not None and not text),
+        from_preprocess=from_preprocess,
+    )
+
+
+def clamp_max_length(requested: int, tokenizer, config, warnings: list[str]) -> int:
+    """The requested length, clamped to the base model's positions and the tokenizer's limit."""
+    limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]
+    limit = min(int(x) for x in limits if x and x < 1_000_000)
+    if requested > limit:
+        warnings.append(f"--max-length {requested} exceeds what the base model supports ({limit}); using {limit}.")
+        return limit
+    return requested
+
+
+def stratified_split(labels: list[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    from sklearn.model_selection import train_test_split
+
+    counts = Counter(labels)
+    rare = {label: n for label, n in counts.items() if n < 2}
+    if rare:
+        raise RsError(f"Each label needs at least 2 examples to hold one out for validation; found {rare}. "
+                      "Add examples, or relabel/remove those rows.")
+    n_validation = max(len(counts), round(len(labels) * fraction))
+    if len(labels) - n_validation < len(counts):
+        raise RsError(f"Only {len(labels)} labeled reviews: too few to train and validate. Add more data.")
+    indices = list(range(len(labels)))
+    train, validation = train_test_split(indices, test_size=n_validation, stratify=labels, random_state=seed)
+    return sorted(train), sorted(validation)
+
+
+def default_model_name(base: ResolvedBase, data_path: Path) -> str:
+    base_part = base.alias or Path(base.source).name or "model"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return re.sub(r"[^\w.-]+", "-", f"{base_part}-{table_stem(data_path)}-{stamp}")
+
+
+def _scores(gold: list[int], predicted: list[int], labels: list[str]) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return {
+        "accuracy": round(float(accuracy_score(gold, predicted)), 4),
+        "macro_f1": round(float(f1_score(gold, predicted, average="macro", labels=list(range(len(labels))),
+                                         zero_division=0)), 4),
+    }
+
+
+def finetune(
+    data_path: str | Path | None,
+    base_name: str,
+    args: FinetuneArguments | None = None,
+    *,
+    base_revision: str | None = None,
+    name: str | None = None,
+    output_dir: str | Path | None = None,
+    models_dir: str | Path = MODELS_DIR,
+    force: bool = False,
+    text_col: str | None = None,
+    label_options: LabelOptions | None = None,
+    processed_dir: str | Path = PROCESSED_DIR,
+    device: str | None = None,
+    quiet: bool = False,
+) -> FinetuneResult:
+    """Fine-tune `base_name` on labeled reviews and save the best epoch (by validation macro-F1)."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup, set_seed
+
+    started = time.perf_counter()
+    args = args or FinetuneArguments()
+    say = (lambda message: None) if quiet else console.print
+    silence_library_logs()
+    warnings: list[str] = []
+
+    data = load_training_data(data_path, text_col=text_col, label_options=label_options,
+                              processed_dir=processed_dir)
+    label_names = sort_labels(data.labels)
+    if len(label_names) < 2:
+        raise RsError(f"Training needs at least two classes; {data.path} has only {label_names or 'none'} "
+                      f"({data.label_source}).")
+    base = resolve_base(base_name, base_revision)
+    name = name or default_model_name(base, data.path)
+    output_dir = Path(output_dir) if output_dir else Path(models_dir) / name
+    if output_dir.exists() and not force:
+        raise RsError(f"{output_dir} already exists. Pass --name with another name, or --force to replace it.")
+    say(f"Data: {data.path} — {len(data.texts)} labeled reviews ({data.label_source}); "
+        f"skipped {data.rows_unlabeled} unlabeled, {data.rows_empty_text} empty")
+
+    tokenizer, config = load_base_tokenizer_and_config(base)
+    expected = expected_vocab_size(base)
+    if expected and config.vocab_size != expected:
+        warnings.append(f"{base.source} has vocabulary {config.vocab_size}, expected {expected} for --base "
+                        f"{base.alias}: check the revision.")
+    max_length = clamp_max_length(args.max_length, tokenizer, config, warnings)
+    for warning in warnings:
+        say(f"[yellow]Warning:[/] {warning}")
+
+    set_seed(args.seed)  # before the classifier head is initialized
+    label_ids = {label: i for i, label in enumerate(label_names)}
+    model = load_base_model(base, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+                            label2id=label_ids)
+    model.config.problem_type = "single_label_classification"
+    device = pick_device(device)
+    model.to(device)
+
+    train_rows, validation_rows = stratified_split(data.labels, args.validation_fraction, args.seed)
+    encoded = tokenizer(data.texts, truncation=True, max_length=max_length)["input_ids"]
+    targets = [label_ids[label] for label in data.labels]
+    train_targets = [targets[i] for i in train_rows]
+    counts = Counter(train_targets)
+    say(f"Base: {base.source}{' @ ' + base.revision if base.revision else ''} · labels {label_names} · "
+        f"train {len(train_rows)} / validation {len(validation_rows)} · max length {max_length} · {device}")
+
+    class_weight = None
+    if args.class_weights:
+        # Inverse frequency ("balanced"), so a rare neutral class is not ignored.
+        weights = [len(train_targets) / (len(label_names) * counts[i]) for i in range(len(label_names))]
+        class_weight = torch.tensor(weights, dtype=torch.float32, device=device)
+    loss_function = torch.nn.CrossEntropyLoss(weight=class_weight)
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    parameter_groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": args.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(parameter_groups, lr=args.learning_rate)
+    steps_per_epoch = math.ceil(len(train_rows) / args.batch_size)
+    total_steps = steps_per_epoch * args.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * args.warmup_ratio), total_steps)
+    use_amp = device.startswith("cuda")
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    generator = torch.Generator().manual_seed(args.seed)
+    pad_id = tokenizer.pad_token_id
+
+    history: list[dict] = []
+    best = {"macro_f1": -1.0}
+    best_state = None
+    epochs_without_improvement = 0
+    with progress_bar() as progress:
+        task = progress.add_task("Training", total=total_steps, info="")
+        for epoch in range(1, args.epochs + 1):
+            model.train()
+            order = [train_rows[i] for i in torch.randperm(len(train_rows), generator=generator).tolist()]
+            losses = []
+            for start in range(0, len(order), args.batch_size):
+                rows = order[start:start + args.batch_size]
+                longest = max(len(encoded[r]) for r in rows)
+                ids = torch.full((len(rows), longest), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(rows), longest), dtype=torch.long)
+                for j, row in enumerate(rows):
+                    ids[j, : len(encoded[row])] = torch.tensor(encoded[row])
+                    mask[j, : len(encoded[row])] = 1
+                gold = torch.tensor([targets[r] for r in rows], device=device)
+                with torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
+                    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+                loss = loss_function(logits.float(), gold)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                losses.append(loss.item())
+                progress.update(task, advance=1, info=f"epoch {epoch}/{args.epochs} loss {np.mean(losses[-50:]):.4f}")
+
+            probabilities = batched_probabilities(model, [encoded[i] for i in validation_rows], pad_id,
+                                                  batch_size=max(args.batch_size, 64), device=device)
+            scores = _scores([targets[i] for i in validation_rows], probabilities.argmax(axis=1).tolist(),
+                             label_names)
+            record = {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4), **scores}
+            history.append(record)
+            improved = scores["macro_f1"] > best["macro_f1"]
+            say(f"epoch {epoch}: train loss {record['train_loss']:.4f} · validation accuracy "
+                f"{scores['accuracy']:.4f} · macro-F1 {scores['macro_f1']:.4f}{'  (best)' if improved else ''}")
+            if improved:
+                best = {"epoch": epoch, **scores}
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                epochs_without_improvement = 0
+            else:
+                epochs_without_improvement += 1
+                if args.early_stopping_patience and epochs_without_improvement >= args.early_stopping_patience:
+                    say(f"Early stopping: no better validation macro-F1 for {epochs_without_improvement} epochs.")
+                    break
+
+    model.load_state_dict(best_state)
+    model.to("cpu")
+    data_info = {
+        "path": str(data.path),
+        "fingerprint": data.fingerprint(),
+        "text_column": data.text_column,
+        "label_source": data.label_source,
+        "from_preprocess": data.from_preprocess,
+        "rows_total": data.rows_total,
+        "rows_used": len(data.texts),
+        "rows_unlabeled": data.rows_unlabeled,
+        "rows_empty_text": data.rows_empty_text,
+        "rows_train": len(train_rows),
+        "rows_validation": len(validation_rows),
+        "label_counts": {label: data.labels.count(label) for label in label_names},
+        "truncated": sum(len(ids) >= max_length for ids in encoded),
+    }
+    metrics = {"best_epoch": best["epoch"], "accuracy": best["accuracy"], "macro_f1": best["macro_f1"],
+               "selected_on": "validation macro-F1", "history": history}
+    seconds = round(time.perf_counter() - started, 1)
+    meta = {
+        "name": output_dir.name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": "review-sentiment",
+        "labels": label_names,
+        "max_length": max_length,
+        "normalization": data.recipe.to_dict(),
+        "base": {**base.to_dict(), "commit": getattr(config, "_commit_hash", None),
+                 "vocab_size": config.vocab_size, "model_type": config.model_type},
+        "training_args": args.to_dict(),
+        "data": data_info,
+        "metrics": metrics,
+        "device": device,
+        "train_seconds": seconds,
+        "warnings": warnings,
+        "library_versions": library_versions(),
+    }
+    save_model_folder(model, tokenizer, meta, output_dir, force=force)
+    return FinetuneResult(output_dir, label_names, best["epoch"], metrics, history, data_info, warnings, seconds)

@@ -1,0 +1,223 @@
+"""The versioned review-normalization recipe, shared by preprocess, finetune and predict.
+
+A model folder stores the recipe it was trained with (`NormalizationRecipe.to_dict`), and predict rebuilds
+the same normalizer from it, so raw and preprocessed inputs get the same labels.
+
+Recipe `rs-normalize` version 1, in order:
+
+1. None / NaN / non-text cells become "" (kiwipiepy raises on them); lone UTF-16 surrogates are removed
+   (kiwipiepy raises on them too; they come from badly decoded exports).
+2. HTML entities are unescaped until none is left (`&amp;lt;3` → `<3`), so a second pass changes nothing.
+3. Unicode NFC — never NFKC, which turns compatibility jamo such as ㅋ into conjoining jamo that Korean
+   vocabularies lack. NFC also recomposes the NFD text of macOS exports.
+4. URLs and e-mail addresses are replaced by a space: they carry no sentiment and eat the token budget.
+5. Control and invisible format characters (zero-width space, BOM, direction marks) are removed; the
+   zero-width joiner stays because emoji sequences (👨‍👩‍👧) need it. Emoji are kept: KcELECTRA kept them
+   in pretraining and they are strong sentiment cues.
+6. Runs of one character longer than `max_repeat` are cut to `max_repeat` (ㅋㅋㅋㅋㅋ → ㅋㅋ, !!!!! → !!), and
+   so are runs of a two-character unit (ㅋㅎㅋㅎㅋㅎ → ㅋㅎㅋㅎ). Digits are never collapsed: 10000원 stays
+   10000원 (soynlp's repeat_normalize turns it into 100원). Whitespace is collapsed to single spaces.
+7. kiwipiepy sentence splitting (`sentence_split`, default on): sentences are re-joined with one space,
+   which separates sentences glued by punctuation ("좋아요.배송도" → "좋아요. 배송도") and nothing else; a
+   split that would change any non-space character is discarded.
+8. kiwipiepy spacing correction (`spacing`, default off) and typo correction (`typos`, default off).
+
+Why 7 is on and 8 is off (measured on 20,000 NSMC reviews, `python bench/normalize_effects.py`; the
+numbers are in the README): sentence splitting touches only the reviews with glued sentences and keeps
+every character. Kiwi's `space()` rewrites a large share of reviews, including correctly spaced slang
+(개꿀 → 개 꿀, 존맛탱 splits) that a pretrained tokenizer already knows; typo correction goes through
+morpheme analysis and re-joining, rewrites endings and spacing beyond the typo, and fixes few real
+errors. Both stay available for data with heavy spacing errors (`rs preprocess --spacing --typos`).
+
+Stopwords are never removed: kiwipiepy's default stopword list drops negation (않, 없, 아니).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import math
+import os
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
+
+from review_sentiment.errors import RsError
+
+RECIPE_NAME = "rs-normalize"
+RECIPE_VERSION = 1
+
+_LONE_SURROGATES = re.compile("[\ud800-\udfff]")
+_URLS = re.compile(r"(?:https?://|www\.)\S+|\b[\w.+-]+@[\w-]+\.[\w.-]+\b", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s+")
+_HANGUL = re.compile("[\uac00-\ud7a3\u3131-\u318e\u1100-\u11ff]")
+_KEEP_FORMAT_CHARS = {"\u200d"}  # zero-width joiner: part of emoji sequences
+
+
+@dataclass(frozen=True)
+class NormalizationRecipe:
+    """Which normalization steps run. Stored in every model folder and processed-file sidecar."""
+
+    sentence_split: bool = True
+    spacing: bool = False
+    typos: bool = False
+    max_repeat: int = 2
+    name: str = RECIPE_NAME
+    version: int = RECIPE_VERSION
+
+    def __post_init__(self) -> None:
+        if self.name != RECIPE_NAME:
+            raise RsError(f"Unknown normalization recipe {self.name!r}: this rs knows only {RECIPE_NAME!r}.")
+        if self.version > RECIPE_VERSION:
+            raise RsError(
+                f"The normalization recipe is version {self.version}, newer than this rs supports "
+                f"({RECIPE_VERSION}). Upgrade rs: pip install -U review-sentiment."
+            )
+        if self.max_repeat < 1:
+            raise RsError(f"max_repeat must be at least 1, got {self.max_repeat}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NormalizationRecipe:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise RsError(f"Unknown normalization settings {sorted(unknown)}: was this made by a newer rs?")
+        return cls(**data)
+
+    def describe(self) -> str:
+        steps = ["nfc", "cleanup", f"repeats<={self.max_repeat}"]
+        steps += [name for name, on in (("sentences", self.sentence_split), ("spacing", self.spacing),
+                                        ("typos", self.typos)) if on]
+        return f"{self.name} v{self.version} ({', '.join(steps)})"
+
+
+def coerce_text(value: object) -> str:
+    """A cell as text: None and NaN become "", other non-strings their str()."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _drop_invisible(text: str) -> str:
+    out = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cc":
+            out.append(" " if char in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85" else "")
+        elif category in ("Cf", "Co", "Cs") and char not in _KEEP_FORMAT_CHARS:
+            continue
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=8)
+def _repeat_patterns(max_repeat: int) -> tuple[re.Pattern, re.Pattern]:
+    single = re.compile(r"([^\d\s])\1{%d,}" % max_repeat)
+    pair = re.compile(r"([^\d\s]{2})\1{%d,}" % max_repeat)
+    return single, pair
+
+
+def collapse_repeats(text: str, max_repeat: int = 2) -> str:
+    """Cut runs of a character or a two-character unit to `max_repeat` copies; digits are left alone."""
+    single, pair = _repeat_patterns(max_repeat)
+    text = single.sub(lambda m: m.group(1) * max_repeat, text)
+    return pair.sub(lambda m: m.group(1) * max_repeat, text)
+
+
+def clean_text(value: object, max_repeat: int = 2) -> str:
+    """Steps 1-6 of the recipe: pure-Python cleanup, no kiwipiepy."""
+    text = _LONE_SURROGATES.sub("", coerce_text(value))
+    # Entities can be nested (&amp;lt;) and removing characters can glue new ones together, so repeat the
+    # whole cleanup until it is stable; every pass that changes something shortens or recomposes the text.
+    for _ in range(8):
+        before = text
+        while True:
+            unescaped = html.unescape(text)
+            if unescaped == text:
+                break
+            text = _LONE_SURROGATES.sub("", unescaped)  # &#xd800; unescapes to U+FFFD, but be safe
+        text = unicodedata.normalize("NFC", text)
+        text = _URLS.sub(" ", text)
+        text = _drop_invisible(text)
+        text = _WHITESPACE.sub(" ", text).strip()
+        text = collapse_repeats(text, max_repeat)
+        if text == before:
+            break
+    return text
+
+
+def has_hangul(text: str) -> bool:
+    return bool(_HANGUL.search(text))
+
+
+@functools.lru_cache(maxsize=1)
+def shared_kiwi():
+    """One Kiwi per process: building it costs seconds and hundreds of MB."""
+    from kiwipiepy import Kiwi
+
+    return Kiwi(num_workers=min(os.cpu_count() or 1, 8))
+
+
+def _squeeze(text: str) -> str:
+    return _WHITESPACE.sub("", text)
+
+
+class ReviewNormalizer:
+    """Applies one `NormalizationRecipe` to batches of review texts."""
+
+    def __init__(self, recipe: NormalizationRecipe | None = None):
+        self.recipe = recipe or NormalizationRecipe()
+
+    @property
+    def uses_kiwi(self) -> bool:
+        return self.recipe.sentence_split or self.recipe.spacing or self.recipe.typos
+
+    def normalize(self, texts: Iterable[object]) -> list[str]:
+        """Normalize every text; the result has exactly one string per input, in order."""
+        cleaned = [clean_text(t, self.recipe.max_repeat) for t in texts]
+        if not self.uses_kiwi:
+            return cleaned
+        kiwi = shared_kiwi()
+        positions = [i for i, t in enumerate(cleaned) if t]
+        batch = [cleaned[i] for i in positions]
+        if self.recipe.typos:
+            batch = self._correct_typos(kiwi, batch)
+        if self.recipe.spacing:
+            batch = [_WHITESPACE.sub(" ", s).strip() for s in kiwi.space(batch, reset_whitespace=False)]
+        if self.recipe.sentence_split:
+            batch = self._split_sentences(kiwi, batch)
+        for i, text in zip(positions, batch):
+            cleaned[i] = clean_text(text, self.recipe.max_repeat)
+        return cleaned
+
+    def normalize_one(self, text: object) -> str:
+        return self.normalize([text])[0]
+
+    @staticmethod
+    def _split_sentences(kiwi, texts: list[str]) -> list[str]:
+        out = []
+        for text, sentences in zip(texts, kiwi.split_into_sents(texts)):
+            joined = " ".join(s.text.strip() for s in sentences)
+            # Sentence splitting may only add spaces; anything else means kiwipiepy lost or moved text.
+            out.append(joined if _squeeze(joined) == _squeeze(text) else text)
+        return out
+
+    @staticmethod
+    def _correct_typos(kiwi, texts: list[str]) -> list[str]:
+        out = []
+        for text in texts:
+            tokens = kiwi.tokenize(text, typos="basic")
+            out.append(kiwi.join(tokens) if tokens else text)
+        return out
+
+
+def normalize_texts(texts: Iterable[object], recipe: NormalizationRecipe | None = None) -> list[str]:
+    """Normalize review texts with `recipe` (the default recipe when None)."""
+    return ReviewNormalizer(recipe).normalize(texts)
