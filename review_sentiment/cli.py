@@ -14,16 +14,17 @@ app = typer.Typer(
     name="rs",
     help=(
         "Korean review sentiment: clean reviews with kiwipiepy, fine-tune a Korean ELECTRA, label new files.\n\n"
-        "  rs preprocess reviews.csv\n\n"
-        "  rs finetune --base kcelectra\n\n"
-        "  rs predict reviews.csv -o labeled.csv\n\n"
+        "`rs preprocess reviews.csv`\n\n"
+        "`rs finetune --base kcelectra`\n\n"
+        "`rs predict reviews.csv -o labeled.csv`\n\n"
+        "Offline? Download a base on a connected machine and pass its folder: --base ./KcELECTRA-base-v2022. "
         "Exit codes: 0 success, 1 a problem with data, files or models (the message says how to fix it), "
         "2 a usage error."
     ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
 )
 
 
@@ -36,7 +37,7 @@ def _fail(error: RsError) -> None:
 def preprocess(
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Review file: .csv, .tsv, .txt or .jsonl."),
     output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Where to write the processed file [default: data/processed/<name>.csv]."
+        None, "--output", "-o", help="Where to write the processed file [default: data/processed/NAME.csv]."
     ),
     text_col: Optional[str] = typer.Option(
         None, "--text-col", help="Column with the review text [default: review/text/document/content/리뷰/내용...]."
@@ -90,8 +91,8 @@ def finetune(
              "checkpoint folder.",
     ),
     revision: Optional[str] = typer.Option(None, "--revision", help="Hub revision (overrides the alias's pin)."),
-    name: Optional[str] = typer.Option(None, "--name", help="Model name [default: <base>-<data>-<time>]."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Model folder [default: models/<name>]."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model name [default: BASE-DATA-TIME]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Model folder [default: models/NAME]."),
     force: bool = typer.Option(False, "--force", "-F", help="Replace an existing model folder."),
     text_col: Optional[str] = typer.Option(None, "--text-col", help="Column with the review text."),
     label_col: Optional[str] = typer.Option(
@@ -114,7 +115,7 @@ def finetune(
     seed: int = typer.Option(42, "--seed", help="Random seed."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
 ) -> None:
-    """Fine-tune a Korean ELECTRA into a positive/negative/neutral classifier, saved under models/<name>/.
+    """Fine-tune a Korean ELECTRA into a positive/negative/neutral classifier, saved under models/NAME/.
 
     Labels come from a label column or from star ratings (5-point: 1-2 negative, 3 neutral, 4-5 positive;
     10-point: 1-4, 5-8, 9-10). A stratified validation split picks the best epoch by macro-F1. Without
@@ -147,7 +148,7 @@ def finetune(
 def predict(
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Review file to label (raw or preprocessed)."),
     output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Output file (.csv, .tsv, .jsonl) [default: <input>.labeled.csv]."
+        None, "--output", "-o", help="Output file (.csv, .tsv, .jsonl) [default: INPUT.labeled.csv]."
     ),
     model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="Model folder [default: the newest model under models/]."
@@ -160,7 +161,7 @@ def predict(
     """Label every review in INPUT with a fine-tuned model.
 
     The output keeps every input column and row in order and adds predicted_label, confidence and one
-    prob_<label> column per class (existing columns are never overwritten: a clash gets an _rs suffix).
+    prob_LABEL column per class (existing columns are never overwritten: a clash gets an _rs suffix).
     The model's own normalization is applied, so raw and preprocessed files get the same labels. Rows
     whose text is empty get an empty label.
     """
@@ -171,7 +172,8 @@ def predict(
                                device=device, encoding=encoding)
     except RsError as error:
         _fail(error)
-    console.print(f"Model: {summary.model_dir} ({summary.device})")
+    chosen = "" if model else "newest under models/, "
+    console.print(f"Model: {summary.model_dir} ({chosen}{summary.device})")
     distribution = ", ".join(
         f"{label} {n} ({n / summary.scored:.1%})" if summary.scored else f"{label} 0"
         for label, n in summary.label_counts.items()

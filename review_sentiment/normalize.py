@@ -17,17 +17,20 @@ Recipe `rs-normalize` version 1, in order:
 6. Runs of one character longer than `max_repeat` are cut to `max_repeat` (ㅋㅋㅋㅋㅋ → ㅋㅋ, !!!!! → !!), and
    so are runs of a two-character unit (ㅋㅎㅋㅎㅋㅎ → ㅋㅎㅋㅎ). Digits are never collapsed: 10000원 stays
    10000원 (soynlp's repeat_normalize turns it into 100원). Whitespace is collapsed to single spaces.
-7. kiwipiepy sentence splitting (`sentence_split`, default on): sentences are re-joined with one space,
-   which separates sentences glued by punctuation ("좋아요.배송도" → "좋아요. 배송도") and nothing else; a
-   split that would change any non-space character is discarded.
+7. kiwipiepy sentence splitting (`sentence_split`, default on): where a sentence boundary follows
+   punctuation, an emoji or jamo (ㅋㅋ) with no space, one space is inserted ("좋아요.배송도" → "좋아요. 배송도").
+   Boundaries right after a syllable, letter or digit are ignored, because kiwipiepy sometimes puts them
+   inside a word (재미지|다). Nothing but spaces ever changes, and splitting repeats until stable.
 8. kiwipiepy spacing correction (`spacing`, default off) and typo correction (`typos`, default off).
 
-Why 7 is on and 8 is off (measured on 20,000 NSMC reviews, `python bench/normalize_effects.py`; the
-numbers are in the README): sentence splitting touches only the reviews with glued sentences and keeps
-every character. Kiwi's `space()` rewrites a large share of reviews, including correctly spaced slang
-(개꿀 → 개 꿀, 존맛탱 splits) that a pretrained tokenizer already knows; typo correction goes through
-morpheme analysis and re-joining, rewrites endings and spacing beyond the typo, and fixes few real
-errors. Both stay available for data with heavy spacing errors (`rs preprocess --spacing --typos`).
+Why 7 is on and 8 is off (measured on 20,000 NSMC reviews with `python bench/normalize_effects.py`; the
+table is in the README): sentence splitting touches about one review in seven, only adds spaces, and is
+idempotent. Kiwi's `space()` changes about 72 % of reviews and splits about a fifth of all words, including
+forms a pretrained tokenizer already knows (볼만한 → 볼 만한, 꿀잼 → 꿀 잼, B급 → B 급), and is not
+idempotent. Typo correction goes through morpheme analysis and re-joining: most of the reviews it changes
+are rewritten without any typo fixed (이게 → 이것이, 되었고 → 됐고), some "fixes" are wrong
+(왜이러케 → 왜이러하게), and it is the slowest step. Both stay available for data with heavy spacing errors
+(`rs preprocess --spacing --typos`); they are recorded in the recipe so predict repeats them.
 
 Stopwords are never removed: kiwipiepy's default stopword list drops negation (않, 없, 아니).
 """
@@ -165,8 +168,36 @@ def shared_kiwi():
     return Kiwi(num_workers=min(os.cpu_count() or 1, 8))
 
 
-def _squeeze(text: str) -> str:
-    return _WHITESPACE.sub("", text)
+_MAX_SPLIT_PASSES = 4
+
+
+def _ends_inside_word(char: str) -> bool:
+    """A Hangul syllable, letter or digit: a sentence boundary after it may cut a word (재미지|다)."""
+    if "\u3131" <= char <= "\u318e":  # compatibility jamo (ㅋㅋ, ㅠㅠ) end a word
+        return False
+    return unicodedata.category(char)[0] in "LN"
+
+
+def _join_sentences(text: str, sentences) -> str:
+    """Insert one space at sentence boundaries that follow punctuation, emoji or jamo and lack one."""
+    pieces = []
+    previous_end = None
+    for sentence in sentences:
+        if previous_end is not None:
+            gap = text[previous_end:sentence.start]
+            if gap.strip():  # kiwipiepy skipped characters: keep the text as it was
+                return text
+            if not gap and not _ends_inside_word(text[previous_end - 1]):
+                gap = " "
+            pieces.append(gap)
+        elif sentence.start:
+            pieces.append(text[:sentence.start])
+        pieces.append(text[sentence.start:sentence.end])
+        previous_end = sentence.end
+    if previous_end is None:
+        return text
+    pieces.append(text[previous_end:])
+    return "".join(pieces)
 
 
 class ReviewNormalizer:
@@ -202,11 +233,21 @@ class ReviewNormalizer:
 
     @staticmethod
     def _split_sentences(kiwi, texts: list[str]) -> list[str]:
-        out = []
-        for text, sentences in zip(texts, kiwi.split_into_sents(texts)):
-            joined = " ".join(s.text.strip() for s in sentences)
-            # Sentence splitting may only add spaces; anything else means kiwipiepy lost or moved text.
-            out.append(joined if _squeeze(joined) == _squeeze(text) else text)
+        # Splitting a text changes how kiwipiepy splits it next time, so repeat until nothing changes:
+        # normalization must be idempotent (a processed file normalized again stays the same).
+        pending = list(range(len(texts)))
+        out = list(texts)
+        for _ in range(_MAX_SPLIT_PASSES):
+            if not pending:
+                break
+            batch = [out[i] for i in pending]
+            changed = []
+            for i, text, sentences in zip(pending, batch, kiwi.split_into_sents(batch)):
+                joined = _join_sentences(text, sentences)
+                if joined != text:
+                    out[i] = joined
+                    changed.append(i)
+            pending = changed
         return out
 
     @staticmethod

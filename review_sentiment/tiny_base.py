@@ -45,6 +45,9 @@ def build_tiny_electra(
     import torch
     from transformers import ElectraConfig, ElectraForPreTraining, ElectraTokenizer
 
+    from review_sentiment.console import silence_library_logs
+
+    silence_library_logs()
     output_dir = Path(output_dir)
     vocab = train_wordpiece_vocab(normalize_texts(texts), vocab_size)
     tokenizer = ElectraTokenizer(vocab=vocab, do_lower_case=False, strip_accents=False,

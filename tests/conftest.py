@@ -1,0 +1,40 @@
+"""Shared fixtures: a tiny ELECTRA base and a tiny fine-tuned model, built locally (no hub)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample_reviews.csv"
+
+
+@pytest.fixture(scope="session")
+def sample_table() -> pd.DataFrame:
+    return pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory, sample_table) -> Path:
+    from review_sentiment.tiny_base import build_tiny_electra
+
+    return build_tiny_electra(sample_table["review"].tolist(), tmp_path_factory.mktemp("bases") / "tiny",
+                              vocab_size=1500, hidden_size=32)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, tiny_base) -> Path:
+    """A three-class model fine-tuned for a few epochs on the bundled sample."""
+    from review_sentiment.config import FinetuneArguments
+    from review_sentiment.finetune import finetune
+
+    output = tmp_path_factory.mktemp("models") / "tiny-sentiment"
+    args = FinetuneArguments(epochs=3, learning_rate=1e-3, batch_size=32, early_stopping_patience=0)
+    finetune(SAMPLE, str(tiny_base), args, output_dir=output, quiet=True)
+    return output

@@ -1,0 +1,95 @@
+"""The three commands as a user runs them, through typer's CliRunner, in a fresh working directory."""
+
+import time
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from review_sentiment.cli import app
+from tests.conftest import SAMPLE
+
+runner = CliRunner()
+
+
+@pytest.mark.slow
+def test_preprocess_finetune_predict_roundtrip(tmp_path, monkeypatch, tiny_base):
+    monkeypatch.chdir(tmp_path)
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_bytes(SAMPLE.read_bytes())
+
+    result = runner.invoke(app, ["preprocess", "reviews.csv"])
+    assert result.exit_code == 0, result.output
+    assert "data/processed/reviews.csv" in result.output and "360 rows" in result.output
+
+    result = runner.invoke(app, ["finetune", "--base", str(tiny_base), "--epochs", "2", "--lr", "1e-3"])
+    assert result.exit_code == 0, result.output
+    assert "data/processed/reviews.csv" in result.output  # says which file it picked up
+    models = list((tmp_path / "models").iterdir())
+    assert len(models) == 1 and (models[0] / "model.safetensors").exists()
+
+    result = runner.invoke(app, ["predict", "reviews.csv", "-o", "labeled.csv"])
+    assert result.exit_code == 0, result.output
+    assert f"models/{models[0].name} (newest under models/" in result.output  # the default model is printed
+    assert "Labeled 360 of 360 rows" in result.output
+    labeled = pd.read_csv("labeled.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    original = pd.read_csv(reviews, dtype=str, keep_default_na=False)
+    assert labeled[original.columns].equals(original)
+    assert labeled["predicted_label"].isin(["negative", "neutral", "positive"]).all()
+
+
+def test_offline_alias_exits_fast_with_instructions(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "train.csv").write_bytes(SAMPLE.read_bytes())
+    started = time.perf_counter()
+    result = runner.invoke(app, ["finetune", "train.csv", "--base", "kcelectra"])
+    assert result.exit_code == 1
+    assert time.perf_counter() - started < 30
+    assert "beomi/KcELECTRA-base-v2022" in result.output and "hf download" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_unknown_text_column_lists_the_columns(tmp_path):
+    (tmp_path / "x.csv").write_text("id,memo\n1,좋아요\n", encoding="utf-8")
+    result = runner.invoke(app, ["preprocess", str(tmp_path / "x.csv"), "-o", str(tmp_path / "y.csv")])
+    assert result.exit_code == 1
+    assert "['id', 'memo']" in result.output and "--text-col" in result.output
+
+
+def test_finetune_without_data_explains(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["finetune", "--base", "kcelectra"])
+    assert result.exit_code == 1
+    assert "rs preprocess reviews.csv" in result.output
+
+
+def test_predict_without_models_explains(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.csv").write_text("review\n좋아요\n", encoding="utf-8")
+    result = runner.invoke(app, ["predict", "r.csv"])
+    assert result.exit_code == 1
+    assert "rs finetune" in result.output
+
+
+def test_usage_errors_exit_2():
+    assert runner.invoke(app, ["predict"]).exit_code == 2
+    assert runner.invoke(app, ["finetune", "--epochs", "many"]).exit_code == 2
+
+
+def test_help_teaches_each_command():
+    for command in ("preprocess", "finetune", "predict"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0
+    assert "kcelectra" in runner.invoke(app, ["finetune", "--help"]).output
+
+
+def test_help_is_instant_because_heavy_libraries_are_not_imported():
+    import subprocess
+    import sys
+
+    code = ("import sys; from review_sentiment.cli import app; "
+            "print(sorted(m for m in ('torch', 'transformers', 'kiwipiepy', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,139 @@
+import unicodedata
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from review_sentiment.errors import RsError
+from review_sentiment.normalize import (
+    NormalizationRecipe,
+    ReviewNormalizer,
+    clean_text,
+    collapse_repeats,
+    has_hangul,
+    normalize_texts,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ㅋㅋㅋㅋㅋㅋ 웃겨요", "ㅋㅋ 웃겨요"),
+        ("최고!!!!!!", "최고!!"),
+        ("ㅠㅠㅠㅠ 슬퍼", "ㅠㅠ 슬퍼"),
+        ("10000원 1000000원", "10000원 1000000원"),  # digits are never collapsed
+        ("ㅋㅎㅋㅎㅋㅎㅋㅎ", "ㅋㅎㅋㅎ"),
+        ("😍😍😍😍 좋아요", "😍😍 좋아요"),  # emoji kept, only the run is cut
+    ],
+)
+def test_clean_text_collapses_repeats_but_not_digits(raw, expected):
+    assert clean_text(raw) == expected
+
+
+def test_clean_text_recomposes_nfd_and_never_uses_nfkc():
+    nfd = unicodedata.normalize("NFD", "배송 빨라요 ㅋㅋ")
+    assert nfd != "배송 빨라요 ㅋㅋ"
+    cleaned = clean_text(nfd)
+    assert cleaned == "배송 빨라요 ㅋㅋ"
+    assert "\u314b" in cleaned  # compatibility jamo ㅋ survives (NFKC would turn it into U+110F)
+
+
+@pytest.mark.parametrize("value", [None, float("nan"), "", "   ", "\u200b\u200b"])
+def test_missing_and_blank_cells_become_empty(value):
+    assert clean_text(value) == ""
+
+
+def test_lone_surrogates_control_and_zero_width_removed():
+    assert clean_text("좋\ud800아요\u200b\x00 굿\ufeff") == "좋아요 굿"
+
+
+def test_zero_width_joiner_inside_emoji_is_kept():
+    family = "👨\u200d👩\u200d👧"
+    assert clean_text(f"가족 {family}") == f"가족 {family}"
+
+
+def test_html_entities_urls_and_emails():
+    assert clean_text("&lt;3 최고&amp;짱 https://shop.example.com/a?b=1 문의 a.b@example.com") == "<3 최고&짱 문의"
+    assert clean_text("&amp;lt;3") == "<3"  # doubly escaped
+
+
+def test_has_hangul():
+    assert has_hangul("좋아요") and has_hangul("ㅋㅋ")
+    assert not has_hangul("good 👍 123")
+
+
+def test_sentence_split_only_adds_spaces():
+    text = "좋아요.배송도빨라요 ㅋㅋ 근데 포장이 별로였음!!다음엔 안 살듯"
+    normalized = normalize_texts([text])[0]
+    assert normalized.replace(" ", "") == text.replace(" ", "")
+    assert "좋아요. 배송도빨라요" in normalized
+
+
+def test_negation_words_survive():
+    for text in ["나쁘지 않아요", "다시는 안 시켜요", "맛이 없어요", "이건 아니에요"]:
+        normalized = normalize_texts([text])[0]
+        for negation in ("않", "안", "없", "아니"):
+            assert (negation in text) == (negation in normalized)
+
+
+def test_one_output_per_input_in_order():
+    texts = ["첫째", None, "", "셋째 ㅋㅋㅋㅋ", float("nan"), "다섯째"]
+    assert normalize_texts(texts) == ["첫째", "", "", "셋째 ㅋㅋ", "", "다섯째"]
+
+
+def test_spacing_option_rewrites_spacing():
+    recipe = NormalizationRecipe(spacing=True, sentence_split=False)
+    assert ReviewNormalizer(recipe).normalize(["배송이빨라서좋아요"]) == ["배송이 빨라서 좋아요"]
+
+
+def test_typo_option_fixes_a_common_typo():
+    recipe = NormalizationRecipe(typos=True, sentence_split=False)
+    assert ReviewNormalizer(recipe).normalize(["맛잇어요"]) == ["맛있어요"]
+
+
+def test_recipe_roundtrip_and_validation():
+    recipe = NormalizationRecipe(spacing=True)
+    assert NormalizationRecipe.from_dict(recipe.to_dict()) == recipe
+    with pytest.raises(RsError, match="newer"):
+        NormalizationRecipe.from_dict({**recipe.to_dict(), "version": 99})
+    with pytest.raises(RsError, match="Unknown normalization settings"):
+        NormalizationRecipe.from_dict({**recipe.to_dict(), "lowercase": True})
+
+
+review_piece = st.one_of(
+    st.characters(min_codepoint=0xAC00, max_codepoint=0xAC40),  # Hangul syllables
+    st.characters(min_codepoint=0x3131, max_codepoint=0x3163),  # compatibility jamo (ㅋ, ㅠ)
+    st.sampled_from(list(" .!?~,ㅋㅎㅠ😍👍\u200b\u200d\n\t&;#<>0123456789abc")),
+    st.sampled_from(["&amp;", "&lt;", "&#8203;", "http://x.y/", "\ud800", "ㅋㅋㅋㅋ", "10000원"]),
+    st.characters(codec="utf-8"),
+)
+korean_text = st.lists(review_piece, max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(korean_text)
+def test_clean_text_is_idempotent(text):
+    once = clean_text(text)
+    assert clean_text(once) == once
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(korean_text, max_size=5))
+def test_default_normalization_is_idempotent(texts):
+    once = normalize_texts(texts)
+    assert normalize_texts(once) == once
+
+
+def test_collapse_repeats_respects_max_repeat():
+    assert collapse_repeats("ㅋㅋㅋㅋㅋ", 3) == "ㅋㅋㅋ"
+
+
+def test_sentence_split_never_cuts_a_word():
+    # kiwipiepy puts a boundary inside 재미지다; a space there would change how the model tokenizes it.
+    assert normalize_texts(["재미지다 여주 존나 이쁨"]) == ["재미지다 여주 존나 이쁨"]
+
+
+def test_sentence_split_is_stable_after_inserting_spaces():
+    # The first split changes how kiwipiepy splits the text again; the recipe repeats until stable.
+    once = normalize_texts(["그냥 한번 보는거지뭐..두번은 못보겠다.."])
+    assert normalize_texts(once) == once

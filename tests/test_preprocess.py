@@ -1,0 +1,72 @@
+import json
+
+import pandas as pd
+import pytest
+
+from review_sentiment.errors import RsError
+from review_sentiment.normalize import NormalizationRecipe
+from review_sentiment.preprocess import latest_processed_file, preprocess_file, read_sidecar
+
+
+def _write(path, rows):
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_keeps_rows_and_columns_and_flags(tmp_path):
+    source = _write(tmp_path / "in.csv", {
+        "id": ["1", "2", "3", "4", "5"],
+        "내용": ["배송 빨라요ㅋㅋㅋㅋ", "", "good 👍", "배송 빨라요ㅋㅋ", "별로예요"],
+        "extra": ["a", "b", "c", "d", "e"],
+    })
+    summary = preprocess_file(source, tmp_path / "out.csv", processed_dir=tmp_path / "processed")
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    assert out.columns.tolist() == ["id", "내용", "extra", "text_normalized", "flag_empty", "flag_no_hangul",
+                                    "flag_duplicate"]
+    assert out["id"].tolist() == ["1", "2", "3", "4", "5"]
+    assert out["text_normalized"].tolist() == ["배송 빨라요ㅋㅋ", "", "good 👍", "배송 빨라요ㅋㅋ", "별로예요"]
+    assert out["flag_empty"].tolist() == ["False", "True", "False", "False", "False"]
+    assert out["flag_no_hangul"].tolist() == ["False", "False", "True", "False", "False"]
+    assert out["flag_duplicate"].tolist() == ["False", "False", "False", "True", "False"]
+    assert summary.text_column == "내용"
+    assert summary.flagged == {"empty": 1, "no_hangul": 1, "duplicate": 1}
+    assert summary.rows_out == 5 and summary.dropped == {}
+
+
+def test_drops_only_when_asked(tmp_path):
+    source = _write(tmp_path / "in.csv", {"review": ["좋아요", "", "좋아요", "별로"]})
+    summary = preprocess_file(source, tmp_path / "out.csv", drop_empty=True, drop_duplicates=True,
+                              processed_dir=tmp_path / "processed")
+    assert summary.dropped == {"empty": 1, "duplicate": 1}
+    assert pd.read_csv(tmp_path / "out.csv")["review"].tolist() == ["좋아요", "별로"]
+
+
+def test_default_output_sidecar_and_latest_pointer(tmp_path):
+    source = _write(tmp_path / "shop.csv", {"review": ["좋아요"], "label": ["긍정"]})
+    recipe = NormalizationRecipe(spacing=True)
+    summary = preprocess_file(source, recipe=recipe, processed_dir=tmp_path / "processed")
+    output = tmp_path / "processed" / "shop.csv"
+    assert summary.output_path == str(output)
+    assert read_sidecar(output)["recipe"] == recipe.to_dict()
+    assert latest_processed_file(tmp_path / "processed") == output.resolve()
+    assert json.loads((tmp_path / "processed" / "latest.json").read_text())["path"] == str(output.resolve())
+
+
+def test_existing_normalized_column_is_not_overwritten(tmp_path):
+    source = _write(tmp_path / "in.csv", {"review": ["좋아요!!!!"], "text_normalized": ["mine"]})
+    summary = preprocess_file(source, tmp_path / "out.csv", processed_dir=tmp_path / "p")
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert out["text_normalized"].tolist() == ["mine"]
+    assert out["text_normalized_rs"].tolist() == ["좋아요!!"]
+    assert summary.normalized_column == "text_normalized_rs"
+
+
+def test_refuses_to_overwrite_input(tmp_path):
+    source = _write(tmp_path / "in.csv", {"review": ["좋아요"]})
+    with pytest.raises(RsError, match="never overwrites its input"):
+        preprocess_file(source, source, processed_dir=tmp_path / "p")
+
+
+def test_no_latest_file_explains_what_to_do(tmp_path):
+    with pytest.raises(RsError, match="rs preprocess reviews.csv"):
+        latest_processed_file(tmp_path)
