@@ -405,9 +405,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20000, help="reviews to sample (default 20000)")
     parser.add_argument("--seed", type=int, default=0, help="sampling and example seed (default 0)")
-    parser.add_argument(
-        "--data", type=Path, default=NSMC, help=f"CSV(.gz) with a review column (default {NSMC})"
-    )
+    parser.add_argument("--data", type=Path, default=NSMC, help=f"CSV(.gz) with a review column (default {NSMC})")
     parser.add_argument("--examples", type=int, default=5, help="examples per step (default 5)")
     parser.add_argument(
         "--typo-n",

@@ -21,13 +21,25 @@ class BaseAlias:
 
 
 BASE_ALIASES = {
-    "kcelectra": BaseAlias("beomi/KcELECTRA-base-v2022", "main",
-                           "KcELECTRA base, 2022 vocabulary (news comments; slang and emoji)", 54343),
+    "kcelectra": BaseAlias(
+        "beomi/KcELECTRA-base-v2022",
+        "main",
+        "KcELECTRA base, 2022 vocabulary (news comments; slang and emoji)",
+        54343,
+    ),
     "kcelectra-v2021": BaseAlias("beomi/KcELECTRA-base", "v2021", "KcELECTRA base, 2021 release", 50135),
-    "koelectra": BaseAlias("monologg/koelectra-base-v3-discriminator", "main",
-                           "KoELECTRA v3 base discriminator (news, wiki, web)", 35000),
-    "koelectra-small": BaseAlias("monologg/koelectra-small-v3-discriminator", "main",
-                                 "KoELECTRA v3 small discriminator: fast on CPU", 35000),
+    "koelectra": BaseAlias(
+        "monologg/koelectra-base-v3-discriminator",
+        "main",
+        "KoELECTRA v3 base discriminator (news, wiki, web)",
+        35000,
+    ),
+    "koelectra-small": BaseAlias(
+        "monologg/koelectra-small-v3-discriminator",
+        "main",
+        "KoELECTRA v3 small discriminator: fast on CPU",
+        35000,
+    ),
     "kcbert": BaseAlias("beomi/kcbert-base", "main", "KcBERT base (300 positions)", 30000, 300),
 }
 
@@ -43,8 +55,13 @@ class ResolvedBase:
     alias: str | None = None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "source": self.source, "revision": self.revision, "is_local": self.is_local,
-                "alias": self.alias}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "revision": self.revision,
+            "is_local": self.is_local,
+            "alias": self.alias,
+        }
 
 
 def resolve_base(name: str, revision: str | None = None) -> ResolvedBase:
@@ -57,8 +74,7 @@ def resolve_base(name: str, revision: str | None = None) -> ResolvedBase:
         if not (path / "config.json").exists():
             raise RsError(f"{path} has no config.json: it is not a Hugging Face checkpoint folder.")
         return ResolvedBase(name, str(path), None, True)
-    looks_like_path = (name.startswith((".", "/", "~")) or name.count("/") != 1 or path.exists()
-                       or path.parent.is_dir())
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") != 1 or path.exists() or path.parent.is_dir()
     if looks_like_path:
         aliases = ", ".join(BASE_ALIASES)
         raise RsError(f"--base {name!r} is neither a known alias ({aliases}) nor a checkpoint folder.")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -28,19 +28,31 @@ app = typer.Typer(
 )
 
 
-def _fail(error: RsError) -> None:
-    console.print(f"[bold red]Error:[/] {error}", soft_wrap=True)
-    raise typer.Exit(code=1)
+@contextmanager
+def _reported_errors():
+    """Turn data/file problems into one line and exit code 1, Ctrl-C into exit code 130; no tracebacks."""
+    try:
+        yield
+    except RsError as error:
+        console.print(f"[bold red]Error:[/] {error}")
+        raise typer.Exit(code=1) from None
+    except KeyboardInterrupt:
+        console.print(
+            "[bold red]Interrupted.[/] Outputs are written only when complete: nothing half-written was left behind."
+        )
+        raise typer.Exit(code=130) from None
 
 
 @app.command()
 def preprocess(
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Review file: .csv, .tsv, .txt or .jsonl."),
-    output: Optional[Path] = typer.Option(
+    output: Path | None = typer.Option(
         None, "--output", "-o", help="Where to write the processed file [default: data/processed/NAME.csv]."
     ),
-    text_col: Optional[str] = typer.Option(
-        None, "--text-col", help="Column with the review text [default: review/text/document/content/리뷰/내용...]."
+    text_col: str | None = typer.Option(
+        None,
+        "--text-col",
+        help="Column with the review text [default: review/text/document/content/리뷰/내용...].",
     ),
     spacing: bool = typer.Option(False, "--spacing", help="Also correct word spacing with kiwipiepy (rewrites slang)."),
     typos: bool = typer.Option(False, "--typos", help="Also correct common typos with kiwipiepy (slow)."),
@@ -51,7 +63,7 @@ def preprocess(
     drop_duplicates: bool = typer.Option(
         False, "--drop-duplicates", help="Drop rows whose cleaned text repeats an earlier row."
     ),
-    encoding: Optional[str] = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
+    encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
 ) -> None:
     """Normalize review text so `rs finetune` can pick it up.
 
@@ -63,16 +75,23 @@ def preprocess(
     from review_sentiment.normalize import NormalizationRecipe
     from review_sentiment.preprocess import preprocess_file
 
-    try:
+    with _reported_errors():
         recipe = NormalizationRecipe(sentence_split=not no_sentence_split, spacing=spacing, typos=typos)
-        summary = preprocess_file(input_path, output, text_col=text_col, recipe=recipe, drop_empty=drop_empty,
-                                  drop_duplicates=drop_duplicates, encoding=encoding)
-    except RsError as error:
-        _fail(error)
+        summary = preprocess_file(
+            input_path,
+            output,
+            text_col=text_col,
+            recipe=recipe,
+            drop_empty=drop_empty,
+            drop_duplicates=drop_duplicates,
+            encoding=encoding,
+        )
     flagged = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in summary.flagged.items())
     console.print(f"Read {summary.rows_in} rows from {summary.input_path} (text column '{summary.text_column}')")
-    console.print(f"Normalized with {recipe.describe()}: {summary.changed_rows} texts changed, "
-                  f"mean length {summary.mean_length} characters")
+    console.print(
+        f"Normalized with {recipe.describe()}: {summary.changed_rows} texts changed, "
+        f"mean length {summary.mean_length} characters"
+    )
     console.print(f"Flagged: {flagged}")
     for reason, n in summary.dropped.items():
         console.print(f"Dropped {n} {reason} rows")
@@ -82,28 +101,33 @@ def preprocess(
 
 @app.command()
 def finetune(
-    data: Optional[Path] = typer.Argument(
+    data: Path | None = typer.Argument(
         None, metavar="[DATA]", help="Labeled review file [default: the file `rs preprocess` wrote last]."
     ),
     base: str = typer.Option(
-        "kcelectra", "--base", "-b",
+        "kcelectra",
+        "--base",
+        "-b",
         help="Base model: kcelectra, kcelectra-v2021, koelectra, koelectra-small, kcbert, a hub id, or a local "
-             "checkpoint folder.",
+        "checkpoint folder.",
     ),
-    revision: Optional[str] = typer.Option(None, "--revision", help="Hub revision (overrides the alias's pin)."),
-    name: Optional[str] = typer.Option(None, "--name", help="Model name [default: BASE-DATA-TIME]."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Model folder [default: models/NAME]."),
+    revision: str | None = typer.Option(None, "--revision", help="Hub revision (overrides the alias's pin)."),
+    name: str | None = typer.Option(None, "--name", help="Model name [default: BASE-DATA-TIME]."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Model folder [default: models/NAME]."),
     force: bool = typer.Option(False, "--force", "-F", help="Replace an existing model folder."),
-    text_col: Optional[str] = typer.Option(None, "--text-col", help="Column with the review text."),
-    label_col: Optional[str] = typer.Option(
-        None, "--label-col", help="Label column: positive/negative/neutral, 긍정/부정/중립, pos/neg/neu or 0/1."
+    text_col: str | None = typer.Option(None, "--text-col", help="Column with the review text."),
+    label_col: str | None = typer.Option(
+        None,
+        "--label-col",
+        help="Label column: positive/negative/neutral, 긍정/부정/중립, pos/neg/neu or 0/1.",
     ),
-    rating_col: Optional[str] = typer.Option(None, "--rating-col", help="Star-rating column to bin into labels."),
-    rating_scale: Optional[int] = typer.Option(None, "--rating-scale", help="5 or 10 [default: from the data]."),
-    rating_bins: Optional[str] = typer.Option(
-        None, "--rating-bins",
+    rating_col: str | None = typer.Option(None, "--rating-col", help="Star-rating column to bin into labels."),
+    rating_scale: int | None = typer.Option(None, "--rating-scale", help="5 or 10 [default: from the data]."),
+    rating_bins: str | None = typer.Option(
+        None,
+        "--rating-bins",
         help="NEGATIVE,NEUTRAL,POSITIVE rating ranges [default: 1-2,3,4-5 or 1-4,5-8,9-10]; leave one empty to "
-             "skip it, e.g. 1-4,,9-10.",
+        "skip it, e.g. 1-4,,9-10.",
     ),
     epochs: int = typer.Option(3, "--epochs", help="Maximum passes over the training data."),
     learning_rate: float = typer.Option(5e-5, "--learning-rate", "--lr", help="Peak AdamW learning rate."),
@@ -113,7 +137,7 @@ def finetune(
     patience: int = typer.Option(2, "--patience", help="Early stopping: epochs without a better macro-F1 (0: off)."),
     no_class_weights: bool = typer.Option(False, "--no-class-weights", help="Do not reweight rare classes."),
     seed: int = typer.Option(42, "--seed", help="Random seed."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
 ) -> None:
     """Fine-tune a Korean ELECTRA into a positive/negative/neutral classifier, saved under models/NAME/.
 
@@ -125,21 +149,33 @@ def finetune(
     from review_sentiment.finetune import LabelOptions
     from review_sentiment.finetune import finetune as run_finetune
 
-    try:
+    with _reported_errors():
         args = FinetuneArguments(
-            learning_rate=learning_rate, batch_size=batch_size, max_length=max_length, epochs=epochs,
-            validation_fraction=validation_fraction, early_stopping_patience=patience,
-            class_weights=not no_class_weights, seed=seed,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            max_length=max_length,
+            epochs=epochs,
+            validation_fraction=validation_fraction,
+            early_stopping_patience=patience,
+            class_weights=not no_class_weights,
+            seed=seed,
         )
         result = run_finetune(
-            data, base, args, base_revision=revision, name=name, output_dir=output, force=force,
-            text_col=text_col, device=device,
+            data,
+            base,
+            args,
+            base_revision=revision,
+            name=name,
+            output_dir=output,
+            force=force,
+            text_col=text_col,
+            device=device,
             label_options=LabelOptions(label_col, rating_col, rating_scale, rating_bins),
         )
-    except RsError as error:
-        _fail(error)
-    console.print(f"Best epoch {result.best_epoch}: validation accuracy {result.metrics['accuracy']:.4f}, "
-                  f"macro-F1 {result.metrics['macro_f1']:.4f}")
+    console.print(
+        f"Best epoch {result.best_epoch}: validation accuracy {result.metrics['accuracy']:.4f}, "
+        f"macro-F1 {result.metrics['macro_f1']:.4f}"
+    )
     console.print(f"Saved model to [bold]{result.output_dir}[/] in {result.seconds:.0f}s")
     console.print(f"Next: rs predict reviews.csv -o labeled.csv --model {result.output_dir}")
 
@@ -147,16 +183,16 @@ def finetune(
 @app.command()
 def predict(
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Review file to label (raw or preprocessed)."),
-    output: Optional[Path] = typer.Option(
+    output: Path | None = typer.Option(
         None, "--output", "-o", help="Output file (.csv, .tsv, .jsonl) [default: INPUT.labeled.csv]."
     ),
-    model: Optional[Path] = typer.Option(
+    model: Path | None = typer.Option(
         None, "--model", "-m", help="Model folder [default: the newest model under models/]."
     ),
-    text_col: Optional[str] = typer.Option(None, "--text-col", help="Column with the review text."),
+    text_col: str | None = typer.Option(None, "--text-col", help="Column with the review text."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Reviews per inference batch."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
-    encoding: Optional[str] = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
+    encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
 ) -> None:
     """Label every review in INPUT with a fine-tuned model.
 
@@ -167,19 +203,26 @@ def predict(
     """
     from review_sentiment.predict import predict_file
 
-    try:
-        summary = predict_file(input_path, output, model_dir=model, text_col=text_col, batch_size=batch_size,
-                               device=device, encoding=encoding)
-    except RsError as error:
-        _fail(error)
+    with _reported_errors():
+        summary = predict_file(
+            input_path,
+            output,
+            model_dir=model,
+            text_col=text_col,
+            batch_size=batch_size,
+            device=device,
+            encoding=encoding,
+        )
     chosen = "" if model else "newest under models/, "
     console.print(f"Model: {summary.model_dir} ({chosen}{summary.device})")
     distribution = ", ".join(
         f"{label} {n} ({n / summary.scored:.1%})" if summary.scored else f"{label} 0"
         for label, n in summary.label_counts.items()
     )
-    console.print(f"Labeled {summary.scored} of {summary.rows} rows in {summary.seconds:.1f}s "
-                  f"({summary.reviews_per_second:.0f} reviews/s): {distribution}")
+    console.print(
+        f"Labeled {summary.scored} of {summary.rows} rows in {summary.seconds:.1f}s "
+        f"({summary.reviews_per_second:.0f} reviews/s): {distribution}"
+    )
     if summary.unscored_empty:
         console.print(f"{summary.unscored_empty} rows have empty text and got no label")
     if summary.truncated:

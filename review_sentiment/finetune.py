@@ -56,7 +56,7 @@ class TrainingData:
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
-        for text, label in zip(self.texts, self.labels):
+        for text, label in zip(self.texts, self.labels, strict=True):
             digest.update(f"{label}\t{text}\n".encode())
         return "sha256:" + digest.hexdigest()
 
@@ -95,10 +95,17 @@ def load_training_data(
     else:
         recipe = NormalizationRecipe()
         text_column = find_text_column(table, text_col)
-        normalized = ReviewNormalizer(recipe).normalize(table[text_column].tolist())
-    gold = read_gold_labels(table, label_options.label_col, label_options.rating_col,
-                            label_options.rating_scale, label_options.rating_bins)
-    keep = [i for i, (text, label) in enumerate(zip(normalized, gold.labels)) if label is not None and text]
+        normalized = ReviewNormalizer(recipe).normalize(table[text_column].tolist(), "Normalizing")
+    gold = read_gold_labels(
+        table,
+        label_options.label_col,
+        label_options.rating_col,
+        label_options.rating_scale,
+        label_options.rating_bins,
+    )
+    keep = [
+        i for i, (text, label) in enumerate(zip(normalized, gold.labels, strict=True)) if label is not None and text
+    ]
     return TrainingData(
         path=path,
         texts=[normalized[i] for i in keep],
@@ -108,7 +115,9 @@ def load_training_data(
         label_source=gold.source,
         rows_total=len(table),
         rows_unlabeled=gold.n_unlabeled,
-        rows_empty_text=sum(1 for text, label in zip(normalized, gold.labels) if label is not None and not text),
+        rows_empty_text=sum(
+            1 for text, label in zip(normalized, gold.labels, strict=True) if label is not None and not text
+        ),
         from_preprocess=from_preprocess,
     )
 
@@ -129,8 +138,10 @@ def stratified_split(labels: list[str], fraction: float, seed: int) -> tuple[lis
     counts = Counter(labels)
     rare = {label: n for label, n in counts.items() if n < 2}
     if rare:
-        raise RsError(f"Each label needs at least 2 examples to hold one out for validation; found {rare}. "
-                      "Add examples, or relabel/remove those rows.")
+        raise RsError(
+            f"Each label needs at least 2 examples to hold one out for validation; found {rare}. "
+            "Add examples, or relabel/remove those rows."
+        )
     n_validation = max(len(counts), round(len(labels) * fraction))
     if len(labels) - n_validation < len(counts):
         raise RsError(f"Only {len(labels)} labeled reviews: too few to train and validate. Add more data.")
@@ -150,8 +161,10 @@ def _scores(gold: list[int], predicted: list[int], labels: list[str]) -> dict:
 
     return {
         "accuracy": round(float(accuracy_score(gold, predicted)), 4),
-        "macro_f1": round(float(f1_score(gold, predicted, average="macro", labels=list(range(len(labels))),
-                                         zero_division=0)), 4),
+        "macro_f1": round(
+            float(f1_score(gold, predicted, average="macro", labels=list(range(len(labels))), zero_division=0)),
+            4,
+        ),
     }
 
 
@@ -181,33 +194,38 @@ def finetune(
     silence_library_logs()
     warnings: list[str] = []
 
-    data = load_training_data(data_path, text_col=text_col, label_options=label_options,
-                              processed_dir=processed_dir)
+    data = load_training_data(data_path, text_col=text_col, label_options=label_options, processed_dir=processed_dir)
     label_names = sort_labels(data.labels)
     if len(label_names) < 2:
-        raise RsError(f"Training needs at least two classes; {data.path} has only {label_names or 'none'} "
-                      f"({data.label_source}).")
+        raise RsError(
+            f"Training needs at least two classes; {data.path} has only {label_names or 'none'} ({data.label_source})."
+        )
     base = resolve_base(base_name, base_revision)
     name = name or default_model_name(base, data.path)
     output_dir = Path(output_dir) if output_dir else Path(models_dir) / name
     if output_dir.exists() and not force:
         raise RsError(f"{output_dir} already exists. Pass --name with another name, or --force to replace it.")
-    say(f"Data: {data.path} — {len(data.texts)} labeled reviews ({data.label_source}); "
-        f"skipped {data.rows_unlabeled} unlabeled, {data.rows_empty_text} empty")
+    say(
+        f"Data: {data.path} — {len(data.texts)} labeled reviews ({data.label_source}); "
+        f"skipped {data.rows_unlabeled} unlabeled, {data.rows_empty_text} empty"
+    )
 
     tokenizer, config = load_base_tokenizer_and_config(base)
     expected = expected_vocab_size(base)
     if expected and config.vocab_size != expected:
-        warnings.append(f"{base.source} has vocabulary {config.vocab_size}, expected {expected} for --base "
-                        f"{base.alias}: check the revision.")
+        warnings.append(
+            f"{base.source} has vocabulary {config.vocab_size}, expected {expected} for --base "
+            f"{base.alias}: check the revision."
+        )
     max_length = clamp_max_length(args.max_length, tokenizer, config, warnings)
     for warning in warnings:
         say(f"[yellow]Warning:[/] {warning}")
 
     set_seed(args.seed)  # before the classifier head is initialized
     label_ids = {label: i for i, label in enumerate(label_names)}
-    model = load_base_model(base, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
-                            label2id=label_ids)
+    model = load_base_model(
+        base, num_labels=len(label_names), id2label=dict(enumerate(label_names)), label2id=label_ids
+    )
     model.config.problem_type = "single_label_classification"
     device = pick_device(device)
     model.to(device)
@@ -217,8 +235,10 @@ def finetune(
     targets = [label_ids[label] for label in data.labels]
     train_targets = [targets[i] for i in train_rows]
     counts = Counter(train_targets)
-    say(f"Base: {base.source}{' @ ' + base.revision if base.revision else ''} · labels {label_names} · "
-        f"train {len(train_rows)} / validation {len(validation_rows)} · max length {max_length} · {device}")
+    say(
+        f"Base: {base.source}{' @ ' + base.revision if base.revision else ''} · labels {label_names} · "
+        f"train {len(train_rows)} / validation {len(validation_rows)} · max length {max_length} · {device}"
+    )
 
     class_weight = None
     if args.class_weights:
@@ -228,8 +248,10 @@ def finetune(
     loss_function = torch.nn.CrossEntropyLoss(weight=class_weight)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     parameter_groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-         "weight_decay": args.weight_decay},
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": args.weight_decay,
+        },
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(parameter_groups, lr=args.learning_rate)
@@ -253,7 +275,7 @@ def finetune(
             order = [train_rows[i] for i in torch.randperm(len(train_rows), generator=generator).tolist()]
             losses = []
             for start in range(0, len(order), args.batch_size):
-                rows = order[start:start + args.batch_size]
+                rows = order[start : start + args.batch_size]
                 longest = max(len(encoded[r]) for r in rows)
                 ids = torch.full((len(rows), longest), pad_id, dtype=torch.long)
                 mask = torch.zeros((len(rows), longest), dtype=torch.long)
@@ -274,15 +296,21 @@ def finetune(
                 losses.append(loss.item())
                 progress.update(task, advance=1, info=f"epoch {epoch}/{args.epochs} loss {np.mean(losses[-50:]):.4f}")
 
-            probabilities = batched_probabilities(model, [encoded[i] for i in validation_rows], pad_id,
-                                                  batch_size=max(args.batch_size, 64), device=device)
-            scores = _scores([targets[i] for i in validation_rows], probabilities.argmax(axis=1).tolist(),
-                             label_names)
+            probabilities = batched_probabilities(
+                model,
+                [encoded[i] for i in validation_rows],
+                pad_id,
+                batch_size=max(args.batch_size, 64),
+                device=device,
+            )
+            scores = _scores([targets[i] for i in validation_rows], probabilities.argmax(axis=1).tolist(), label_names)
             record = {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4), **scores}
             history.append(record)
             improved = scores["macro_f1"] > best["macro_f1"]
-            say(f"epoch {epoch}: train loss {record['train_loss']:.4f} · validation accuracy "
-                f"{scores['accuracy']:.4f} · macro-F1 {scores['macro_f1']:.4f}{'  (best)' if improved else ''}")
+            say(
+                f"epoch {epoch}: train loss {record['train_loss']:.4f} · validation accuracy "
+                f"{scores['accuracy']:.4f} · macro-F1 {scores['macro_f1']:.4f}{'  (best)' if improved else ''}"
+            )
             if improved:
                 best = {"epoch": epoch, **scores}
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -310,8 +338,13 @@ def finetune(
         "label_counts": {label: data.labels.count(label) for label in label_names},
         "truncated": sum(len(ids) >= max_length for ids in encoded),
     }
-    metrics = {"best_epoch": best["epoch"], "accuracy": best["accuracy"], "macro_f1": best["macro_f1"],
-               "selected_on": "validation macro-F1", "history": history}
+    metrics = {
+        "best_epoch": best["epoch"],
+        "accuracy": best["accuracy"],
+        "macro_f1": best["macro_f1"],
+        "selected_on": "validation macro-F1",
+        "history": history,
+    }
     seconds = round(time.perf_counter() - started, 1)
     meta = {
         "name": output_dir.name,
@@ -320,8 +353,12 @@ def finetune(
         "labels": label_names,
         "max_length": max_length,
         "normalization": data.recipe.to_dict(),
-        "base": {**base.to_dict(), "commit": getattr(config, "_commit_hash", None),
-                 "vocab_size": config.vocab_size, "model_type": config.model_type},
+        "base": {
+            **base.to_dict(),
+            "commit": getattr(config, "_commit_hash", None),
+            "vocab_size": config.vocab_size,
+            "model_type": config.model_type,
+        },
         "training_args": args.to_dict(),
         "data": data_info,
         "metrics": metrics,

@@ -21,7 +21,18 @@ LABEL_SYNONYMS = {
 }
 _SYNONYM_TO_LABEL = {word: label for label, words in LABEL_SYNONYMS.items() for word in words}
 
-LABEL_COLUMN_NAMES = ("label", "labels", "sentiment", "polarity", "class", "감성", "감정", "라벨", "레이블", "극성")
+LABEL_COLUMN_NAMES = (
+    "label",
+    "labels",
+    "sentiment",
+    "polarity",
+    "class",
+    "감성",
+    "감정",
+    "라벨",
+    "레이블",
+    "극성",
+)
 RATING_COLUMN_NAMES = ("rating", "ratings", "star", "stars", "score", "stars_rating", "별점", "평점", "점수")
 
 _RANGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:-\s*(\d+(?:\.\d+)?))?\s*$")
@@ -79,7 +90,7 @@ class RatingBins:
         ordered = [r for r in (self.negative, self.neutral, self.positive) if r]
         if len(ordered) < 2:
             raise RsError("--rating-bins needs at least two classes.")
-        for earlier, later in zip(ordered, ordered[1:]):
+        for earlier, later in zip(ordered, ordered[1:], strict=False):
             if earlier[1] >= later[0]:
                 raise RsError(f"Rating ranges overlap or are out of order: {earlier} and {later}.")
 
@@ -96,8 +107,10 @@ class RatingBins:
             low, high = (f"{b:g}" for b in bounds)
             return low if low == high else f"{low}-{high}"
 
-        return (f"{self.scale}-point: negative {fmt(self.negative)}, neutral {fmt(self.neutral)}, "
-                f"positive {fmt(self.positive)}")
+        return (
+            f"{self.scale}-point: negative {fmt(self.negative)}, neutral {fmt(self.neutral)}, "
+            f"positive {fmt(self.positive)}"
+        )
 
 
 @dataclass
@@ -177,7 +190,7 @@ def parse_ratings(values, column: str, scale: int | None = None, bins_spec: str 
     """Bin star ratings into classes; empty or out-of-bin ratings are unlabeled, non-numbers an error."""
     cells = ["" if v is None else str(v).strip() for v in values]
     numbers = [_as_number(c) if c else None for c in cells]
-    bad = sorted({c for c, n in zip(cells, numbers) if c and n is None})
+    bad = sorted({c for c, n in zip(cells, numbers, strict=True) if c and n is None})
     if bad:
         shown = ", ".join(repr(b) for b in bad[:10])
         raise RsError(f"The rating column {column!r} has values that are not numbers: {shown}.")

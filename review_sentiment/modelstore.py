@@ -1,10 +1,10 @@
 """The model folder: Hugging Face `save_pretrained` output plus `rs_meta.json` and a model card.
 
-    models/<name>/
-      config.json, model.safetensors     the classifier (transformers.pipeline loads the folder)
-      tokenizer.json, tokenizer_config.json
-      rs_meta.json                       labels, normalization recipe, base, training args, data, metrics
-      README.md                          model card generated from rs_meta.json
+models/<name>/
+  config.json, model.safetensors     the classifier (transformers.pipeline loads the folder)
+  tokenizer.json, tokenizer_config.json
+  rs_meta.json                       labels, normalization recipe, base, training args, data, metrics
+  README.md                          model card generated from rs_meta.json
 """
 
 from __future__ import annotations
@@ -27,8 +27,15 @@ def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {"python": platform.python_version()}
-    for package in ("review-sentiment", "torch", "transformers", "tokenizers", "kiwipiepy", "pandas",
-                    "scikit-learn"):
+    for package in (
+        "review-sentiment",
+        "torch",
+        "transformers",
+        "tokenizers",
+        "kiwipiepy",
+        "pandas",
+        "scikit-learn",
+    ):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -99,8 +106,10 @@ def load_model_folder(model_dir: str | Path):
             f"{model_dir}: {META_FILENAME} lists labels {meta['labels']} but the weights have {config_labels}."
         )
     if len(tokenizer) > model.config.vocab_size:
-        raise RsError(f"{model_dir}: the tokenizer has {len(tokenizer)} tokens but the model only "
-                      f"{model.config.vocab_size}; the folder mixes files of different models.")
+        raise RsError(
+            f"{model_dir}: the tokenizer has {len(tokenizer)} tokens but the model only "
+            f"{model.config.vocab_size}; the folder mixes files of different models."
+        )
     model.eval()
     return model, tokenizer, meta
 

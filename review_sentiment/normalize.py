@@ -93,8 +93,15 @@ class NormalizationRecipe:
 
     def describe(self) -> str:
         steps = ["nfc", "cleanup", f"repeats<={self.max_repeat}"]
-        steps += [name for name, on in (("sentences", self.sentence_split), ("spacing", self.spacing),
-                                        ("typos", self.typos)) if on]
+        steps += [
+            name
+            for name, on in (
+                ("sentences", self.sentence_split),
+                ("spacing", self.spacing),
+                ("typos", self.typos),
+            )
+            if on
+        ]
         return f"{self.name} v{self.version} ({', '.join(steps)})"
 
 
@@ -122,8 +129,8 @@ def _drop_invisible(text: str) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _repeat_patterns(max_repeat: int) -> tuple[re.Pattern, re.Pattern]:
-    single = re.compile(r"([^\d\s])\1{%d,}" % max_repeat)
-    pair = re.compile(r"([^\d\s]{2})\1{%d,}" % max_repeat)
+    single = re.compile(r"([^\d\s])\1{" + str(max_repeat) + ",}")
+    pair = re.compile(r"([^\d\s]{2})\1{" + str(max_repeat) + ",}")
     return single, pair
 
 
@@ -169,6 +176,7 @@ def shared_kiwi():
 
 
 _MAX_SPLIT_PASSES = 4
+_CHUNK_SIZE = 4096  # reviews per kiwipiepy call: large enough for its worker threads, small for progress
 
 
 def _ends_inside_word(char: str) -> bool:
@@ -184,20 +192,24 @@ def _join_sentences(text: str, sentences) -> str:
     previous_end = None
     for sentence in sentences:
         if previous_end is not None:
-            gap = text[previous_end:sentence.start]
+            if sentence.start < previous_end:  # kiwipiepy sometimes returns overlapping sentences
+                return text
+            gap = text[previous_end : sentence.start]
             if gap.strip():  # kiwipiepy skipped characters: keep the text as it was
                 return text
             if not gap and not _ends_inside_word(text[previous_end - 1]):
                 gap = " "
             pieces.append(gap)
         elif sentence.start:
-            pieces.append(text[:sentence.start])
-        pieces.append(text[sentence.start:sentence.end])
+            pieces.append(text[: sentence.start])
+        pieces.append(text[sentence.start : sentence.end])
         previous_end = sentence.end
     if previous_end is None:
         return text
     pieces.append(text[previous_end:])
-    return "".join(pieces)
+    joined = "".join(pieces)
+    # Only spaces may change; anything else means the offsets did not describe the text.
+    return joined if _WHITESPACE.sub("", joined) == _WHITESPACE.sub("", text) else text
 
 
 class ReviewNormalizer:
@@ -210,8 +222,25 @@ class ReviewNormalizer:
     def uses_kiwi(self) -> bool:
         return self.recipe.sentence_split or self.recipe.spacing or self.recipe.typos
 
-    def normalize(self, texts: Iterable[object]) -> list[str]:
-        """Normalize every text; the result has exactly one string per input, in order."""
+    def normalize(self, texts: Iterable[object], description: str | None = None) -> list[str]:
+        """Normalize every text; the result has exactly one string per input, in order.
+
+        With `description`, a progress bar (on a terminal) counts the reviews done.
+        """
+        texts = list(texts)
+        if description is None or len(texts) <= _CHUNK_SIZE:
+            return self._normalize_chunk(texts)
+        from review_sentiment.console import progress_bar
+
+        out: list[str] = []
+        with progress_bar() as progress:
+            task = progress.add_task(description, total=len(texts), info="reviews")
+            for start in range(0, len(texts), _CHUNK_SIZE):
+                out.extend(self._normalize_chunk(texts[start : start + _CHUNK_SIZE]))
+                progress.advance(task, min(_CHUNK_SIZE, len(texts) - start))
+        return out
+
+    def _normalize_chunk(self, texts: list[object]) -> list[str]:
         cleaned = [clean_text(t, self.recipe.max_repeat) for t in texts]
         if not self.uses_kiwi:
             return cleaned
@@ -224,7 +253,7 @@ class ReviewNormalizer:
             batch = [_WHITESPACE.sub(" ", s).strip() for s in kiwi.space(batch, reset_whitespace=False)]
         if self.recipe.sentence_split:
             batch = self._split_sentences(kiwi, batch)
-        for i, text in zip(positions, batch):
+        for i, text in zip(positions, batch, strict=True):
             cleaned[i] = clean_text(text, self.recipe.max_repeat)
         return cleaned
 
@@ -242,7 +271,7 @@ class ReviewNormalizer:
                 break
             batch = [out[i] for i in pending]
             changed = []
-            for i, text, sentences in zip(pending, batch, kiwi.split_into_sents(batch)):
+            for i, text, sentences in zip(pending, batch, kiwi.split_into_sents(batch), strict=True):
                 joined = _join_sentences(text, sentences)
                 if joined != text:
                     out[i] = joined

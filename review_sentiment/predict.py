@@ -13,7 +13,14 @@ from review_sentiment.console import progress_bar, silence_library_logs
 from review_sentiment.errors import RsError
 from review_sentiment.modelstore import load_model_folder, newest_model_dir, recipe_of
 from review_sentiment.normalize import ReviewNormalizer
-from review_sentiment.tables import find_text_column, read_table, same_file, table_stem, unique_column_name, write_table
+from review_sentiment.tables import (
+    find_text_column,
+    read_table,
+    same_file,
+    table_stem,
+    unique_column_name,
+    write_table,
+)
 
 LABEL_COLUMN = "predicted_label"
 CONFIDENCE_COLUMN = "confidence"
@@ -52,7 +59,7 @@ def batched_probabilities(
     with progress_bar() as progress, torch.inference_mode():
         task = progress.add_task(description or "Predicting", total=len(order), info="", visible=bool(description))
         for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             longest = len(input_ids[rows[0]])
             ids = torch.full((len(rows), longest), pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(rows), longest), dtype=torch.long)
@@ -105,7 +112,7 @@ class Predictor:
 
     def probabilities(self, texts: list[object], description: str | None = None) -> np.ndarray:
         """Normalize raw texts with the model's recipe and return class probabilities (NaN for empty texts)."""
-        normalized = self.normalizer.normalize(texts)
+        normalized = self.normalizer.normalize(texts, "Normalizing" if description else None)
         scored = [i for i, text in enumerate(normalized) if text]
         encoded = self.tokenizer([normalized[i] for i in scored], truncation=True, max_length=self.max_length)
         ids = encoded["input_ids"]
@@ -113,7 +120,11 @@ class Predictor:
         result = np.full((len(normalized), len(self.labels)), np.nan, dtype=np.float32)
         if scored:
             result[scored] = batched_probabilities(
-                self.model, ids, self.tokenizer.pad_token_id, batch_size=self.batch_size, device=self.device,
+                self.model,
+                ids,
+                self.tokenizer.pad_token_id,
+                batch_size=self.batch_size,
+                device=self.device,
                 description=description,
             )
         return result
@@ -145,8 +156,7 @@ def predict_file(
     input_path = Path(input_path)
     output_path = Path(output_path) if output_path else default_output_path(input_path)
     if same_file(input_path, output_path):
-        raise RsError(f"The output {output_path} is the input file; rs never overwrites its input. "
-                      "Pass another -o.")
+        raise RsError(f"The output {output_path} is the input file; rs never overwrites its input. Pass another -o.")
     table = read_table(input_path, encoding)
     text_column = find_text_column(table, text_col)
     model_dir = Path(model_dir) if model_dir else newest_model_dir(models_dir)

@@ -13,7 +13,14 @@ import pandas as pd
 from review_sentiment import __version__
 from review_sentiment.errors import RsError
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer, has_hangul
-from review_sentiment.tables import find_text_column, read_table, same_file, table_stem, unique_column_name, write_table
+from review_sentiment.tables import (
+    find_text_column,
+    read_table,
+    same_file,
+    table_stem,
+    unique_column_name,
+    write_table,
+)
 
 PROCESSED_DIR = Path("data/processed")
 LATEST_POINTER = "latest.json"
@@ -68,7 +75,7 @@ def preprocess_file(
     recipe = recipe or NormalizationRecipe()
     table = read_table(input_path, encoding)
     text_column = find_text_column(table, text_col)
-    normalized = ReviewNormalizer(recipe).normalize(table[text_column].tolist())
+    normalized = ReviewNormalizer(recipe).normalize(table[text_column].tolist(), "Normalizing")
 
     out = table.copy()
     normalized_column = unique_column_name(out, NORMALIZED_COLUMN)
@@ -106,16 +113,14 @@ def preprocess_file(
         rows_out=len(out),
         flagged={name.removeprefix("flag_"): int(values.sum()) for name, values in flags.items()},
         dropped=dropped,
-        changed_rows=sum(a != b for a, b in zip(original, normalized)),
+        changed_rows=sum(a != b for a, b in zip(original, normalized, strict=True)),
         mean_length=round(sum(lengths) / len(lengths), 1) if lengths else 0.0,
         seconds=round(time.perf_counter() - started, 2),
     )
-    sidecar_path(output_path).write_text(json.dumps(asdict(summary), ensure_ascii=False, indent=2),
-                                         encoding="utf-8")
+    sidecar_path(output_path).write_text(json.dumps(asdict(summary), ensure_ascii=False, indent=2), encoding="utf-8")
     processed_dir.mkdir(parents=True, exist_ok=True)
     pointer = {"path": str(output_path.resolve()), "created": summary.created}
-    (processed_dir / LATEST_POINTER).write_text(json.dumps(pointer, ensure_ascii=False, indent=2),
-                                                encoding="utf-8")
+    (processed_dir / LATEST_POINTER).write_text(json.dumps(pointer, ensure_ascii=False, indent=2), encoding="utf-8")
     return summary
 
 

@@ -11,8 +11,26 @@ import pandas as pd
 from review_sentiment.errors import RsError
 
 TEXT_COLUMN_NAMES = (
-    "review", "reviews", "text", "document", "content", "contents", "comment", "comments", "body",
-    "sentence", "review_text", "리뷰", "내용", "후기", "리뷰내용", "리뷰 내용", "본문", "댓글", "문장", "텍스트",
+    "review",
+    "reviews",
+    "text",
+    "document",
+    "content",
+    "contents",
+    "comment",
+    "comments",
+    "body",
+    "sentence",
+    "review_text",
+    "리뷰",
+    "내용",
+    "후기",
+    "리뷰내용",
+    "리뷰 내용",
+    "본문",
+    "댓글",
+    "문장",
+    "텍스트",
 )
 READ_ENCODINGS = ("utf-8-sig", "cp949")
 # UTF-8 with a byte-order mark: Excel (Korean Windows included) then shows Hangul correctly.
@@ -65,7 +83,18 @@ def _read_with_encoding(path: Path, suffix: str, encoding: str) -> pd.DataFrame:
     if suffix == ".txt":
         with open(path, encoding=encoding, newline="") as handle:
             lines = handle.read().splitlines()
-        return pd.DataFrame({"text": lines}, dtype=str)
+        if not _looks_tab_separated(lines):
+            return pd.DataFrame({"text": lines}, dtype=str)
+        # A tab-separated table saved as .txt (NSMC's ratings_train.txt: id, document, label). Such files
+        # are one row per line with quotes as plain text, so split lines rather than parse CSV quoting.
+        header, *rows = [line.split("\t") for line in lines if line]
+        ragged = [number for number, row in enumerate(rows, start=2) if len(row) != len(header)]
+        if ragged:
+            raise RsError(
+                f"{path} looks tab-separated, but line {ragged[0]} has {len(rows[ragged[0] - 2])} "
+                f"fields where the header has {len(header)}."
+            )
+        return pd.DataFrame(rows, columns=header, dtype=str)
     return pd.read_csv(
         path,
         sep="\t" if suffix == ".tsv" else ",",
@@ -74,6 +103,13 @@ def _read_with_encoding(path: Path, suffix: str, encoding: str) -> pd.DataFrame:
         na_filter=False,
         encoding=encoding,
     )
+
+
+def _looks_tab_separated(lines: list[str]) -> bool:
+    """A .txt whose first lines all have the same number (≥ 1) of tabs is a table, not one review per line."""
+    head = [line for line in lines[:200] if line]
+    tabs = {line.count("\t") for line in head}
+    return len(head) >= 2 and len(tabs) == 1 and tabs != {0}
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
@@ -91,8 +127,7 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
         elif suffix == ".txt":
             raise RsError("A .txt output would lose the added columns; write .csv, .tsv or .jsonl instead.")
         else:
-            table.to_csv(temporary, sep="\t" if suffix == ".tsv" else ",", index=False,
-                         encoding=CSV_WRITE_ENCODING)
+            table.to_csv(temporary, sep="\t" if suffix == ".tsv" else ",", index=False, encoding=CSV_WRITE_ENCODING)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

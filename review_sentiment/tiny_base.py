@@ -22,8 +22,9 @@ def train_wordpiece_vocab(texts: list[str], vocab_size: int = 3000) -> dict[str,
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                                      strip_accents=False, lowercase=False)
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
+    )
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS)
     tokenizer.train_from_iterator(texts, trainer=trainer)
@@ -50,8 +51,7 @@ def build_tiny_electra(
     silence_library_logs()
     output_dir = Path(output_dir)
     vocab = train_wordpiece_vocab(normalize_texts(texts), vocab_size)
-    tokenizer = ElectraTokenizer(vocab=vocab, do_lower_case=False, strip_accents=False,
-                                 model_max_length=max_positions)
+    tokenizer = ElectraTokenizer(vocab=vocab, do_lower_case=False, strip_accents=False, model_max_length=max_positions)
     config = ElectraConfig(
         vocab_size=len(vocab),
         embedding_size=hidden_size,
@@ -67,8 +67,10 @@ def build_tiny_electra(
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     (output_dir / "rs_base.json").write_text(
-        json.dumps({"kind": "tiny-electra", "pretrained": False, "texts": len(texts), "vocab_size": len(vocab)},
-                   indent=2),
+        json.dumps(
+            {"kind": "tiny-electra", "pretrained": False, "texts": len(texts), "vocab_size": len(vocab)},
+            indent=2,
+        ),
         encoding="utf-8",
     )
     return output_dir
@@ -83,8 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     table = read_table(argv[0])
     texts = table[find_text_column(table)].tolist()
     path = build_tiny_electra(texts, argv[1])
-    print(f"Tiny ELECTRA base (random weights, vocab from {len(texts)} reviews) written to {path}",
-          file=sys.stderr)
+    print(
+        f"Tiny ELECTRA base (random weights, vocab from {len(texts)} reviews) written to {path}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,12 @@ def sample_table() -> pd.DataFrame:
 def tiny_base(tmp_path_factory, sample_table) -> Path:
     from review_sentiment.tiny_base import build_tiny_electra
 
-    return build_tiny_electra(sample_table["review"].tolist(), tmp_path_factory.mktemp("bases") / "tiny",
-                              vocab_size=1500, hidden_size=32)
+    return build_tiny_electra(
+        sample_table["review"].tolist(),
+        tmp_path_factory.mktemp("bases") / "tiny",
+        vocab_size=1500,
+        hidden_size=32,
+    )
 
 
 @pytest.fixture(scope="session")

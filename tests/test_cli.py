@@ -89,7 +89,9 @@ def test_help_is_instant_because_heavy_libraries_are_not_imported():
     import subprocess
     import sys
 
-    code = ("import sys; from review_sentiment.cli import app; "
-            "print(sorted(m for m in ('torch', 'transformers', 'kiwipiepy', 'pandas') if m in sys.modules))")
+    code = (
+        "import sys; from review_sentiment.cli import app; "
+        "print(sorted(m for m in ('torch', 'transformers', 'kiwipiepy', 'pandas') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

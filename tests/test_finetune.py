@@ -35,10 +35,12 @@ def test_training_learns_a_separable_task(tmp_path, tiny_base):
     positive = [f"정말 최고 좋아요 추천 {i}" for i in range(40)]
     negative = [f"진짜 최악 별로 환불 {i}" for i in range(40)]
     pd.DataFrame({"review": positive + negative, "label": ["긍정"] * 40 + ["부정"] * 40}).to_csv(
-        tmp_path / "easy.csv", index=False)
+        tmp_path / "easy.csv", index=False
+    )
     # Random initial weights need a few epochs before attention finds the words that matter.
-    args = FinetuneArguments(epochs=8, learning_rate=3e-3, batch_size=16, validation_fraction=0.25,
-                             early_stopping_patience=0)
+    args = FinetuneArguments(
+        epochs=8, learning_rate=3e-3, batch_size=16, validation_fraction=0.25, early_stopping_patience=0
+    )
     result = finetune(tmp_path / "easy.csv", str(tiny_base), args, output_dir=tmp_path / "m", quiet=True)
     assert result.labels == ["negative", "positive"]
     assert result.metrics["accuracy"] >= 0.9
@@ -47,8 +49,14 @@ def test_training_learns_a_separable_task(tmp_path, tiny_base):
 def test_two_classes_from_ratings_and_unlabeled_rows_skipped(tmp_path, tiny_base):
     from tests.conftest import SAMPLE
 
-    result = finetune(SAMPLE, str(tiny_base), QUICK, output_dir=tmp_path / "m", quiet=True,
-                      label_options=LabelOptions(rating_col="rating", rating_bins="1-2,,4-5"))
+    result = finetune(
+        SAMPLE,
+        str(tiny_base),
+        QUICK,
+        output_dir=tmp_path / "m",
+        quiet=True,
+        label_options=LabelOptions(rating_col="rating", rating_bins="1-2,,4-5"),
+    )
     assert result.labels == ["negative", "positive"]
     assert result.data["rows_unlabeled"] == 90 and result.data["rows_used"] == 270
 

@@ -2,7 +2,13 @@ import pandas as pd
 import pytest
 
 from review_sentiment.errors import RsError
-from review_sentiment.labels import RatingBins, parse_label_values, parse_ratings, read_gold_labels, sort_labels
+from review_sentiment.labels import (
+    RatingBins,
+    parse_label_values,
+    parse_ratings,
+    read_gold_labels,
+    sort_labels,
+)
 
 
 @pytest.mark.parametrize(
@@ -35,7 +41,10 @@ def test_numeric_labels_beyond_binary_suggest_ratings():
     ("ratings", "expected"),
     [
         (["1", "2", "3", "4", "5"], ["negative", "negative", "neutral", "positive", "positive"]),
-        (["1", "4", "5", "8", "9", "10"], ["negative", "negative", "neutral", "neutral", "positive", "positive"]),
+        (
+            ["1", "4", "5", "8", "9", "10"],
+            ["negative", "negative", "neutral", "neutral", "positive", "positive"],
+        ),
         (["", "5", "1"], [None, "positive", "negative"]),
         (["2.5", "4.5", "1"], [None, "positive", "negative"]),  # a half star between bins stays unlabeled
     ],

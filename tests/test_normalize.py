@@ -137,3 +137,9 @@ def test_sentence_split_is_stable_after_inserting_spaces():
     # The first split changes how kiwipiepy splits the text again; the recipe repeats until stable.
     once = normalize_texts(["그냥 한번 보는거지뭐..두번은 못보겠다.."])
     assert normalize_texts(once) == once
+
+
+def test_overlapping_kiwi_sentences_do_not_duplicate_text():
+    # kiwipiepy returns overlapping sentence offsets for this review ("봐야됀" and "됀다.").
+    text = "진짜 쓰레기 보면 손해다. 돈받고 봐야됀다."
+    assert normalize_texts([text]) == [text]

@@ -27,8 +27,17 @@ def test_output_keeps_every_row_and_column(tmp_path, tiny_model, sample_table):
 
 
 def test_raw_and_processed_twin_get_the_same_labels(tmp_path, tiny_model):
-    raw = pd.DataFrame({"review": ["배송이 빨라요ㅋㅋㅋㅋㅋ", "&lt;3 최고예요!!!!!", "별로예요.다신 안 사요",
-                                   "그냥 그래요 https://example.com/x", "\u1107\u1162\u11bc\u1109\u1169\u11bc 좋아요"]})
+    raw = pd.DataFrame(
+        {
+            "review": [
+                "배송이 빨라요ㅋㅋㅋㅋㅋ",
+                "&lt;3 최고예요!!!!!",
+                "별로예요.다신 안 사요",
+                "그냥 그래요 https://example.com/x",
+                "\u1107\u1162\u11bc\u1109\u1169\u11bc 좋아요",
+            ]
+        }
+    )
     raw.to_csv(tmp_path / "raw.csv", index=False)
     preprocess_file(tmp_path / "raw.csv", tmp_path / "processed.csv", processed_dir=tmp_path)
     predict_file(tmp_path / "raw.csv", tmp_path / "a.csv", model_dir=tiny_model)

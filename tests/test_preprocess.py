@@ -14,17 +14,33 @@ def _write(path, rows):
 
 
 def test_keeps_rows_and_columns_and_flags(tmp_path):
-    source = _write(tmp_path / "in.csv", {
-        "id": ["1", "2", "3", "4", "5"],
-        "내용": ["배송 빨라요ㅋㅋㅋㅋ", "", "good 👍", "배송 빨라요ㅋㅋ", "별로예요"],
-        "extra": ["a", "b", "c", "d", "e"],
-    })
+    source = _write(
+        tmp_path / "in.csv",
+        {
+            "id": ["1", "2", "3", "4", "5"],
+            "내용": ["배송 빨라요ㅋㅋㅋㅋ", "", "good 👍", "배송 빨라요ㅋㅋ", "별로예요"],
+            "extra": ["a", "b", "c", "d", "e"],
+        },
+    )
     summary = preprocess_file(source, tmp_path / "out.csv", processed_dir=tmp_path / "processed")
     out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
-    assert out.columns.tolist() == ["id", "내용", "extra", "text_normalized", "flag_empty", "flag_no_hangul",
-                                    "flag_duplicate"]
+    assert out.columns.tolist() == [
+        "id",
+        "내용",
+        "extra",
+        "text_normalized",
+        "flag_empty",
+        "flag_no_hangul",
+        "flag_duplicate",
+    ]
     assert out["id"].tolist() == ["1", "2", "3", "4", "5"]
-    assert out["text_normalized"].tolist() == ["배송 빨라요ㅋㅋ", "", "good 👍", "배송 빨라요ㅋㅋ", "별로예요"]
+    assert out["text_normalized"].tolist() == [
+        "배송 빨라요ㅋㅋ",
+        "",
+        "good 👍",
+        "배송 빨라요ㅋㅋ",
+        "별로예요",
+    ]
     assert out["flag_empty"].tolist() == ["False", "True", "False", "False", "False"]
     assert out["flag_no_hangul"].tolist() == ["False", "False", "True", "False", "False"]
     assert out["flag_duplicate"].tolist() == ["False", "False", "False", "True", "False"]
@@ -35,8 +51,13 @@ def test_keeps_rows_and_columns_and_flags(tmp_path):
 
 def test_drops_only_when_asked(tmp_path):
     source = _write(tmp_path / "in.csv", {"review": ["좋아요", "", "좋아요", "별로"]})
-    summary = preprocess_file(source, tmp_path / "out.csv", drop_empty=True, drop_duplicates=True,
-                              processed_dir=tmp_path / "processed")
+    summary = preprocess_file(
+        source,
+        tmp_path / "out.csv",
+        drop_empty=True,
+        drop_duplicates=True,
+        processed_dir=tmp_path / "processed",
+    )
     assert summary.dropped == {"empty": 1, "duplicate": 1}
     assert pd.read_csv(tmp_path / "out.csv")["review"].tolist() == ["좋아요", "별로"]
 

@@ -71,3 +71,12 @@ def test_missing_and_unsupported_files(tmp_path):
     (tmp_path / "x.xlsx").write_bytes(b"PK")
     with pytest.raises(RsError, match="rs reads"):
         read_table(tmp_path / "x.xlsx")
+
+
+def test_tab_separated_txt_is_read_as_a_table(tmp_path):
+    # NSMC's ratings_train.txt layout; a quote inside a review is plain text, not CSV quoting.
+    path = tmp_path / "ratings_train.txt"
+    path.write_text('id\tdocument\tlabel\n1\t"진짜 최고\t1\n2\t별로.. 돈 아까움\t0\n', encoding="utf-8")
+    table = read_table(path)
+    assert table.columns.tolist() == ["id", "document", "label"]
+    assert table["document"].tolist() == ['"진짜 최고', "별로.. 돈 아까움"]
