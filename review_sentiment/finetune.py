@@ -26,7 +26,7 @@ from review_sentiment.errors import RsError
 from review_sentiment.labels import read_gold_labels, sort_labels
 from review_sentiment.modelstore import MODELS_DIR, library_versions, save_model_folder
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
-from review_sentiment.predict import batched_probabilities, pick_device
+from review_sentiment.predict import batched_probabilities, pad_batch, pick_device
 from review_sentiment.preprocess import PROCESSED_DIR, latest_processed_file, read_sidecar
 from review_sentiment.tables import find_text_column, read_table, table_stem
 
@@ -168,6 +168,97 @@ def _scores(gold: list[int], predicted: list[int], labels: list[str]) -> dict:
     }
 
 
+def _class_weights(train_targets: list[int], n_classes: int) -> list[float]:
+    """Inverse class frequency ("balanced"), so a rare class such as neutral is not ignored."""
+    counts = Counter(train_targets)
+    return [len(train_targets) / (n_classes * counts[i]) for i in range(n_classes)]
+
+
+def train_classifier(
+    model,
+    encoded: list[list[int]],
+    targets: list[int],
+    train_rows: list[int],
+    validation_rows: list[int],
+    label_names: list[str],
+    args: FinetuneArguments,
+    device: str,
+    pad_token_id: int,
+    say=print,
+) -> tuple[list[dict], dict]:
+    """The training loop. Returns the per-epoch history and the best epoch's scores and weights ("state")."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    weights = _class_weights([targets[i] for i in train_rows], len(label_names)) if args.class_weights else None
+    loss_function = torch.nn.CrossEntropyLoss(
+        weight=torch.tensor(weights, dtype=torch.float32, device=device) if weights else None
+    )
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    parameters = list(model.named_parameters())
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for n, p in parameters if not n.endswith(no_decay)], "weight_decay": args.weight_decay},
+            {"params": [p for n, p in parameters if n.endswith(no_decay)], "weight_decay": 0.0},
+        ],
+        lr=args.learning_rate,
+    )
+    total_steps = math.ceil(len(train_rows) / args.batch_size) * args.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * args.warmup_ratio), total_steps)
+    use_amp = device.startswith("cuda")
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    generator = torch.Generator().manual_seed(args.seed)
+    validation_gold = [targets[i] for i in validation_rows]
+
+    history: list[dict] = []
+    best: dict = {"macro_f1": -1.0}
+    epochs_without_improvement = 0
+    with progress_bar() as progress:
+        task = progress.add_task("Training", total=total_steps, info="")
+        for epoch in range(1, args.epochs + 1):
+            model.train()
+            order = [train_rows[i] for i in torch.randperm(len(train_rows), generator=generator).tolist()]
+            losses = []
+            for start in range(0, len(order), args.batch_size):
+                rows = order[start : start + args.batch_size]
+                ids, mask = pad_batch([encoded[r] for r in rows], pad_token_id)
+                gold = torch.tensor([targets[r] for r in rows], device=device)
+                with torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
+                    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+                loss = loss_function(logits.float(), gold)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                losses.append(loss.item())
+                progress.update(task, advance=1, info=f"epoch {epoch}/{args.epochs} loss {np.mean(losses[-50:]):.4f}")
+
+            probabilities = batched_probabilities(
+                model, [encoded[i] for i in validation_rows], pad_token_id, batch_size=64, device=device
+            )
+            scores = _scores(validation_gold, probabilities.argmax(axis=1).tolist(), label_names)
+            history.append({"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4), **scores})
+            improved = scores["macro_f1"] > best["macro_f1"]
+            say(
+                f"epoch {epoch}: train loss {history[-1]['train_loss']:.4f} · validation accuracy "
+                f"{scores['accuracy']:.4f} · macro-F1 {scores['macro_f1']:.4f}{'  (best)' if improved else ''}"
+            )
+            if improved:
+                state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                best = {"epoch": epoch, **scores, "state": state}
+                epochs_without_improvement = 0
+            else:
+                epochs_without_improvement += 1
+                if args.early_stopping_patience and epochs_without_improvement >= args.early_stopping_patience:
+                    say(f"Early stopping: no better validation macro-F1 for {epochs_without_improvement} epochs.")
+                    break
+    return history, best
+
+
 def finetune(
     data_path: str | Path | None,
     base_name: str,
@@ -185,8 +276,7 @@ def finetune(
     quiet: bool = False,
 ) -> FinetuneResult:
     """Fine-tune `base_name` on labeled reviews and save the best epoch (by validation macro-F1)."""
-    import torch
-    from transformers import get_linear_schedule_with_warmup, set_seed
+    from transformers import set_seed
 
     started = time.perf_counter()
     args = args or FinetuneArguments()
@@ -200,6 +290,7 @@ def finetune(
         raise RsError(
             f"Training needs at least two classes; {data.path} has only {label_names or 'none'} ({data.label_source})."
         )
+    train_rows, validation_rows = stratified_split(data.labels, args.validation_fraction, args.seed)
     base = resolve_base(base_name, base_revision)
     name = name or default_model_name(base, data.path)
     output_dir = Path(output_dir) if output_dir else Path(models_dir) / name
@@ -230,98 +321,17 @@ def finetune(
     device = pick_device(device)
     model.to(device)
 
-    train_rows, validation_rows = stratified_split(data.labels, args.validation_fraction, args.seed)
     encoded = tokenizer(data.texts, truncation=True, max_length=max_length)["input_ids"]
     targets = [label_ids[label] for label in data.labels]
-    train_targets = [targets[i] for i in train_rows]
-    counts = Counter(train_targets)
     say(
         f"Base: {base.source}{' @ ' + base.revision if base.revision else ''} · labels {label_names} · "
         f"train {len(train_rows)} / validation {len(validation_rows)} · max length {max_length} · {device}"
     )
 
-    class_weight = None
-    if args.class_weights:
-        # Inverse frequency ("balanced"), so a rare neutral class is not ignored.
-        weights = [len(train_targets) / (len(label_names) * counts[i]) for i in range(len(label_names))]
-        class_weight = torch.tensor(weights, dtype=torch.float32, device=device)
-    loss_function = torch.nn.CrossEntropyLoss(weight=class_weight)
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    parameter_groups = [
-        {
-            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-            "weight_decay": args.weight_decay,
-        },
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(parameter_groups, lr=args.learning_rate)
-    steps_per_epoch = math.ceil(len(train_rows) / args.batch_size)
-    total_steps = steps_per_epoch * args.epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * args.warmup_ratio), total_steps)
-    use_amp = device.startswith("cuda")
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    generator = torch.Generator().manual_seed(args.seed)
-    pad_id = tokenizer.pad_token_id
-
-    history: list[dict] = []
-    best = {"macro_f1": -1.0}
-    best_state = None
-    epochs_without_improvement = 0
-    with progress_bar() as progress:
-        task = progress.add_task("Training", total=total_steps, info="")
-        for epoch in range(1, args.epochs + 1):
-            model.train()
-            order = [train_rows[i] for i in torch.randperm(len(train_rows), generator=generator).tolist()]
-            losses = []
-            for start in range(0, len(order), args.batch_size):
-                rows = order[start : start + args.batch_size]
-                longest = max(len(encoded[r]) for r in rows)
-                ids = torch.full((len(rows), longest), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(rows), longest), dtype=torch.long)
-                for j, row in enumerate(rows):
-                    ids[j, : len(encoded[row])] = torch.tensor(encoded[row])
-                    mask[j, : len(encoded[row])] = 1
-                gold = torch.tensor([targets[r] for r in rows], device=device)
-                with torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
-                    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-                loss = loss_function(logits.float(), gold)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                losses.append(loss.item())
-                progress.update(task, advance=1, info=f"epoch {epoch}/{args.epochs} loss {np.mean(losses[-50:]):.4f}")
-
-            probabilities = batched_probabilities(
-                model,
-                [encoded[i] for i in validation_rows],
-                pad_id,
-                batch_size=max(args.batch_size, 64),
-                device=device,
-            )
-            scores = _scores([targets[i] for i in validation_rows], probabilities.argmax(axis=1).tolist(), label_names)
-            record = {"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4), **scores}
-            history.append(record)
-            improved = scores["macro_f1"] > best["macro_f1"]
-            say(
-                f"epoch {epoch}: train loss {record['train_loss']:.4f} · validation accuracy "
-                f"{scores['accuracy']:.4f} · macro-F1 {scores['macro_f1']:.4f}{'  (best)' if improved else ''}"
-            )
-            if improved:
-                best = {"epoch": epoch, **scores}
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                epochs_without_improvement = 0
-            else:
-                epochs_without_improvement += 1
-                if args.early_stopping_patience and epochs_without_improvement >= args.early_stopping_patience:
-                    say(f"Early stopping: no better validation macro-F1 for {epochs_without_improvement} epochs.")
-                    break
-
-    model.load_state_dict(best_state)
+    history, best = train_classifier(
+        model, encoded, targets, train_rows, validation_rows, label_names, args, device, tokenizer.pad_token_id, say
+    )
+    model.load_state_dict(best.pop("state"))
     model.to("cpu")
     data_info = {
         "path": str(data.path),

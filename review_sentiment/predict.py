@@ -36,6 +36,19 @@ def pick_device(requested: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def pad_batch(sequences: list[list[int]], pad_token_id: int):
+    """Token-id lists → (input_ids, attention_mask) tensors padded to the longest sequence in the batch."""
+    import torch
+
+    longest = max(len(sequence) for sequence in sequences)
+    ids = torch.full((len(sequences), longest), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+        mask[row, : len(sequence)] = 1
+    return ids, mask
+
+
 def batched_probabilities(
     model,
     input_ids: list[list[int]],
@@ -60,12 +73,7 @@ def batched_probabilities(
         task = progress.add_task(description or "Predicting", total=len(order), info="", visible=bool(description))
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            longest = len(input_ids[rows[0]])
-            ids = torch.full((len(rows), longest), pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(rows), longest), dtype=torch.long)
-            for j, row in enumerate(rows):
-                ids[j, : len(input_ids[row])] = torch.tensor(input_ids[row])
-                mask[j, : len(input_ids[row])] = 1
+            ids, mask = pad_batch([input_ids[row] for row in rows], pad_token_id)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_autocast):
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             probabilities[rows] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
