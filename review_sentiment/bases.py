@@ -150,16 +150,18 @@ def load_base_tokenizer_and_config(base: ResolvedBase):
         raise RsError(f"Downloading {base.source} failed: {error}") from None
 
 
-def load_base_model(base: ResolvedBase, **model_kwargs):
-    """Load the base weights into a sequence-classification model (after the tokenizer/config check)."""
-    from transformers import AutoModelForSequenceClassification
+def load_base_weights(base: ResolvedBase, model_class=None, **model_kwargs):
+    """Load a base's weights into `model_class` (default: a sequence classifier), after the
+    tokenizer/config check has made sure they are cached or reachable."""
+    if model_class is None:
+        from transformers import AutoModelForSequenceClassification as model_class
 
     cached_only = base.is_local or hub_is_offline()
     kwargs = {"trust_remote_code": False, "local_files_only": cached_only, **model_kwargs}
     if base.revision:
         kwargs["revision"] = base.revision
     try:
-        return AutoModelForSequenceClassification.from_pretrained(base.source, **kwargs)
+        return model_class.from_pretrained(base.source, **kwargs)
     except OSError as error:
         raise RsError(f"Cannot load the weights of {base.source}: {error}") from None
 

@@ -181,6 +181,86 @@ def finetune(
 
 
 @app.command()
+def pretrain(
+    corpus: Path = typer.Argument(..., metavar="CORPUS", help="Unlabeled reviews: .csv, .tsv, .txt or .jsonl."),
+    size: str = typer.Option("mini", "--size", help="From scratch: mini (CPU), small (ELECTRA-Small) or base."),
+    base: str | None = typer.Option(
+        None, "--base", "-b", help="Continue from this ELECTRA checkpoint (alias or folder) instead of scratch."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Output name [default: pretrained-SIZE-CORPUS-TIME]."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Output folder [default: models/NAME]."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
+    force: bool = typer.Option(False, "--force", "-F", help="Start over in an existing output folder."),
+    text_col: str | None = typer.Option(None, "--text-col", help="Column with the review text."),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps."),
+    max_minutes: float | None = typer.Option(
+        None, "--max-minutes", help="Stop after this many minutes of training; the schedule is planned to fit."
+    ),
+    epochs: float | None = typer.Option(
+        None, "--epochs", help="Passes over the corpus [default: 1 unless a step or time budget is given]."
+    ),
+    learning_rate: float | None = typer.Option(
+        None, "--learning-rate", "--lr", help="Peak learning rate [default: per size; 1/5 of it when continuing]."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Packed sequences per step."),
+    max_length: int = typer.Option(128, "--max-length", help="Tokens per packed sequence."),
+    vocab_size: int | None = typer.Option(None, "--vocab-size", help="WordPiece vocabulary size (from scratch)."),
+    checkpoint_minutes: float = typer.Option(10.0, "--checkpoint-minutes", help="Minutes between checkpoints."),
+    seed: int = typer.Option(42, "--seed", help="Random seed."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
+) -> None:
+    """Pretrain an ELECTRA on unlabeled reviews by replaced-token detection; the result is a --base for finetune.
+
+    From scratch (--size) it trains a cased WordPiece vocabulary on the normalized corpus, then a generator
+    (masked language model, 1/4 of the width) and a discriminator that learns which tokens the generator
+    replaced; loss = MLM + 50 x discriminator loss. With --base it continues a checkpoint on your reviews
+    (domain-adaptive pretraining). Short reviews are packed several to a sequence. Ctrl-C saves a checkpoint;
+    rerun with --resume. Output: the discriminator in Hugging Face format (use it as
+    `rs finetune --base FOLDER`), the generator in FOLDER/generator, and rs_pretrain.json.
+    """
+    from review_sentiment.config import PretrainArguments
+    from review_sentiment.pretrain import pretrain as run_pretrain
+
+    with _reported_errors():
+        args = PretrainArguments(
+            size=size,
+            max_length=max_length,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            epochs=epochs,
+            max_steps=max_steps,
+            max_minutes=max_minutes,
+            checkpoint_minutes=checkpoint_minutes,
+            seed=seed,
+            vocab_size=vocab_size,
+        )
+        output_dir = output or (Path("models") / name if name else None)
+        result = run_pretrain(
+            corpus,
+            args,
+            base_name=base,
+            output_dir=output_dir,
+            text_col=text_col,
+            resume=resume,
+            force=force,
+            device=device,
+        )
+    final = result.final
+    console.print(
+        f"{result.steps} steps ({result.stopped_by}), {result.tokens_seen} tokens at "
+        f"{result.tokens_per_second:.0f} tokens/s, padding {result.padding_share:.1%}"
+    )
+    if final:
+        console.print(
+            f"Last {final['step']} steps: generator loss {final['generator_loss']:.3f}, discriminator loss "
+            f"{final['discriminator_loss']:.3f}, accuracy on replaced {final['replaced_accuracy']:.2f} / "
+            f"original {final['original_accuracy']:.2f}"
+        )
+    console.print(f"Saved to [bold]{result.output_dir}[/]")
+    console.print(f"Next: rs finetune labeled.csv --base {result.output_dir}")
+
+
+@app.command()
 def predict(
     input_path: Path = typer.Argument(..., metavar="INPUT", help="Review file to label (raw or preprocessed)."),
     output: Path | None = typer.Option(

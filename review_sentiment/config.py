@@ -52,3 +52,86 @@ class FinetuneArguments:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """Discriminator shape for `rs pretrain --size`; the generator shares its embeddings at a fraction of its width."""
+
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    embedding_size: int
+    generator_hidden_size: int
+    vocab_size: int
+    learning_rate: float
+
+
+# small and base follow ELECTRA-Small/Base (Clark et al. 2020, Table 6; configure_pretraining.py). mini is a
+# CPU-sized model: ELECTRA-Small's embeddings with a third of its layers.
+MODEL_SIZES = {
+    "mini": ModelSize(256, 4, 4, 1024, 128, 64, 16000, 1e-3),
+    "small": ModelSize(256, 12, 4, 1024, 128, 64, 32000, 5e-4),
+    "base": ModelSize(768, 12, 12, 3072, 768, 256, 32000, 2e-4),
+}
+
+
+@dataclass
+class PretrainArguments:
+    """ELECTRA replaced-token-detection settings. Defaults follow the ELECTRA paper and reference code."""
+
+    size: str = "mini"
+    """Model size preset for pretraining from scratch: mini (CPU), small (ELECTRA-Small), base."""
+    max_length: int = 128
+    """Tokens per packed sequence; several reviews are packed into each."""
+    batch_size: int = 32
+    """Packed sequences per step."""
+    learning_rate: float | None = None
+    """Peak learning rate [default: the size preset's from scratch, 1/5 of it when continuing a checkpoint]."""
+    warmup_ratio: float = 0.05
+    """Share of the planned steps spent warming up; then linear decay to zero."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (ELECTRA: 0.01)."""
+    mask_prob: float = 0.15
+    """Share of tokens masked for the generator, chosen anew for every batch."""
+    disc_weight: float = 50.0
+    """λ in loss = MLM + λ·discriminator loss (ELECTRA: 50)."""
+    epochs: float | None = None
+    """Passes over the corpus [default: 1 when neither --max-steps nor --max-minutes is given]."""
+    max_steps: int | None = None
+    """Stop after this many steps."""
+    max_minutes: float | None = None
+    """Stop after this much training time; the learning-rate schedule is planned to end there."""
+    checkpoint_minutes: float = 10.0
+    """Save a resumable checkpoint this often (and on Ctrl-C)."""
+    seed: int = 42
+    """Seed for initialization, packing order, masking and sampling."""
+    vocab_size: int | None = None
+    """WordPiece vocabulary size when pretraining from scratch [default: the size preset's]."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.size in MODEL_SIZES, f"size must be one of {', '.join(MODEL_SIZES)}"),
+            (self.max_length >= 16, "max_length must be at least 16"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.learning_rate is None or self.learning_rate > 0, "learning_rate must be positive"),
+            (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
+            (0 < self.mask_prob < 1, "mask_prob must be in (0, 1)"),
+            (self.disc_weight > 0, "disc_weight must be positive"),
+            (self.epochs is None or self.epochs > 0, "epochs must be positive"),
+            (self.max_steps is None or self.max_steps >= 1, "max_steps must be at least 1"),
+            (self.max_minutes is None or self.max_minutes > 0, "max_minutes must be positive"),
+            (self.checkpoint_minutes > 0, "checkpoint_minutes must be positive"),
+            (self.vocab_size is None or self.vocab_size >= 100, "vocab_size must be at least 100"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise RsError(f"{message}; got {self.to_dict()}.")
+
+    @property
+    def model_size(self) -> ModelSize:
+        return MODEL_SIZES[self.size]
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -16,8 +16,8 @@ import numpy as np
 from review_sentiment.bases import (
     ResolvedBase,
     expected_vocab_size,
-    load_base_model,
     load_base_tokenizer_and_config,
+    load_base_weights,
     resolve_base,
 )
 from review_sentiment.config import FinetuneArguments
@@ -26,7 +26,7 @@ from review_sentiment.errors import RsError
 from review_sentiment.labels import read_gold_labels, sort_labels
 from review_sentiment.modelstore import MODELS_DIR, library_versions, save_model_folder
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
-from review_sentiment.predict import batched_probabilities, pad_batch, pick_device
+from review_sentiment.predict import batched_probabilities, pad_batch, pick_device, use_fast_attention
 from review_sentiment.preprocess import PROCESSED_DIR, latest_processed_file, read_sidecar
 from review_sentiment.tables import find_text_column, read_table, table_stem
 
@@ -168,6 +168,23 @@ def _scores(gold: list[int], predicted: list[int], labels: list[str]) -> dict:
     }
 
 
+def length_grouped_batches(rows: list[int], encoded: list[list[int]], batch_size: int, generator) -> list[list[int]]:
+    """Shuffled batches of reviews of similar length, so little compute goes to padding.
+
+    Rows are shuffled, cut into pools of 50 batches, sorted by length within each pool, batched, and the
+    batches shuffled again (like transformers' group_by_length).
+    """
+    import torch
+
+    shuffled = [rows[i] for i in torch.randperm(len(rows), generator=generator).tolist()]
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(shuffled), pool):
+        by_length = sorted(shuffled[start : start + pool], key=lambda row: len(encoded[row]))
+        batches.extend(by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
 def _class_weights(train_targets: list[int], n_classes: int) -> list[float]:
     """Inverse class frequency ("balanced"), so a rare class such as neutral is not ignored."""
     counts = Counter(train_targets)
@@ -218,11 +235,13 @@ def train_classifier(
         task = progress.add_task("Training", total=total_steps, info="")
         for epoch in range(1, args.epochs + 1):
             model.train()
-            order = [train_rows[i] for i in torch.randperm(len(train_rows), generator=generator).tolist()]
             losses = []
-            for start in range(0, len(order), args.batch_size):
-                rows = order[start : start + args.batch_size]
+            epoch_started = time.perf_counter()
+            tokens = slots = 0
+            for rows in length_grouped_batches(train_rows, encoded, args.batch_size, generator):
                 ids, mask = pad_batch([encoded[r] for r in rows], pad_token_id)
+                tokens += int(mask.sum())
+                slots += mask.numel()
                 gold = torch.tensor([targets[r] for r in rows], device=device)
                 with torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
                     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
@@ -241,7 +260,15 @@ def train_classifier(
                 model, [encoded[i] for i in validation_rows], pad_token_id, batch_size=64, device=device
             )
             scores = _scores(validation_gold, probabilities.argmax(axis=1).tolist(), label_names)
-            history.append({"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4), **scores})
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": round(float(np.mean(losses)), 4),
+                    **scores,
+                    "train_tokens_per_second": round(tokens / (time.perf_counter() - epoch_started), 1),
+                    "padding_share": round(1 - tokens / slots, 4),
+                }
+            )
             improved = scores["macro_f1"] > best["macro_f1"]
             say(
                 f"epoch {epoch}: train loss {history[-1]['train_loss']:.4f} · validation accuracy "
@@ -314,11 +341,12 @@ def finetune(
 
     set_seed(args.seed)  # before the classifier head is initialized
     label_ids = {label: i for i, label in enumerate(label_names)}
-    model = load_base_model(
+    model = load_base_weights(
         base, num_labels=len(label_names), id2label=dict(enumerate(label_names)), label2id=label_ids
     )
     model.config.problem_type = "single_label_classification"
     device = pick_device(device)
+    use_fast_attention(model, device)
     model.to(device)
 
     encoded = tokenizer(data.texts, truncation=True, max_length=max_length)["input_ids"]

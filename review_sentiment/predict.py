@@ -36,6 +36,12 @@ def pick_device(requested: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def use_fast_attention(model, device: str) -> None:
+    """Pick the attention kernel for the device: on CPU the plain ("eager") attention runs about twice as fast
+    as PyTorch's fused SDPA for padded batches (measured with the mini ELECTRA, bench/pretrain_vs_random.py)."""
+    model.set_attn_implementation("eager" if device == "cpu" else "sdpa")
+
+
 def pad_batch(sequences: list[list[int]], pad_token_id: int):
     """Token-id lists → (input_ids, attention_mask) tensors padded to the longest sequence in the batch."""
     import torch
@@ -115,6 +121,7 @@ class Predictor:
         self.normalizer = ReviewNormalizer(recipe_of(self.meta))
         self.max_length = int(self.meta.get("max_length", 128))
         self.device = pick_device(device)
+        use_fast_attention(self.model, self.device)
         self.batch_size = batch_size
         self.truncated = 0
 

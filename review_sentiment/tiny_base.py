@@ -19,7 +19,11 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 def train_wordpiece_vocab(texts: list[str], vocab_size: int = 3000) -> dict[str, int]:
     """A cased WordPiece vocabulary: no lower-casing or accent stripping, so Hangul syllables stay whole."""
+    import os
+
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(
@@ -28,7 +32,11 @@ def train_wordpiece_vocab(texts: list[str], vocab_size: int = 3000) -> dict[str,
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS)
     tokenizer.train_from_iterator(texts, trainer=trainer)
-    return tokenizer.get_vocab()
+    # With parallelism the trainer numbers (and at the size limit, picks) tokens of equal frequency in a
+    # different order on each run; without it, and with the learned tokens sorted, the same corpus always gives
+    # the same vocabulary, so pretraining can be reproduced.
+    learned = sorted(token for token in tokenizer.get_vocab() if token not in SPECIAL_TOKENS)
+    return {token: index for index, token in enumerate(SPECIAL_TOKENS + learned)}
 
 
 def build_tiny_electra(

@@ -1,0 +1,188 @@
+"""Does `rs pretrain` help? ELECTRA pretraining on NSMC vs the same architecture from random weights.
+
+1. Split NSMC's movies: 10 % of movie_ids are held out for testing (no review of a test movie is seen in
+   pretraining or fine-tuning).
+2. Pretrain a `mini` ELECTRA (replaced-token detection) from scratch on every review of the other movies,
+   for a fixed CPU budget (--pretrain-minutes).
+3. Fine-tune it on a balanced binary set from the ratings (1-4 negative, 9-10 positive; --train-size).
+4. Fine-tune the same architecture and vocabulary from random initialization with the same settings.
+5. Evaluate both on the held-out movies' 1-4 / 9-10 reviews: accuracy and macro-F1.
+
+    python bench/pretrain_vs_random.py --pretrain-minutes 35 --train-size 150000
+
+Needs ../shared/data/nsmc_reviews.csv.gz. Work files go to bench/results/ (ignored by git); the table is
+printed as markdown and saved with all numbers to bench/results/pretrain_vs_random.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+NSMC = REPO.parent / "shared" / "data" / "nsmc_reviews.csv.gz"
+RESULTS = REPO / "bench" / "results"
+
+
+def split_by_movie(reviews: pd.DataFrame, test_share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    movies = reviews["movie_id"].drop_duplicates().sample(frac=1.0, random_state=seed)
+    test_movies = set(movies.iloc[: int(len(movies) * test_share)])
+    is_test = reviews["movie_id"].isin(test_movies)
+    return reviews[~is_test], reviews[is_test]
+
+
+def binary_labels(reviews: pd.DataFrame) -> pd.DataFrame:
+    rating = reviews["rating"].astype(int)
+    kept = reviews[(rating <= 4) | (rating >= 9)].copy()
+    kept["label"] = np.where(kept["rating"].astype(int) <= 4, "negative", "positive")
+    return kept[kept["review"].str.strip() != ""]
+
+
+def balanced_sample(labeled: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
+    per_class = size // 2
+    parts = [group.sample(n=min(per_class, len(group)), random_state=seed) for _, group in labeled.groupby("label")]
+    return pd.concat(parts).sample(frac=1.0, random_state=seed)
+
+
+def random_init_copy(pretrained: Path, output: Path, seed: int) -> Path:
+    """The pretrained model's architecture and tokenizer with fresh random weights: the control."""
+    import torch
+    from transformers import AutoTokenizer, ElectraConfig, ElectraForPreTraining
+
+    torch.manual_seed(seed)
+    model = ElectraForPreTraining(ElectraConfig.from_pretrained(pretrained))
+    model.save_pretrained(output)
+    AutoTokenizer.from_pretrained(pretrained).save_pretrained(output)
+    return output
+
+
+def evaluate(model_dir: Path, test: pd.DataFrame) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from review_sentiment.predict import Predictor
+
+    predictor = Predictor(model_dir, batch_size=64)
+    started = time.perf_counter()
+    predicted = predictor.predict(test["review"].tolist())
+    seconds = time.perf_counter() - started
+    gold = test["label"].tolist()
+    return {
+        "accuracy": round(accuracy_score(gold, predicted), 4),
+        "macro_f1": round(f1_score(gold, predicted, average="macro"), 4),
+        "predict_reviews_per_second": round(len(test) / seconds, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pretrain-minutes", type=float, default=35.0)
+    parser.add_argument("--train-size", type=int, default=150_000)
+    parser.add_argument("--test-size", type=int, default=10_000)
+    parser.add_argument("--corpus-size", type=int, help="pretrain on a sample of this many reviews [default: all]")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--learning-rate", type=float, default=3e-4, help="fine-tuning (ELECTRA-Small's 3e-4)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", type=Path, default=NSMC)
+    parser.add_argument("--reuse-pretrained", type=Path, help="skip step 2 and use this pretrained folder")
+    options = parser.parse_args()
+
+    from review_sentiment.config import FinetuneArguments, PretrainArguments
+    from review_sentiment.finetune import finetune
+    from review_sentiment.pretrain import pretrain
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    reviews = pd.read_csv(options.data, dtype=str, keep_default_na=False)
+    development, test_movies = split_by_movie(reviews, 0.10, options.seed)
+    corpus_path = RESULTS / "pretrain_corpus.csv"
+    corpus = development[["review"]]
+    if options.corpus_size:
+        corpus = corpus.sample(n=min(options.corpus_size, len(corpus)), random_state=options.seed)
+    corpus.to_csv(corpus_path, index=False)
+    train = balanced_sample(binary_labels(development), options.train_size, options.seed)
+    train_path = RESULTS / "finetune_train.csv"
+    train[["review", "label"]].to_csv(train_path, index=False)
+    test = binary_labels(test_movies)
+    test = test.sample(n=min(options.test_size, len(test)), random_state=options.seed)
+    print(
+        f"{len(development):,} reviews of {development['movie_id'].nunique():,} movies for pretraining; "
+        f"fine-tuning on {len(train):,} ({train['label'].value_counts().to_dict()}); "
+        f"testing on {len(test):,} reviews of {test['movie_id'].nunique():,} held-out movies "
+        f"({test['label'].value_counts().to_dict()})",
+        flush=True,
+    )
+
+    if options.reuse_pretrained:
+        pretrained = options.reuse_pretrained
+        pretrain_meta = json.loads((pretrained / "rs_pretrain.json").read_text())
+    else:
+        pretrained = RESULTS / "pretrained-mini"
+        started = time.perf_counter()
+        pretrain(
+            corpus_path,
+            PretrainArguments(size="mini", max_minutes=options.pretrain_minutes, seed=options.seed),
+            output_dir=pretrained,
+            force=True,
+        )
+        pretrain_meta = json.loads((pretrained / "rs_pretrain.json").read_text())
+        pretrain_meta["wall_seconds"] = round(time.perf_counter() - started, 1)
+    control = random_init_copy(pretrained, RESULTS / "random-init-mini", options.seed)
+
+    args = FinetuneArguments(
+        epochs=options.epochs, learning_rate=options.learning_rate, validation_fraction=0.05, seed=options.seed
+    )
+    rows = {}
+    for name, base in (("pretrained (rs pretrain, mini)", pretrained), ("random init (same architecture)", control)):
+        started = time.perf_counter()
+        result = finetune(train_path, str(base), args, output_dir=RESULTS / f"finetuned-{base.name}", force=True)
+        wall = time.perf_counter() - started
+        scores = evaluate(result.output_dir, test)
+        meta = json.loads((result.output_dir / "rs_meta.json").read_text())
+        rows[name] = {**scores, "finetune_seconds": round(wall, 1), "validation": meta["metrics"]}
+        print(name, rows[name], flush=True)
+
+    report = {
+        "pretraining": {
+            k: pretrain_meta.get(k)
+            for k in (
+                "steps",
+                "tokens_seen",
+                "tokens_per_second",
+                "padding_share",
+                "train_seconds",
+                "wall_seconds",
+                "final",
+                "learning_rate",
+                "corpus",
+            )
+        },
+        "finetune_args": args.to_dict(),
+        "train_size": len(train),
+        "test_size": len(test),
+        "results": rows,
+    }
+    (RESULTS / "pretrain_vs_random.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    p = report["pretraining"]
+    print(
+        f"\nPretraining: {p['steps']} steps, {p['tokens_seen']:,} tokens at {p['tokens_per_second']:.0f} tokens/s, "
+        f"padding {p['padding_share']:.1%}, {p['train_seconds'] / 60:.1f} min; final {p['final']}\n"
+    )
+    print(
+        "| base | test accuracy | test macro-F1 | fine-tune wall | fine-tune tokens/s | padding | predict reviews/s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, row in rows.items():
+        last = row["validation"]["history"][-1]
+        print(
+            f"| {name} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | {row['finetune_seconds'] / 60:.1f} min "
+            f"| {last['train_tokens_per_second']:.0f} | {last['padding_share']:.1%} "
+            f"| {row['predict_reviews_per_second']:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

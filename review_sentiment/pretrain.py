@@ -1,0 +1,611 @@
+"""rs pretrain: ELECTRA replaced-token detection (RTD) on your own reviews.
+
+ELECTRA (Clark et al., ICLR 2020, "ELECTRA: Pre-training Text Encoders as Discriminators Rather Than
+Generators"; reference code google-research/electra) trains two Transformer encoders together:
+
+- a small *generator*, a masked language model: 15 % of the tokens of each sequence are chosen anew for
+  every batch (`pretrain_helpers.mask`), 85 % of those are replaced by [MASK] and 15 % left as they are
+  (no random tokens), and the generator is trained with cross-entropy on the chosen positions only;
+- a *discriminator* that reads the sequence with the chosen positions replaced by tokens *sampled* from
+  the generator's softmax (temperature 1, no gradient through the sampling: `run_pretraining._get_fake_data`)
+  and predicts for every real token whether it was replaced. A sampled token equal to the original counts
+  as original. Its loss is sigmoid cross-entropy averaged over all non-padding tokens.
+
+Total loss = MLM loss + λ·discriminator loss with λ = 50 (`disc_weight`). Generator and discriminator
+share the token (and position) embeddings, and the generator's output layer is tied to them; the paper
+finds generators 1/4-1/2 of the discriminator's width work best (Section 3.2), so the presets use 1/4.
+AdamW with weight decay 0.01, linear warmup, then linear decay to zero (`model/optimization.py`).
+After pretraining only the discriminator is kept: it is an ordinary `--base` for `rs finetune`.
+
+Continued pretraining (`--base koelectra-small`) starts from a published discriminator and, where one is
+published (KoELECTRA v3), its generator; otherwise a new generator 1/4 as wide is built on the
+discriminator's embeddings. The ELECTRA paper only pretrains from scratch and says nothing about the
+learning rate for continuing; the reference code, resumed from a released checkpoint, simply carries on its
+exhausted linear schedule (learning rate ≈ 0). Domain-adaptive pretraining (Gururangan et al. 2020, "Don't
+Stop Pretraining") restarts warmup + decay and, for the smaller task-adaptive runs (batch 256), uses a peak
+of 1e-4, a sixth of RoBERTa's original rate. We follow that: continuing uses a fresh warmup + linear decay
+with a peak of 1/5 of the from-scratch rate of the size (1e-4 for ELECTRA-Small's 5e-4); `--learning-rate`
+overrides it.
+
+Differences from the reference, for CPU budgets: packed sequences hold whole reviews (the reference packs
+sentences into two segments), the number of masked positions is 15 % of the maskable tokens rather than of
+all tokens, and positions are drawn without replacement.
+
+Reviews are short (NSMC averages about 17 tokens), so several are packed into each sequence,
+[CLS] review [SEP] review [SEP] …, instead of padding each one to the maximum length; the padding share of
+the batches is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from review_sentiment.bases import ResolvedBase, load_base_tokenizer_and_config, load_base_weights, resolve_base
+from review_sentiment.config import PretrainArguments
+from review_sentiment.console import console, progress_bar, silence_library_logs
+from review_sentiment.errors import RsError
+from review_sentiment.modelstore import MODELS_DIR, library_versions
+from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
+from review_sentiment.tables import find_text_column, read_table, table_stem
+
+PRETRAIN_META = "rs_pretrain.json"
+PRETRAIN_RECIPE_VERSION = 1
+GENERATOR_DIR = "generator"
+CHECKPOINT_DIR = "checkpoint"
+CONTINUED_LR_FACTOR = 0.2
+
+# Published generators that match a base alias's discriminator (same vocabulary and embeddings).
+PUBLISHED_GENERATORS = {
+    "koelectra": "monologg/koelectra-base-v3-generator",
+    "koelectra-small": "monologg/koelectra-small-v3-generator",
+}
+
+
+# ----------------------------------------------------------------------------------------- the RTD task
+
+
+def pack_sequences(token_lists: list[list[int]], max_length: int, cls_id: int, sep_id: int) -> list[list[int]]:
+    """Pack tokenized reviews greedily into sequences [CLS] a [SEP] b [SEP] … of at most `max_length`.
+
+    A review longer than a whole sequence is truncated to fit one on its own.
+    """
+    sequences: list[list[int]] = []
+    current = [cls_id]
+    for tokens in token_lists:
+        if not tokens:
+            continue
+        tokens = tokens[: max_length - 2]
+        if len(current) + len(tokens) + 1 > max_length:
+            sequences.append(current)
+            current = [cls_id]
+        current.extend(tokens)
+        current.append(sep_id)
+    if len(current) > 1:
+        sequences.append(current)
+    return sequences
+
+
+def choose_mask_positions(candidates, mask_prob: float, rng):
+    """Choose round(mask_prob × candidates) positions (at least one) per sequence, uniformly at random.
+
+    `candidates` is a bool tensor [batch, length]: real tokens that are not [CLS]/[SEP]/[PAD].
+    """
+    import torch
+
+    counts = candidates.sum(dim=1)
+    to_mask = torch.clamp(torch.round(counts.float() * mask_prob).long(), min=1)
+    to_mask = torch.minimum(to_mask, counts)
+    scores = torch.rand(candidates.shape, generator=rng, device=candidates.device)
+    scores = scores.masked_fill(~candidates, -1.0)
+    ranks = scores.argsort(dim=1, descending=True).argsort(dim=1)
+    return (ranks < to_mask.unsqueeze(1)) & candidates
+
+
+def mask_for_generator(input_ids, positions, mask_token_id: int, rng, keep_prob: float = 0.15):
+    """The generator's input: chosen positions become [MASK], except `keep_prob` of them left unchanged."""
+    import torch
+
+    keep = torch.rand(positions.shape, generator=rng, device=positions.device) < keep_prob
+    return input_ids.masked_fill(positions & ~keep, mask_token_id)
+
+
+def replaced_token_labels(original_ids, corrupted_ids):
+    """Discriminator targets: 1 where the token differs from the original, 0 where it is the original —
+    including sampled tokens that happen to equal the original."""
+    return (corrupted_ids != original_ids).long()
+
+
+@dataclass
+class StepResult:
+    loss: float
+    generator_loss: float
+    discriminator_loss: float
+    replaced_accuracy: float  # on replaced tokens
+    original_accuracy: float  # on original tokens
+    replaced: int
+    tokens: int
+
+
+def rtd_step(generator, discriminator, input_ids, attention_mask, special_ids, mask_token_id, args, rng):
+    """One replaced-token-detection forward pass; returns (loss tensor, StepResult without the backward)."""
+    import torch
+    import torch.nn.functional as F
+
+    real = attention_mask.bool()
+    candidates = real & ~torch.isin(input_ids, special_ids)
+    positions = choose_mask_positions(candidates, args.mask_prob, rng)
+    generator_input = mask_for_generator(input_ids, positions, mask_token_id, rng)
+
+    # Like the reference, the generator's vocabulary projection runs only at the chosen positions.
+    hidden = generator.electra(input_ids=generator_input, attention_mask=attention_mask).last_hidden_state
+    logits = generator.generator_lm_head(generator.generator_predictions(hidden[positions])).float()
+    generator_loss = F.cross_entropy(logits, input_ids[positions])
+
+    with torch.no_grad():  # sampling is not differentiable; the discriminator's loss does not reach the generator
+        sampled = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=rng).squeeze(-1)
+    corrupted = input_ids.clone()
+    corrupted[positions] = sampled
+    labels = replaced_token_labels(input_ids, corrupted)
+
+    discriminator_logits = discriminator(input_ids=corrupted, attention_mask=attention_mask).logits.float()
+    discriminator_loss = F.binary_cross_entropy_with_logits(discriminator_logits[real], labels[real].float())
+    loss = generator_loss + args.disc_weight * discriminator_loss
+
+    with torch.no_grad():
+        predicted = (discriminator_logits > 0).long()
+        is_replaced = (labels == 1) & real
+        is_original = (labels == 0) & real
+        replaced = int(is_replaced.sum())
+        result = StepResult(
+            loss=float(loss),
+            generator_loss=float(generator_loss),
+            discriminator_loss=float(discriminator_loss),
+            replaced_accuracy=float((predicted[is_replaced] == 1).float().mean()) if replaced else float("nan"),
+            original_accuracy=float((predicted[is_original] == 0).float().mean()),
+            replaced=replaced,
+            tokens=int(real.sum()),
+        )
+    return loss, result
+
+
+# --------------------------------------------------------------------------------------- models
+
+
+def new_electra_pair(tokenizer, args: PretrainArguments):
+    """A fresh discriminator and a generator 1/4 as wide that shares its embeddings (pretraining from scratch)."""
+    from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
+
+    size = args.model_size
+    common = {
+        "vocab_size": len(tokenizer),
+        "embedding_size": size.embedding_size,
+        "max_position_embeddings": args.max_length,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    discriminator = ElectraForPreTraining(
+        ElectraConfig(
+            hidden_size=size.hidden_size,
+            num_hidden_layers=size.num_layers,
+            num_attention_heads=size.num_heads,
+            intermediate_size=size.intermediate_size,
+            **common,
+        )
+    )
+    generator = ElectraForMaskedLM(
+        ElectraConfig(
+            hidden_size=size.generator_hidden_size,
+            num_hidden_layers=size.num_layers,
+            num_attention_heads=max(1, size.generator_hidden_size // 64),
+            intermediate_size=size.generator_hidden_size * 4,
+            **common,
+        )
+    )
+    tie_embeddings(generator, discriminator)
+    return generator, discriminator
+
+
+def generator_for(discriminator):
+    """A generator 1/4 as wide as a loaded discriminator, on the discriminator's embeddings."""
+    from transformers import ElectraConfig, ElectraForMaskedLM
+
+    config = discriminator.config
+    hidden = max(64, config.hidden_size // 4)
+    generator = ElectraForMaskedLM(
+        ElectraConfig(
+            vocab_size=config.vocab_size,
+            embedding_size=config.embedding_size,
+            hidden_size=hidden,
+            num_hidden_layers=config.num_hidden_layers,
+            num_attention_heads=max(1, hidden // 64),
+            intermediate_size=hidden * 4,
+            max_position_embeddings=config.max_position_embeddings,
+            type_vocab_size=config.type_vocab_size,
+            pad_token_id=config.pad_token_id,
+        )
+    )
+    tie_embeddings(generator, discriminator)
+    return generator
+
+
+def tie_embeddings(generator, discriminator) -> None:
+    """Share the discriminator's embedding module with the generator and tie the generator's output layer to it."""
+    if generator.config.embedding_size != discriminator.config.embedding_size:
+        raise RsError(
+            f"The generator's embedding size ({generator.config.embedding_size}) differs from the "
+            f"discriminator's ({discriminator.config.embedding_size}); they cannot share embeddings."
+        )
+    generator.electra.embeddings = discriminator.electra.embeddings
+    generator.generator_lm_head.weight = discriminator.electra.embeddings.word_embeddings.weight
+
+
+def load_continued_pair(base: ResolvedBase):
+    """Discriminator (and generator where one exists) of a checkpoint to continue pretraining from."""
+    from transformers import ElectraForMaskedLM, ElectraForPreTraining
+
+    tokenizer, config = load_base_tokenizer_and_config(base)
+    if config.model_type != "electra":
+        raise RsError(f"rs pretrain continues ELECTRA checkpoints; {base.source} is a {config.model_type} model.")
+    discriminator = load_base_weights(base, ElectraForPreTraining)
+    generator = None
+    local_generator = Path(base.source) / GENERATOR_DIR
+    if base.is_local and (local_generator / "config.json").exists():
+        generator = load_base_weights(resolve_base(str(local_generator)), ElectraForMaskedLM)
+    elif base.alias in PUBLISHED_GENERATORS:
+        generator_base = resolve_base(PUBLISHED_GENERATORS[base.alias])
+        load_base_tokenizer_and_config(generator_base)  # fails fast and clearly when offline
+        generator = load_base_weights(generator_base, ElectraForMaskedLM)
+    if generator is None or generator.config.vocab_size != discriminator.config.vocab_size:
+        generator = generator_for(discriminator)
+    else:
+        tie_embeddings(generator, discriminator)
+    return tokenizer, generator, discriminator
+
+
+# ---------------------------------------------------------------------------------------- the run
+
+
+@dataclass
+class PretrainResult:
+    output_dir: Path
+    steps: int
+    tokens_seen: int
+    tokens_per_second: float
+    padding_share: float
+    final: dict
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped_by: str = ""
+
+
+def read_corpus(path: str | Path, text_col: str | None, recipe: NormalizationRecipe) -> list[str]:
+    table = read_table(path)
+    texts = ReviewNormalizer(recipe).normalize(table[find_text_column(table, text_col)].tolist(), "Normalizing")
+    texts = [text for text in texts if text]
+    if not texts:
+        raise RsError(f"{path} has no non-empty reviews to pretrain on.")
+    return texts
+
+
+def corpus_fingerprint(texts: list[str]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode())
+        digest.update(b"\n")
+    return "sha256:" + digest.hexdigest()
+
+
+def default_pretrain_name(args: PretrainArguments, base: ResolvedBase | None, corpus: Path) -> str:
+    origin = (base.alias or Path(base.source).name) if base else args.size
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"pretrained-{origin}-{table_stem(corpus)}-{stamp}".replace("/", "-")
+
+
+def scratch_learning_rate(config) -> float:
+    """The from-scratch learning rate of the size preset closest to a discriminator's shape."""
+    from review_sentiment.config import MODEL_SIZES
+
+    def distance(size):
+        return (abs(size.hidden_size - config.hidden_size), abs(size.num_layers - config.num_hidden_layers))
+
+    return min(MODEL_SIZES.values(), key=distance).learning_rate
+
+
+def _schedule(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def pretrain(
+    corpus_path: str | Path,
+    args: PretrainArguments | None = None,
+    *,
+    base_name: str | None = None,
+    output_dir: str | Path | None = None,
+    models_dir: str | Path = MODELS_DIR,
+    text_col: str | None = None,
+    resume: bool = False,
+    force: bool = False,
+    device: str | None = None,
+    quiet: bool = False,
+    on_step: Callable[[int, StepResult], None] | None = None,
+) -> PretrainResult:
+    """Pretrain an ELECTRA discriminator by replaced-token detection; from scratch or from `base_name`."""
+    import torch
+    from transformers import set_seed
+
+    from review_sentiment.predict import pad_batch, pick_device, use_fast_attention
+    from review_sentiment.tiny_base import train_wordpiece_vocab
+
+    started = time.perf_counter()
+    args = args or PretrainArguments()
+    say = (lambda message: None) if quiet else console.print
+    silence_library_logs()
+    corpus_path = Path(corpus_path)
+    recipe = NormalizationRecipe()
+    base = resolve_base(base_name) if base_name else None
+    output_dir = Path(output_dir) if output_dir else Path(models_dir) / default_pretrain_name(args, base, corpus_path)
+    checkpoint_path = output_dir / CHECKPOINT_DIR / "state.pt"
+    if resume and not checkpoint_path.exists():
+        raise RsError(f"Nothing to resume: {checkpoint_path} does not exist. Run without --resume to start.")
+    if output_dir.exists() and not (resume or force):
+        raise RsError(f"{output_dir} already exists. Pass --resume to continue it, or --force to start over.")
+    if force and not resume and output_dir.exists():
+        shutil.rmtree(output_dir)
+
+    texts = read_corpus(corpus_path, text_col, recipe)
+    fingerprint = corpus_fingerprint(texts)
+    set_seed(args.seed)
+    if resume:
+        from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
+
+        tokenizer = AutoTokenizer.from_pretrained(output_dir / CHECKPOINT_DIR)
+        discriminator = ElectraForPreTraining.from_pretrained(output_dir / CHECKPOINT_DIR / "discriminator")
+        generator = ElectraForMaskedLM.from_pretrained(output_dir / CHECKPOINT_DIR / GENERATOR_DIR)
+        tie_embeddings(generator, discriminator)
+    elif base is not None:
+        tokenizer, generator, discriminator = load_continued_pair(base)
+    else:
+        from transformers import ElectraTokenizer
+
+        vocab = train_wordpiece_vocab(texts, args.vocab_size or args.model_size.vocab_size)
+        tokenizer = ElectraTokenizer(
+            vocab=vocab, do_lower_case=False, strip_accents=False, model_max_length=args.max_length
+        )
+        generator, discriminator = new_electra_pair(tokenizer, args)
+    max_positions = discriminator.config.max_position_embeddings
+    max_length = min(args.max_length, max_positions)
+    if max_length < args.max_length:
+        say(f"[yellow]Warning:[/] --max-length {args.max_length} exceeds the model's {max_positions} positions.")
+
+    token_lists = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    random.Random(args.seed).shuffle(token_lists)
+    sequences = pack_sequences(token_lists, max_length, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    steps_per_epoch = math.ceil(len(sequences) / args.batch_size)
+    budgets = [args.max_steps]
+    if args.epochs is not None or not (args.max_steps or args.max_minutes):
+        budgets.append(math.ceil(steps_per_epoch * (args.epochs or 1.0)))
+    # With only --max-minutes, the plan is refined from the measured speed after a few steps.
+    planned = min((b for b in budgets if b), default=10**9)
+
+    device = pick_device(device)
+    for model in (generator, discriminator):
+        use_fast_attention(model, device)
+        model.to(device)
+    unique = {id(p): p for model in (discriminator, generator) for p in model.parameters()}
+    no_decay = ("bias", "LayerNorm.weight")
+    named = {id(p): n for model in (discriminator, generator) for n, p in model.named_parameters()}
+    learning_rate = args.learning_rate or (
+        CONTINUED_LR_FACTOR * scratch_learning_rate(discriminator.config) if base else args.model_size.learning_rate
+    )
+    optimizer = torch.optim.AdamW(
+        [
+            {
+                "params": [p for i, p in unique.items() if not named[i].endswith(no_decay)],
+                "weight_decay": args.weight_decay,
+            },
+            {"params": [p for i, p in unique.items() if named[i].endswith(no_decay)], "weight_decay": 0.0},
+        ],
+        lr=learning_rate,
+        eps=1e-6,
+    )
+    plan = {"total": planned, "warmup": max(1, int(planned * args.warmup_ratio))}
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: _schedule(step, plan["warmup"], plan["total"])
+    )
+    rng = torch.Generator(device=device).manual_seed(args.seed)
+    special_ids = torch.tensor(tokenizer.all_special_ids, device=device)
+    state = {"step": 0, "tokens_seen": 0, "padded": 0, "slots": 0, "train_seconds": 0.0, "history": []}
+
+    if resume:
+        saved = torch.load(checkpoint_path, weights_only=True, map_location="cpu")
+        if saved["fingerprint"] != fingerprint:
+            raise RsError(f"{corpus_path} is not the corpus this checkpoint was trained on; resume with the same file.")
+        optimizer.load_state_dict(saved["optimizer"])
+        plan.update(saved["plan"])
+        scheduler.load_state_dict(saved["scheduler"])
+        rng.set_state(saved["rng"])
+        torch.set_rng_state(saved["torch_rng"].cpu())
+        state.update(json.loads(saved["state"]))
+        say(f"Resuming {output_dir} at step {state['step']} of {plan['total']}")
+
+    def save_checkpoint() -> None:
+        folder = output_dir / CHECKPOINT_DIR
+        staging = output_dir / (CHECKPOINT_DIR + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        discriminator.save_pretrained(staging / "discriminator")
+        generator.save_pretrained(staging / GENERATOR_DIR)
+        tokenizer.save_pretrained(staging)
+        payload = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "plan": plan,
+            "rng": rng.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "state": json.dumps(state),
+            "fingerprint": fingerprint,
+        }
+        torch.save(payload, staging / "state.pt")
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    say(
+        f"Corpus: {corpus_path} — {len(texts)} reviews, {sum(map(len, token_lists))} tokens packed into "
+        f"{len(sequences)} sequences of ≤{max_length} · vocabulary {len(tokenizer)} · "
+        f"{'continuing ' + base.source if base else 'from scratch, size ' + args.size} · "
+        f"lr {learning_rate:g} · {device}"
+    )
+    stopped_by = "planned steps"
+    last_checkpoint = time.perf_counter()
+    budget_seconds = args.max_minutes * 60 if args.max_minutes else None
+    calibrated = budget_seconds is None or resume
+    window: list[StepResult] = []
+    order_epoch, order = -1, None
+    discriminator.train()
+    generator.train()
+    try:
+        with progress_bar() as progress:
+            task = progress.add_task("Pretraining", total=plan["total"], completed=state["step"], info="")
+            while state["step"] < plan["total"]:
+                epoch, position = divmod(state["step"], steps_per_epoch)
+                if epoch != order_epoch:  # each epoch visits the sequences in its own seeded order
+                    order = torch.randperm(len(sequences), generator=torch.Generator().manual_seed(args.seed + epoch))
+                    order_epoch = epoch
+                rows = order[position * args.batch_size : (position + 1) * args.batch_size].tolist()
+                ids, mask = pad_batch([sequences[r] for r in rows], tokenizer.pad_token_id)
+                step_started = time.perf_counter()
+                loss, result = rtd_step(
+                    generator,
+                    discriminator,
+                    ids.to(device),
+                    mask.to(device),
+                    special_ids,
+                    tokenizer.mask_token_id,
+                    args,
+                    rng,
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(list(unique.values()), 1.0)
+                optimizer.step()
+                scheduler.step()
+                state["step"] += 1
+                state["tokens_seen"] += result.tokens
+                state["padded"] += ids.numel() - result.tokens
+                state["slots"] += ids.numel()
+                state["train_seconds"] += time.perf_counter() - step_started
+                window.append(result)
+                if on_step:
+                    on_step(state["step"], result)
+                if not calibrated and state["step"] >= 10:
+                    # Plan the schedule to end when the time budget does, from the measured speed.
+                    seconds_per_step = state["train_seconds"] / state["step"]
+                    plan["total"] = max(state["step"] + 1, min(plan["total"], int(budget_seconds / seconds_per_step)))
+                    plan["warmup"] = max(1, int(plan["total"] * args.warmup_ratio))
+                    progress.update(task, total=plan["total"])
+                    calibrated = True
+                if state["step"] % 50 == 0 or state["step"] == plan["total"]:
+                    state["history"].append(_summarize(state["step"], window))
+                    window = []
+                progress.update(task, advance=1, info=_progress_info(result))
+                if budget_seconds and state["train_seconds"] >= budget_seconds:
+                    stopped_by = "time budget"
+                    break
+                if time.perf_counter() - last_checkpoint > args.checkpoint_minutes * 60:
+                    save_checkpoint()
+                    last_checkpoint = time.perf_counter()
+    except KeyboardInterrupt:
+        save_checkpoint()
+        say(f"Interrupted at step {state['step']}; checkpoint saved. Continue with the same command plus --resume.")
+        raise
+    if window:
+        state["history"].append(_summarize(state["step"], window))
+    save_checkpoint()
+
+    discriminator.to("cpu")
+    generator.to("cpu")
+    discriminator.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    generator.save_pretrained(output_dir / GENERATOR_DIR)
+    tokenizer.save_pretrained(output_dir / GENERATOR_DIR)
+    tokens_per_second = state["tokens_seen"] / state["train_seconds"] if state["train_seconds"] else 0.0
+    padding_share = state["padded"] / state["slots"] if state["slots"] else 0.0
+    final = state["history"][-1] if state["history"] else {}
+    meta = {
+        "kind": "electra-rtd",
+        "recipe_version": PRETRAIN_RECIPE_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "corpus": {
+            "path": str(corpus_path),
+            "fingerprint": fingerprint,
+            "reviews": len(texts),
+            "tokens": sum(map(len, token_lists)),
+            "sequences": len(sequences),
+        },
+        "normalization": recipe.to_dict(),
+        "base": base.to_dict() if base else None,
+        "arguments": args.to_dict(),
+        "learning_rate": learning_rate,
+        "planned_steps": plan["total"],
+        "steps": state["step"],
+        "stopped_by": stopped_by,
+        "tokens_seen": state["tokens_seen"],
+        "train_seconds": round(state["train_seconds"], 1),
+        "tokens_per_second": round(tokens_per_second, 1),
+        "padding_share": round(padding_share, 4),
+        "final": final,
+        "history": state["history"],
+        "discriminator": {
+            "hidden_size": discriminator.config.hidden_size,
+            "layers": discriminator.config.num_hidden_layers,
+            "vocab_size": discriminator.config.vocab_size,
+        },
+        "generator": {"hidden_size": generator.config.hidden_size},
+        "device": device,
+        "library_versions": library_versions(),
+    }
+    (output_dir / PRETRAIN_META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    return PretrainResult(
+        output_dir=output_dir,
+        steps=state["step"],
+        tokens_seen=state["tokens_seen"],
+        tokens_per_second=tokens_per_second,
+        padding_share=padding_share,
+        final=final,
+        history=state["history"],
+        seconds=round(time.perf_counter() - started, 1),
+        stopped_by=stopped_by,
+    )
+
+
+def _mean(values: list[float]) -> float:
+    values = [v for v in values if not math.isnan(v)]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _summarize(step: int, window: list[StepResult]) -> dict:
+    return {
+        "step": step,
+        "generator_loss": round(_mean([r.generator_loss for r in window]), 4),
+        "discriminator_loss": round(_mean([r.discriminator_loss for r in window]), 4),
+        "replaced_accuracy": round(_mean([r.replaced_accuracy for r in window]), 4),
+        "original_accuracy": round(_mean([r.original_accuracy for r in window]), 4),
+    }
+
+
+def _progress_info(result: StepResult) -> str:
+    return (
+        f"gen {result.generator_loss:.3f} disc {result.discriminator_loss:.3f} "
+        f"acc replaced {result.replaced_accuracy:.2f} original {result.original_accuracy:.2f}"
+    )

@@ -1,0 +1,188 @@
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from review_sentiment.config import PretrainArguments
+from review_sentiment.errors import RsError
+from review_sentiment.pretrain import (
+    choose_mask_positions,
+    mask_for_generator,
+    new_electra_pair,
+    pack_sequences,
+    pretrain,
+    replaced_token_labels,
+    rtd_step,
+)
+from tests.conftest import SAMPLE
+
+CLS, SEP, PAD, MASK = 2, 3, 0, 4
+
+
+def test_packing_fills_sequences_with_whole_reviews():
+    reviews = [[10, 11, 12], [13, 14], [], [15] * 20, [16, 17, 18, 19]]
+    packed = pack_sequences(reviews, max_length=10, cls_id=CLS, sep_id=SEP)
+    assert packed == [
+        [CLS, 10, 11, 12, SEP, 13, 14, SEP],
+        [CLS] + [15] * 8 + [SEP],  # longer than a sequence: truncated to fit one on its own
+        [CLS, 16, 17, 18, 19, SEP],
+    ]
+    assert all(len(sequence) <= 10 for sequence in packed)
+
+
+def test_mask_positions_are_fifteen_percent_of_real_tokens_and_never_special():
+    ids = torch.tensor([[CLS] + list(range(10, 50)) + [SEP] + [PAD] * 8])
+    candidates = (ids != PAD) & (ids != CLS) & (ids != SEP)
+    rng = torch.Generator().manual_seed(0)
+    chosen = [choose_mask_positions(candidates, 0.15, rng) for _ in range(20)]
+    assert all(int(positions.sum()) == 6 for positions in chosen)  # round(40 × 0.15)
+    assert not any((positions & ~candidates).any() for positions in chosen)
+    assert len({tuple(p.nonzero()[:, 1].tolist()) for p in chosen}) > 1  # dynamic: new positions each batch
+    short = torch.tensor([[True, False]])
+    assert int(choose_mask_positions(short, 0.15, rng).sum()) == 1  # at least one
+
+
+def test_generator_input_masks_most_chosen_positions_and_keeps_some():
+    ids = torch.arange(10, 4010).reshape(1, -1)
+    positions = torch.ones_like(ids, dtype=torch.bool)
+    masked = mask_for_generator(ids, positions, MASK, torch.Generator().manual_seed(0))
+    share_masked = float((masked == MASK).float().mean())
+    assert 0.82 < share_masked < 0.88  # 85 % [MASK], 15 % left unchanged, none random
+    assert ((masked == MASK) | (masked == ids)).all()
+
+
+def test_replaced_token_equal_to_the_original_is_labeled_original():
+    original = torch.tensor([[CLS, 10, 11, 12, 13, SEP]])
+    # positions 1, 2 and 3 were masked; the generator sampled 10 (the original) at 1, others elsewhere
+    corrupted = torch.tensor([[CLS, 10, 99, 98, 13, SEP]])
+    assert replaced_token_labels(original, corrupted).tolist() == [[0, 0, 1, 1, 0, 0]]
+
+
+@pytest.fixture(scope="module")
+def tiny_pair(tiny_base):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    args = PretrainArguments(size="mini")
+    import dataclasses
+
+    from review_sentiment import config
+
+    tiny = dataclasses.replace(
+        config.MODEL_SIZES["mini"],
+        hidden_size=32,
+        num_layers=2,
+        num_heads=2,
+        intermediate_size=64,
+        embedding_size=32,
+        generator_hidden_size=16,
+    )
+    args = SimpleNamespace(model_size=tiny, max_length=64, mask_prob=0.15, disc_weight=50.0)
+    torch.manual_seed(0)
+    generator, discriminator = new_electra_pair(tokenizer, args)
+    return tokenizer, generator, discriminator, args
+
+
+def test_generator_and_discriminator_share_embeddings(tiny_pair):
+    tokenizer, generator, discriminator, _ = tiny_pair
+    shared = discriminator.electra.embeddings.word_embeddings.weight
+    assert generator.electra.embeddings.word_embeddings.weight is shared
+    assert generator.generator_lm_head.weight is shared
+    assert generator.config.hidden_size * 2 == discriminator.config.hidden_size
+
+
+def test_loss_decreases_on_a_fixed_batch(tiny_pair, sample_table):
+    tokenizer, generator, discriminator, args = tiny_pair
+    texts = sample_table["review"].tolist()[:40]
+    sequences = pack_sequences(
+        tokenizer(texts, add_special_tokens=False)["input_ids"], 64, tokenizer.cls_token_id, tokenizer.sep_token_id
+    )
+    from review_sentiment.predict import pad_batch
+
+    ids, mask = pad_batch(sequences, tokenizer.pad_token_id)
+    special = torch.tensor(tokenizer.all_special_ids)
+    parameters = list({id(p): p for m in (generator, discriminator) for p in m.parameters()}.values())
+    optimizer = torch.optim.AdamW(parameters, lr=3e-3)
+    losses = []
+    for _ in range(25):
+        rng = torch.Generator().manual_seed(1)  # same masks and samples every step: a fixed batch
+        loss, result = rtd_step(generator, discriminator, ids, mask, special, tokenizer.mask_token_id, args, rng)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(result.loss)
+    assert losses[-1] < 0.5 * losses[0]
+
+
+QUICK = dict(size="mini", max_length=64, batch_size=8, max_steps=4, seed=3, vocab_size=800)
+
+
+@pytest.mark.slow
+def test_from_scratch_output_is_a_finetune_base(tmp_path):
+    from review_sentiment.config import FinetuneArguments
+    from review_sentiment.finetune import finetune
+
+    result = pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "pre", quiet=True)
+    assert result.steps == 4 and result.tokens_seen > 0
+    assert 0 <= result.padding_share < 0.5
+    meta = json.loads((tmp_path / "pre" / "rs_pretrain.json").read_text())
+    assert meta["corpus"]["reviews"] == 360 and meta["steps"] == 4
+    assert meta["corpus"]["fingerprint"].startswith("sha256:")
+    assert {"generator_loss", "discriminator_loss", "replaced_accuracy", "original_accuracy"} <= set(meta["final"])
+    assert (tmp_path / "pre" / "generator" / "model.safetensors").exists()
+
+    args = FinetuneArguments(epochs=1, early_stopping_patience=0)
+    model = finetune(SAMPLE, str(tmp_path / "pre"), args, output_dir=tmp_path / "cls", quiet=True)
+    assert model.labels == ["negative", "neutral", "positive"]
+
+
+@pytest.mark.slow
+def test_continued_pretraining_uses_the_saved_generator(tmp_path):
+    pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "first", quiet=True)
+    result = pretrain(
+        SAMPLE,
+        PretrainArguments(**{**QUICK, "max_steps": 2}),
+        base_name=str(tmp_path / "first"),
+        output_dir=tmp_path / "second",
+        quiet=True,
+    )
+    meta = json.loads((result.output_dir / "rs_pretrain.json").read_text())
+    assert meta["base"]["source"] == str(tmp_path / "first")
+    assert meta["generator"]["hidden_size"] == 64  # the saved mini generator, not a new one
+    assert meta["learning_rate"] == pytest.approx(0.2 * 1e-3)
+
+
+@pytest.mark.slow
+def test_resume_after_interruption_reaches_the_same_state(tmp_path):
+    from safetensors.torch import load_file
+
+    args = PretrainArguments(**{**QUICK, "max_steps": 6})
+    pretrain(SAMPLE, args, output_dir=tmp_path / "straight", quiet=True)
+
+    def interrupt_at_three(step, result):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(SAMPLE, args, output_dir=tmp_path / "resumed", quiet=True, on_step=interrupt_at_three)
+    assert (tmp_path / "resumed" / "checkpoint" / "state.pt").exists()
+    result = pretrain(SAMPLE, args, output_dir=tmp_path / "resumed", quiet=True, resume=True)
+    assert result.steps == 6
+    straight = load_file(tmp_path / "straight" / "model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_existing_output_needs_resume_or_force(tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(RsError, match="--resume"):
+        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "out", quiet=True)
+    with pytest.raises(RsError, match="Nothing to resume"):
+        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "out", quiet=True, resume=True)
+
+
+def test_arguments_are_validated():
+    with pytest.raises(RsError, match="size must be one of"):
+        PretrainArguments(size="huge")
