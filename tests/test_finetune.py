@@ -89,6 +89,7 @@ def test_same_seed_same_result(tmp_path, tiny_base):
 
     first = finetune(SAMPLE, str(tiny_base), QUICK, output_dir=tmp_path / "a", quiet=True)
     second = finetune(SAMPLE, str(tiny_base), QUICK, output_dir=tmp_path / "b", quiet=True)
+
     def without_timing(history):
         return [{k: v for k, v in epoch.items() if k != "train_tokens_per_second"} for epoch in history]
 
