@@ -111,7 +111,7 @@ def offline_message(base: ResolvedBase, reason: str) -> str:
     return (
         f"Cannot download the base model {base.source} (revision {base.revision}): {reason}. "
         f"On a machine with internet run `hf download {base.source} --revision {base.revision} "
-        f"--local-dir {folder}`, copy the folder here, then pass it: `rs finetune --base ./{folder}`."
+        f"--local-dir {folder}`, copy the folder here, and pass it with --base ./{folder}."
     )
 
 

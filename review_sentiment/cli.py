@@ -28,6 +28,23 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from review_sentiment import __version__
+
+        console.print(f"rs (review-sentiment) {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Korean review sentiment."""
+
+
 @contextmanager
 def _reported_errors():
     """Turn data/file problems into one line and exit code 1, Ctrl-C into exit code 130; no tracebacks."""
@@ -52,7 +69,7 @@ def preprocess(
     text_col: str | None = typer.Option(
         None,
         "--text-col",
-        help="Column with the review text [default: review/text/document/content/리뷰/내용...].",
+        help="Column with the review text [default: a known name such as review, text, 리뷰, 내용].",
     ),
     spacing: bool = typer.Option(False, "--spacing", help="Also correct word spacing with kiwipiepy (rewrites slang)."),
     typos: bool = typer.Option(False, "--typos", help="Also correct common typos with kiwipiepy (slow)."),
@@ -129,15 +146,20 @@ def finetune(
         help="NEGATIVE,NEUTRAL,POSITIVE rating ranges [default: 1-2,3,4-5 or 1-4,5-8,9-10]; leave one empty to "
         "skip it, e.g. 1-4,,9-10.",
     ),
-    epochs: int = typer.Option(3, "--epochs", help="Maximum passes over the training data."),
-    learning_rate: float = typer.Option(5e-5, "--learning-rate", "--lr", help="Peak AdamW learning rate."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Reviews per training step."),
-    max_length: int = typer.Option(128, "--max-length", help="Tokens per review (clamped to the base model)."),
-    validation_fraction: float = typer.Option(0.1, "--validation-fraction", help="Held-out share for model selection."),
-    patience: int = typer.Option(2, "--patience", help="Early stopping: epochs without a better macro-F1 (0: off)."),
+    epochs: int = typer.Option(3, "--epochs", min=1, help="Maximum passes over the training data."),
+    learning_rate: float = typer.Option(5e-5, "--learning-rate", "--lr", min=1e-9, help="Peak AdamW learning rate."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Reviews per training step."),
+    max_length: int = typer.Option(128, "--max-length", min=8, help="Tokens per review (clamped to the base model)."),
+    validation_fraction: float = typer.Option(
+        0.1, "--validation-fraction", min=0.01, max=0.49, help="Held-out share for model selection."
+    ),
+    patience: int = typer.Option(
+        2, "--patience", min=0, help="Early stopping: epochs without a better macro-F1 (0: off)."
+    ),
     no_class_weights: bool = typer.Option(False, "--no-class-weights", help="Do not reweight rare classes."),
     seed: int = typer.Option(42, "--seed", help="Random seed."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
+    encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949, utf-16)."),
 ) -> None:
     """Fine-tune a Korean ELECTRA into a positive/negative/neutral classifier, saved under models/NAME/.
 
@@ -170,6 +192,7 @@ def finetune(
             force=force,
             text_col=text_col,
             device=device,
+            encoding=encoding,
             label_options=LabelOptions(label_col, rating_col, rating_scale, rating_bins),
         )
     console.print(
@@ -306,7 +329,9 @@ def predict(
     if summary.unscored_empty:
         console.print(f"{summary.unscored_empty} rows have empty text and got no label")
     if summary.truncated:
-        console.print(f"{summary.truncated} reviews were longer than the model's maximum length and truncated")
+        console.print(f"Truncated to the model's maximum length: {summary.truncated} review(s)")
+    for wanted, name in summary.renamed_columns.items():
+        console.print(f"The input already has a '{wanted}' column: the prediction is in '{name}'")
     console.print(f"Wrote [bold]{summary.output_path}[/]")
 
 

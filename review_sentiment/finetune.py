@@ -49,6 +49,7 @@ class TrainingData:
     recipe: NormalizationRecipe
     text_column: str
     label_source: str
+    unlabeled_note: str
     rows_total: int
     rows_unlabeled: int
     rows_empty_text: int
@@ -84,7 +85,7 @@ def load_training_data(
     """Read labeled reviews. A file from `rs preprocess` brings its normalized column and recipe; any other
     file is normalized here with the default recipe."""
     label_options = label_options or LabelOptions()
-    path = Path(data_path) if data_path else latest_processed_file(processed_dir)
+    path = (Path(data_path) if data_path else latest_processed_file(processed_dir)).resolve()
     table = read_table(path, encoding)
     sidecar = read_sidecar(path)
     from_preprocess = bool(sidecar) and sidecar.get("normalized_column") in table.columns and text_col is None
@@ -113,6 +114,7 @@ def load_training_data(
         recipe=recipe,
         text_column=text_column,
         label_source=gold.source,
+        unlabeled_note=gold.describe_unlabeled(),
         rows_total=len(table),
         rows_unlabeled=gold.n_unlabeled,
         rows_empty_text=sum(
@@ -300,6 +302,7 @@ def finetune(
     label_options: LabelOptions | None = None,
     processed_dir: str | Path = PROCESSED_DIR,
     device: str | None = None,
+    encoding: str | None = None,
     quiet: bool = False,
 ) -> FinetuneResult:
     """Fine-tune `base_name` on labeled reviews and save the best epoch (by validation macro-F1)."""
@@ -311,21 +314,30 @@ def finetune(
     silence_library_logs()
     warnings: list[str] = []
 
-    data = load_training_data(data_path, text_col=text_col, label_options=label_options, processed_dir=processed_dir)
+    if name is not None and (not name.strip() or Path(name).name != name or name in (".", "..")):
+        raise RsError(f"--name {name!r} must be a plain folder name (no / or ..); use --output for another place.")
+    data = load_training_data(
+        data_path, text_col=text_col, label_options=label_options, processed_dir=processed_dir, encoding=encoding
+    )
     label_names = sort_labels(data.labels)
     if len(label_names) < 2:
-        raise RsError(
-            f"Training needs at least two classes; {data.path} has only {label_names or 'none'} ({data.label_source})."
-        )
+        found = f"only {label_names[0]!r}" if label_names else "no labeled rows"
+        raise RsError(f"Training needs at least two classes; {data.path} has {found} ({data.label_source}).")
     train_rows, validation_rows = stratified_split(data.labels, args.validation_fraction, args.seed)
+    if len(validation_rows) < 30:
+        warnings.append(
+            f"Only {len(validation_rows)} reviews are held out for validation: the best epoch and the reported "
+            "scores are noisy. More labeled data (or --validation-fraction) helps."
+        )
     base = resolve_base(base_name, base_revision)
     name = name or default_model_name(base, data.path)
     output_dir = Path(output_dir) if output_dir else Path(models_dir) / name
     if output_dir.exists() and not force:
         raise RsError(f"{output_dir} already exists. Pass --name with another name, or --force to replace it.")
+    counts = ", ".join(f"{label} {data.labels.count(label)}" for label in label_names)
     say(
-        f"Data: {data.path} — {len(data.texts)} labeled reviews ({data.label_source}); "
-        f"skipped {data.rows_unlabeled} unlabeled, {data.rows_empty_text} empty"
+        f"Data: {data.path} — {len(data.texts)} labeled reviews ({counts}) from the {data.label_source}; "
+        f"skipped: {data.unlabeled_note}, {data.rows_empty_text} with empty text"
     )
 
     tokenizer, config = load_base_tokenizer_and_config(base)

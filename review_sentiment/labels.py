@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -121,10 +121,20 @@ class LabeledColumn:
     source: str  # e.g. "label column 'label'" or "rating column 'stars' (5-point: ...)"
     column: str
     rating_bins: RatingBins | None = None
+    outside_bins: dict[str, int] = field(default_factory=dict)  # rating value → rows in no bin
 
     @property
     def n_unlabeled(self) -> int:
         return sum(label is None for label in self.labels)
+
+    def describe_unlabeled(self) -> str:
+        """E.g. "12 without a label; 34 ratings in no bin (2.5 ×20, 0.5 ×14): adjust --rating-bins"."""
+        outside = sum(self.outside_bins.values())
+        text = f"{self.n_unlabeled - outside} without a label"
+        if outside:
+            values = ", ".join(f"{value} ×{n}" for value, n in list(self.outside_bins.items())[:6])
+            text += f"; {outside} ratings in no bin ({values}): adjust --rating-bins to use them"
+        return text
 
     def counts(self) -> dict[str, int]:
         counter = Counter(label for label in self.labels if label is not None)
@@ -200,7 +210,10 @@ def parse_ratings(values, column: str, scale: int | None = None, bins_spec: str 
     scale = scale or detect_rating_scale(present)
     bins = RatingBins.parse(bins_spec, scale) if bins_spec else RatingBins.default(scale)
     labels = [bins.label_for(n) if n is not None else None for n in numbers]
-    return LabeledColumn(labels, f"rating column {column!r} ({bins.describe()})", column, bins)
+    outside = Counter(f"{n:g}" for n, label in zip(numbers, labels, strict=True) if n is not None and label is None)
+    return LabeledColumn(
+        labels, f"rating column {column!r} ({bins.describe()})", column, bins, dict(outside.most_common())
+    )
 
 
 def read_gold_labels(

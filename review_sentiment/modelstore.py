@@ -16,6 +16,7 @@ from pathlib import Path
 
 from review_sentiment.errors import RsError
 from review_sentiment.normalize import NormalizationRecipe
+from review_sentiment.tables import make_shareable
 
 META_FILENAME = "rs_meta.json"
 META_FORMAT_VERSION = 1
@@ -58,6 +59,7 @@ def save_model_folder(model, tokenizer, meta: dict, output_dir: str | Path, *, f
         (staging / "README.md").write_text(model_card(meta), encoding="utf-8")
         if output_dir.exists():
             shutil.rmtree(output_dir)
+        make_shareable(staging)
         staging.rename(output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -14,6 +14,7 @@ from review_sentiment.errors import RsError
 from review_sentiment.modelstore import load_model_folder, newest_model_dir, recipe_of
 from review_sentiment.normalize import ReviewNormalizer
 from review_sentiment.tables import (
+    check_output_path,
     find_text_column,
     read_table,
     same_file,
@@ -98,6 +99,7 @@ class PredictSummary:
     unscored_empty: int
     label_counts: dict[str, int]
     truncated: int
+    renamed_columns: dict[str, str]
     seconds: float
     device: str
 
@@ -129,11 +131,12 @@ class Predictor:
         """Normalize raw texts with the model's recipe and return class probabilities (NaN for empty texts)."""
         normalized = self.normalizer.normalize(texts, "Normalizing" if description else None)
         scored = [i for i, text in enumerate(normalized) if text]
-        encoded = self.tokenizer([normalized[i] for i in scored], truncation=True, max_length=self.max_length)
-        ids = encoded["input_ids"]
-        self.truncated = sum(len(x) >= self.max_length for x in ids)
         result = np.full((len(normalized), len(self.labels)), np.nan, dtype=np.float32)
+        self.truncated = 0
         if scored:
+            encoded = self.tokenizer([normalized[i] for i in scored], truncation=True, max_length=self.max_length)
+            ids = encoded["input_ids"]
+            self.truncated = sum(len(x) >= self.max_length for x in ids)
             result[scored] = batched_probabilities(
                 self.model,
                 ids,
@@ -172,18 +175,29 @@ def predict_file(
     output_path = Path(output_path) if output_path else default_output_path(input_path)
     if same_file(input_path, output_path):
         raise RsError(f"The output {output_path} is the input file; rs never overwrites its input. Pass another -o.")
-    table = read_table(input_path, encoding)
-    text_column = find_text_column(table, text_col)
+    check_output_path(output_path)
     model_dir = Path(model_dir) if model_dir else newest_model_dir(models_dir)
+    table = read_table(input_path, encoding)
     predictor = Predictor(model_dir, device=device, batch_size=batch_size)
+    trained_on = predictor.meta.get("data", {}).get("text_column")
+    if text_col is None and trained_on in table.columns:
+        text_col = trained_on  # the column the model was trained on, when this file has it too
+    text_column = find_text_column(table, text_col)
     probabilities = predictor.probabilities(table[text_column].tolist(), description="Predicting")
     predicted = labels_from_probabilities(probabilities, predictor.labels)
 
     out = table.copy()
-    out[unique_column_name(out, LABEL_COLUMN)] = predicted
-    out[unique_column_name(out, CONFIDENCE_COLUMN)] = np.round(probabilities.max(axis=1), 4)
+    # float64 before rounding, so JSON output shows 0.4928 rather than float32's 0.4927999973
+    probabilities = probabilities.astype(np.float64)
+    added = {LABEL_COLUMN: predicted, CONFIDENCE_COLUMN: np.round(probabilities.max(axis=1), 4)}
     for index, label in enumerate(predictor.labels):
-        out[unique_column_name(out, f"prob_{label}")] = np.round(probabilities[:, index], 4)
+        added[f"prob_{label}"] = np.round(probabilities[:, index], 4)
+    renamed = {}
+    for wanted, values in added.items():
+        name = unique_column_name(out, wanted)
+        out[name] = values
+        if name != wanted:
+            renamed[wanted] = name
     write_table(out, output_path)
 
     counts = Counter(label for label in predicted if label)
@@ -197,6 +211,7 @@ def predict_file(
         unscored_empty=sum(1 for label in predicted if not label),
         label_counts={label: counts.get(label, 0) for label in predictor.labels},
         truncated=predictor.truncated,
+        renamed_columns=renamed,
         seconds=round(time.perf_counter() - started, 2),
         device=predictor.device,
     )

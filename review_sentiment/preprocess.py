@@ -14,6 +14,7 @@ from review_sentiment import __version__
 from review_sentiment.errors import RsError
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer, has_hangul
 from review_sentiment.tables import (
+    check_output_path,
     find_text_column,
     read_table,
     same_file,
@@ -71,7 +72,8 @@ def preprocess_file(
     input_path, processed_dir = Path(input_path), Path(processed_dir)
     output_path = Path(output_path) if output_path else default_output_path(input_path, processed_dir)
     if same_file(input_path, output_path):
-        raise RsError(f"The output {output_path} is the input file; rs never overwrites its input. Pass -o.")
+        raise RsError(f"The output {output_path} is the input file; rs never overwrites its input. Pass another -o.")
+    check_output_path(output_path)
     recipe = recipe or NormalizationRecipe()
     table = read_table(input_path, encoding)
     text_column = find_text_column(table, text_col)
@@ -141,7 +143,10 @@ def latest_processed_file(processed_dir: str | Path = PROCESSED_DIR) -> Path:
     hint = "Run `rs preprocess reviews.csv` first, or pass the training file: `rs finetune reviews.csv`."
     if not pointer.exists():
         raise RsError(f"No DATA given and no file from `rs preprocess` found ({pointer}). {hint}")
-    path = Path(json.loads(pointer.read_text(encoding="utf-8"))["path"])
+    try:
+        path = Path(json.loads(pointer.read_text(encoding="utf-8"))["path"])
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise RsError(f"{pointer} is damaged. {hint}") from None
     if not path.exists():
         raise RsError(f"The last preprocessed file {path} no longer exists. {hint}")
     return path

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -36,6 +39,7 @@ READ_ENCODINGS = ("utf-8-sig", "cp949")
 # UTF-8 with a byte-order mark: Excel (Korean Windows included) then shows Hangul correctly.
 CSV_WRITE_ENCODING = "utf-8-sig"
 SUPPORTED_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl")
+WRITE_SUFFIXES = (".csv", ".tsv", ".jsonl")  # .txt would lose the added columns
 
 
 def _suffix(path: Path) -> str:
@@ -54,80 +58,181 @@ def table_stem(path: str | Path) -> str:
 
 
 def read_table(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
-    """Read a review file with every cell as a string ("" for empty), rows and columns exactly as stored."""
+    """Read a review file with every cell as a string ("" for empty), rows and columns exactly as stored.
+
+    CSV/TSV: the delimiter is taken from the header when a .csv uses tabs or semicolons; rows with fewer
+    fields than the header are padded with "", rows with more non-empty fields are an error (never shifted).
+    """
     path = Path(path)
     if not path.exists():
         raise RsError(f"No such file: {path}")
     if path.is_dir():
-        raise RsError(f"{path} is a folder; pass a review file (.csv, .tsv, .txt, .jsonl).")
+        raise RsError(f"{path} is a folder; pass a review file ({', '.join(SUPPORTED_SUFFIXES)}).")
     suffix = _suffix(path)
     if suffix not in SUPPORTED_SUFFIXES:
         raise RsError(f"Cannot read {path.name}: rs reads {', '.join(SUPPORTED_SUFFIXES)} files.")
+    raw = _read_bytes(path)
     errors = []
-    for candidate in (encoding,) if encoding else READ_ENCODINGS:
+    for candidate in (encoding,) if encoding else _candidate_encodings(raw):
         try:
-            return _read_with_encoding(path, suffix, candidate)
+            text = raw.decode(candidate)
         except UnicodeDecodeError as error:
-            errors.append(f"{candidate}: byte {error.start}")
-        except pd.errors.ParserError as error:
-            raise RsError(f"Cannot parse {path}: {error}") from None
-        except pd.errors.EmptyDataError:
-            raise RsError(f"{path} is empty.") from None
+            errors.append(f"as {candidate} at byte {error.start}")
+            continue
+        except LookupError:
+            raise RsError(f"Unknown encoding {candidate!r}; use e.g. utf-8, cp949, euc-kr or utf-16.") from None
+        return _parse_table(path, suffix, text.removeprefix("\ufeff"))
     raise RsError(f"Cannot decode {path} ({'; '.join(errors)}). Pass --encoding with the file's encoding.")
 
 
-def _read_with_encoding(path: Path, suffix: str, encoding: str) -> pd.DataFrame:
+def _read_bytes(path: Path) -> bytes:
+    if path.suffix.lower() == ".gz":
+        import gzip
+
+        with gzip.open(path, "rb") as handle:
+            return handle.read()
+    return path.read_bytes()
+
+
+def _candidate_encodings(raw: bytes) -> tuple[str, ...]:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text" is UTF-16 with a byte-order mark
+        return ("utf-16",)
+    return READ_ENCODINGS
+
+
+def _parse_table(path: Path, suffix: str, text: str) -> pd.DataFrame:
+    if not text.strip():
+        raise RsError(f"{path} is empty.")
     if suffix == ".jsonl":
-        table = pd.read_json(path, lines=True, dtype=False, encoding=encoding)
-        return table.astype(object).where(table.notna(), "").astype(str)
+        return _parse_jsonl(path, text)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()
     if suffix == ".txt":
-        with open(path, encoding=encoding, newline="") as handle:
-            lines = handle.read().splitlines()
         if not _looks_tab_separated(lines):
             return pd.DataFrame({"text": lines}, dtype=str)
-        # A tab-separated table saved as .txt (NSMC's ratings_train.txt: id, document, label). Such files
-        # are one row per line with quotes as plain text, so split lines rather than parse CSV quoting.
-        header, *rows = [line.split("\t") for line in lines if line]
-        ragged = [number for number, row in enumerate(rows, start=2) if len(row) != len(header)]
-        if ragged:
-            raise RsError(
-                f"{path} looks tab-separated, but line {ragged[0]} has {len(rows[ragged[0] - 2])} "
-                f"fields where the header has {len(header)}."
-            )
-        return pd.DataFrame(rows, columns=header, dtype=str)
-    return pd.read_csv(
-        path,
-        sep="\t" if suffix == ".tsv" else ",",
-        dtype=str,
-        keep_default_na=False,
-        na_filter=False,
-        encoding=encoding,
-    )
+        # A tab-separated table saved as .txt (NSMC's ratings_train.txt: id, document, label): one row per
+        # line, and quotes are plain text.
+        return _parse_delimited(path, text, "\t", quoting=csv.QUOTE_NONE)
+    delimiter = "\t" if suffix == ".tsv" else _csv_delimiter(lines[0])
+    return _parse_delimited(path, text, delimiter, quoting=csv.QUOTE_MINIMAL)
+
+
+def _csv_delimiter(header: str) -> str:
+    """ "," unless the header has no comma but tabs, semicolons or pipes (exports from some tools)."""
+    if "," in header:
+        return ","
+    counts = {delimiter: header.count(delimiter) for delimiter in ("\t", ";", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def _parse_delimited(path: Path, text: str, delimiter: str, quoting: int) -> pd.DataFrame:
+    csv.field_size_limit(2**31 - 1)  # reviews of any length
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+    try:
+        header = next(reader)
+        rows = []
+        for row in reader:
+            if not row:
+                continue  # a blank line is not a row
+            if len(row) > len(header):
+                if any(field.strip() for field in row[len(header) :]):
+                    shown = {"\t": "tab", ",": "comma"}.get(delimiter, delimiter)
+                    raise RsError(
+                        f"{path}, line {reader.line_num}: {len(row)} fields but the header has {len(header)} "
+                        f"(delimiter: {shown}). Quote texts that contain the delimiter, or fix that line."
+                    )
+                row = row[: len(header)]  # trailing empty fields, e.g. a comma at the end of every line
+            rows.append(row + [""] * (len(header) - len(row)))
+    except csv.Error as error:
+        raise RsError(f"Cannot parse {path} near line {reader.line_num}: {error}") from None
+    return pd.DataFrame(rows, columns=_unique_names(header), dtype=str)
+
+
+def _unique_names(header: list[str]) -> list[str]:
+    """Column names made unique the way pandas does it (review, review.1)."""
+    seen: dict[str, int] = {}
+    names = []
+    for name in header:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        names.append(name if count == 0 else f"{name}.{count}")
+    return names
+
+
+def _parse_jsonl(path: Path, text: str) -> pd.DataFrame:
+    records = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise RsError(f"{path}, line {number}: not valid JSON ({error.msg}).") from None
+        if not isinstance(record, dict):
+            raise RsError(f"{path}, line {number}: each line must be a JSON object, got {type(record).__name__}.")
+        records.append(record)
+    columns = list(dict.fromkeys(key for record in records for key in record))
+
+    def cell(value) -> str:
+        if value is None:
+            return ""
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    return pd.DataFrame([[cell(r.get(c)) for c in columns] for r in records], columns=columns, dtype=str)
 
 
 def _looks_tab_separated(lines: list[str]) -> bool:
-    """A .txt whose first lines all have the same number (≥ 1) of tabs is a table, not one review per line."""
+    """A .txt is a table when its header has tabs and nearly all of its first lines have as many."""
     head = [line for line in lines[:200] if line]
-    tabs = {line.count("\t") for line in head}
-    return len(head) >= 2 and len(tabs) == 1 and tabs != {0}
+    if len(head) < 2 or "\t" not in head[0]:
+        return False
+    same = sum(line.count("\t") == head[0].count("\t") for line in head)
+    return same >= 0.9 * len(head)
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Refuse an output path rs cannot write, before any work is done."""
+    path = Path(path)
+    if path.is_dir():
+        raise RsError(f"{path} is a folder; pass a file name such as {path / 'labeled.csv'}.")
+    if _suffix(path) not in WRITE_SUFFIXES:
+        raise RsError(
+            f"Cannot write {path.name}: rs writes {', '.join(WRITE_SUFFIXES)} files (chosen by the extension)."
+        )
+    return path
+
+
+def make_shareable(path: Path) -> None:
+    """Give a file (or a folder and its contents) the umask's usual permissions: mkstemp and mkdtemp make
+    them private to their creator, but outputs and models are meant to be read by others."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        item.chmod((0o777 if item.is_dir() else 0o666) & ~mask)
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
     """Write a table atomically: a temporary file beside the target, renamed over it when complete."""
-    path = Path(path)
+    path = check_output_path(path)
     suffix = _suffix(path)
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise RsError(f"Cannot write {path.name}: rs writes {', '.join(SUPPORTED_SUFFIXES)} files.")
+    compression = "gzip" if path.suffix.lower() == ".gz" else None
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(handle)
     try:
         if suffix == ".jsonl":
-            table.to_json(temporary, orient="records", lines=True, force_ascii=False)
-        elif suffix == ".txt":
-            raise RsError("A .txt output would lose the added columns; write .csv, .tsv or .jsonl instead.")
+            table.to_json(temporary, orient="records", lines=True, force_ascii=False, compression=compression)
         else:
-            table.to_csv(temporary, sep="\t" if suffix == ".tsv" else ",", index=False, encoding=CSV_WRITE_ENCODING)
+            table.to_csv(
+                temporary,
+                sep="\t" if suffix == ".tsv" else ",",
+                index=False,
+                encoding=CSV_WRITE_ENCODING,
+                compression=compression,
+            )
+        make_shareable(Path(temporary))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

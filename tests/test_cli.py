@@ -95,3 +95,64 @@ def test_help_is_instant_because_heavy_libraries_are_not_imported():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and "rs (review-sentiment)" in result.output
+
+
+def test_out_of_range_options_are_usage_errors():
+    for option in (["--batch-size", "0"], ["--epochs", "0"], ["--validation-fraction", "0.7"], ["--lr", "-1"]):
+        result = runner.invoke(app, ["finetune", "--base", "kcelectra", *option])
+        assert result.exit_code == 2, option
+
+
+def test_name_must_stay_under_models(tmp_path):
+    (tmp_path / "t.csv").write_text("review,label\n좋아요,긍정\n별로,부정\n", encoding="utf-8")
+    result = runner.invoke(app, ["finetune", str(tmp_path / "t.csv"), "--name", "../escape"])
+    assert result.exit_code == 1 and "plain folder name" in result.output
+
+
+@pytest.mark.slow
+def test_predict_on_a_file_without_text_and_a_bad_output_name(tmp_path, tiny_model):
+    (tmp_path / "blank.csv").write_text("review,label\n,\n  ,\n", encoding="utf-8")
+    result = runner.invoke(
+        app, ["predict", str(tmp_path / "blank.csv"), "-o", str(tmp_path / "o.csv"), "--model", str(tiny_model)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Labeled 0 of 2 rows" in result.output
+    result = runner.invoke(
+        app, ["predict", str(tmp_path / "blank.csv"), "-o", str(tmp_path / "o.xlsx"), "--model", str(tiny_model)]
+    )
+    assert result.exit_code == 1 and "rs writes .csv, .tsv, .jsonl" in result.output
+
+
+@pytest.mark.slow
+def test_pretrain_command_then_finetune_on_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus.csv").write_bytes(SAMPLE.read_bytes())
+    result = runner.invoke(
+        app,
+        [
+            "pretrain",
+            "corpus.csv",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--max-length",
+            "64",
+            "--vocab-size",
+            "800",
+            "--name",
+            "pre",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 steps (planned steps)" in result.output and "padding" in result.output
+    assert (tmp_path / "models" / "pre" / "rs_pretrain.json").exists()
+    result = runner.invoke(app, ["pretrain", "corpus.csv", "--max-steps", "2", "--name", "pre"])
+    assert result.exit_code == 1 and "--resume" in result.output
+    result = runner.invoke(app, ["finetune", "corpus.csv", "--base", "models/pre", "--epochs", "1"])
+    assert result.exit_code == 0, result.output

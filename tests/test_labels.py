@@ -96,3 +96,11 @@ def test_missing_label_column_lists_columns():
 
 def test_sort_labels_is_canonical():
     assert sort_labels({"positive", "negative"}) == ["negative", "positive"]
+
+
+def test_ratings_in_no_bin_are_reported_with_their_values():
+    column = parse_ratings(["0.5", "2.5", "2.5", "5", ""], "별점")
+    assert column.n_unlabeled == 4
+    assert column.describe_unlabeled() == (
+        "1 without a label; 3 ratings in no bin (2.5 ×2, 0.5 ×1): adjust --rating-bins to use them"
+    )
