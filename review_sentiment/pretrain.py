@@ -251,7 +251,17 @@ def load_continued_pair(base: ResolvedBase):
     """Discriminator (and generator where one exists) of a checkpoint to continue pretraining from."""
     from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
-    tokenizer, config = load_base_tokenizer_and_config(base)
+    try:
+        tokenizer, config = load_base_tokenizer_and_config(base)
+    except RsError as error:
+        generator = PUBLISHED_GENERATORS.get(base.alias or "")
+        if generator is None:
+            raise
+        folder = base.source.split("/")[-1]
+        raise RsError(
+            f"{error} Download its generator into that folder too, so pretraining continues with it: "
+            f"`hf download {generator} --local-dir {folder}/{GENERATOR_DIR}`."
+        ) from None
     if config.model_type != "electra":
         raise RsError(f"rs pretrain continues ELECTRA checkpoints; {base.source} is a {config.model_type} model.")
     discriminator = load_base_weights(base, ElectraForPreTraining)
@@ -362,9 +372,11 @@ def pretrain(
     if force and not resume and output_dir.exists():
         shutil.rmtree(output_dir)
 
+    set_seed(args.seed)
+    if base is not None and not resume:  # before the corpus work, so a missing checkpoint fails fast
+        tokenizer, generator, discriminator = load_continued_pair(base)
     texts = read_corpus(corpus_path, text_col, recipe)
     fingerprint = corpus_fingerprint(texts)
-    set_seed(args.seed)
     if resume:
         from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
 
@@ -372,9 +384,7 @@ def pretrain(
         discriminator = ElectraForPreTraining.from_pretrained(output_dir / CHECKPOINT_DIR / "discriminator")
         generator = ElectraForMaskedLM.from_pretrained(output_dir / CHECKPOINT_DIR / GENERATOR_DIR)
         tie_embeddings(generator, discriminator)
-    elif base is not None:
-        tokenizer, generator, discriminator = load_continued_pair(base)
-    else:
+    elif base is None:
         from transformers import ElectraTokenizer
 
         vocab = train_wordpiece_vocab(texts, args.vocab_size or args.model_size.vocab_size)

@@ -186,3 +186,13 @@ def test_existing_output_needs_resume_or_force(tmp_path):
 def test_arguments_are_validated():
     with pytest.raises(RsError, match="size must be one of"):
         PretrainArguments(size="huge")
+
+
+def test_offline_alias_says_how_to_get_the_discriminator_and_generator(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RsError) as error:
+        pretrain(SAMPLE, PretrainArguments(**QUICK), base_name="koelectra-small", output_dir="unused", quiet=True)
+    assert "hf download monologg/koelectra-small-v3-discriminator" in str(error.value)
+    assert "monologg/koelectra-small-v3-generator --local-dir koelectra-small-v3-discriminator/generator" in str(
+        error.value
+    )
