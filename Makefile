@@ -9,7 +9,7 @@ TORCH_PIN ?= torch==2.13.0
 DEMO_BASE := models/tiny-electra-base
 DEMO_OUT := data/processed/sample_reviews.labeled.csv
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint bench bench-pretrain clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/normalize_effects.py
+
+# About an hour on 2 cores: ELECTRA pretraining vs random initialization (needs ../shared/data).
+bench-pretrain: install
+	$(BIN)/python bench/pretrain_vs_random.py --pretrain-minutes 35 --train-size 150000
 
 clean:
 	rm -rf $(VENV) models/*/ data/processed/*.csv data/processed/*.json .pytest_cache
