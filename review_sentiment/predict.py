@@ -11,7 +11,14 @@ import numpy as np
 
 from review_sentiment.console import progress_bar, silence_library_logs
 from review_sentiment.errors import RsError
-from review_sentiment.modelstore import load_model_folder, newest_model_dir, recipe_of
+from review_sentiment.modelstore import (
+    TFIDF,
+    load_transformer_folder,
+    model_type_of,
+    newest_model_dir,
+    read_meta,
+    recipe_of,
+)
 from review_sentiment.normalize import ReviewNormalizer
 from review_sentiment.tables import (
     check_output_path,
@@ -112,19 +119,48 @@ def default_output_path(input_path: Path) -> Path:
     return input_path.with_name(f"{table_stem(input_path)}.labeled.csv")
 
 
+class TransformerClassifier:
+    """A fine-tuned transformer: tokenizes normalized texts and returns class probabilities."""
+
+    def __init__(self, model_dir: Path, device: str | None, batch_size: int):
+        self.model, self.tokenizer, meta = load_transformer_folder(model_dir)
+        self.labels: list[str] = list(meta["labels"])
+        self.max_length = int(meta.get("max_length", 128))
+        self.device = pick_device(device)
+        use_fast_attention(self.model, self.device)
+        self.batch_size = batch_size
+        self.truncated = 0
+
+    def predict_proba(self, texts: list[str], description: str | None = None) -> np.ndarray:
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        self.truncated = sum(len(x) >= self.max_length for x in ids)
+        return batched_probabilities(
+            self.model,
+            ids,
+            self.tokenizer.pad_token_id,
+            batch_size=self.batch_size,
+            device=self.device,
+            description=description,
+        )
+
+
 class Predictor:
-    """A loaded model folder that labels lists of raw review texts."""
+    """A loaded model folder (transformer or TF-IDF baseline) that labels lists of raw review texts."""
 
     def __init__(self, model_dir: str | Path, device: str | None = None, batch_size: int = 32):
         silence_library_logs()
         self.model_dir = Path(model_dir)
-        self.model, self.tokenizer, self.meta = load_model_folder(self.model_dir)
+        self.meta = read_meta(self.model_dir)
+        if model_type_of(self.meta) == TFIDF:
+            from review_sentiment.baseline import TfidfClassifier
+
+            self.classifier = TfidfClassifier.load(self.model_dir, self.meta["labels"], self.meta.get("weights_sha256"))
+            self.device = "cpu"
+        else:
+            self.classifier = TransformerClassifier(self.model_dir, device, batch_size)
+            self.device = self.classifier.device
         self.labels: list[str] = list(self.meta["labels"])
         self.normalizer = ReviewNormalizer(recipe_of(self.meta))
-        self.max_length = int(self.meta.get("max_length", 128))
-        self.device = pick_device(device)
-        use_fast_attention(self.model, self.device)
-        self.batch_size = batch_size
         self.truncated = 0
 
     def probabilities(self, texts: list[object], description: str | None = None) -> np.ndarray:
@@ -134,17 +170,8 @@ class Predictor:
         result = np.full((len(normalized), len(self.labels)), np.nan, dtype=np.float32)
         self.truncated = 0
         if scored:
-            encoded = self.tokenizer([normalized[i] for i in scored], truncation=True, max_length=self.max_length)
-            ids = encoded["input_ids"]
-            self.truncated = sum(len(x) >= self.max_length for x in ids)
-            result[scored] = batched_probabilities(
-                self.model,
-                ids,
-                self.tokenizer.pad_token_id,
-                batch_size=self.batch_size,
-                device=self.device,
-                description=description,
-            )
+            result[scored] = self.classifier.predict_proba([normalized[i] for i in scored], description)
+            self.truncated = self.classifier.truncated
         return result
 
     def predict(self, texts: list[object]) -> list[str]:
