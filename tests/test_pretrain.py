@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from review_sentiment.config import PretrainArguments
+from review_sentiment.config import MODEL_SIZES, PretrainArguments
 from review_sentiment.errors import RsError
 from review_sentiment.pretrain import (
     choose_mask_positions,
@@ -149,8 +149,9 @@ def test_continued_pretraining_uses_the_saved_generator(tmp_path):
     )
     meta = json.loads((result.output_dir / "rs_pretrain.json").read_text())
     assert meta["base"]["source"] == str(tmp_path / "first")
-    assert meta["generator"]["hidden_size"] == 64  # the saved mini generator, not a new one
-    assert meta["learning_rate"] == pytest.approx(0.2 * 1e-3)
+    mini = MODEL_SIZES["mini"]
+    assert meta["generator"]["hidden_size"] == mini.generator_hidden_size  # the saved generator, not a new one
+    assert meta["learning_rate"] == pytest.approx(0.2 * mini.learning_rate)
 
 
 @pytest.mark.slow
