@@ -22,7 +22,7 @@ from review_sentiment.errors import RsError
 from review_sentiment.labels import read_gold_labels, sort_labels
 from review_sentiment.modelstore import newest_model_dir
 from review_sentiment.predict import Predictor
-from review_sentiment.tables import find_text_column, read_table, table_stem, write_table
+from review_sentiment.tables import read_table, table_stem, write_table
 
 METRICS_FILE = "metrics.json"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -128,10 +128,7 @@ def evaluate_file(
     table = read_table(data_path, encoding)
     gold = read_gold_labels(table, label_col, rating_col, rating_scale, rating_bins)
     predictor = Predictor(model_dir, device=device, batch_size=batch_size)
-    trained_on = predictor.meta.get("data", {}).get("text_column")
-    if text_col is None and trained_on in table.columns:
-        text_col = trained_on
-    text_column = find_text_column(table, text_col)
+    text_column = predictor.text_column(table, text_col)
     unknown = sorted({label for label in gold.labels if label and label not in predictor.labels})
     if unknown:
         raise RsError(f"The data has labels {unknown} that the model {model_dir} does not know ({predictor.labels}).")

@@ -174,6 +174,13 @@ class Predictor:
             self.truncated = self.classifier.truncated
         return result
 
+    def text_column(self, table, text_col: str | None = None) -> str:
+        """`text_col`, else the column the model was trained on when the table has it, else a known name."""
+        trained_on = self.meta.get("data", {}).get("text_column")
+        if text_col is None and trained_on in table.columns:
+            text_col = trained_on
+        return find_text_column(table, text_col)
+
     def predict(self, texts: list[object]) -> list[str]:
         """Predicted label per text ("" for texts that are empty after normalization)."""
         return labels_from_probabilities(self.probabilities(texts), self.labels)
@@ -206,10 +213,7 @@ def predict_file(
     model_dir = Path(model_dir) if model_dir else newest_model_dir(models_dir)
     table = read_table(input_path, encoding)
     predictor = Predictor(model_dir, device=device, batch_size=batch_size)
-    trained_on = predictor.meta.get("data", {}).get("text_column")
-    if text_col is None and trained_on in table.columns:
-        text_col = trained_on  # the column the model was trained on, when this file has it too
-    text_column = find_text_column(table, text_col)
+    text_column = predictor.text_column(table, text_col)
     probabilities = predictor.probabilities(table[text_column].tolist(), description="Predicting")
     predicted = labels_from_probabilities(probabilities, predictor.labels)
 
