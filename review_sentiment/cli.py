@@ -125,8 +125,8 @@ def finetune(
         "kcelectra",
         "--base",
         "-b",
-        help="Base model: kcelectra, kcelectra-v2021, koelectra, koelectra-small, kcbert, a hub id, or a local "
-        "checkpoint folder.",
+        help="Base model: kcelectra, kcelectra-v2021, koelectra, koelectra-small, kcbert, a hub id, a local "
+        "checkpoint folder, or tfidf (TF-IDF + logistic regression: fast CPU baseline).",
     ),
     revision: str | None = typer.Option(None, "--revision", help="Hub revision (overrides the alias's pin)."),
     name: str | None = typer.Option(None, "--name", help="Model name [default: BASE-DATA-TIME]."),
@@ -333,6 +333,113 @@ def predict(
     for wanted, name in summary.renamed_columns.items():
         console.print(f"The input already has a '{wanted}' column: the prediction is in '{name}'")
     console.print(f"Wrote [bold]{summary.output_path}[/]")
+
+
+@app.command()
+def evaluate(
+    data: Path = typer.Argument(..., metavar="DATA", help="Labeled review file (label or star-rating column)."),
+    model: Path | None = typer.Option(
+        None, "--model", "-m", help="Model folder [default: the newest model under models/]."
+    ),
+    output_dir: Path | None = typer.Option(
+        None, "--output-dir", "-o", help="Where to write the reports [default: MODEL/evaluations/DATA]."
+    ),
+    text_col: str | None = typer.Option(None, "--text-col", help="Column with the review text."),
+    label_col: str | None = typer.Option(None, "--label-col", help="Label column (as for finetune)."),
+    rating_col: str | None = typer.Option(None, "--rating-col", help="Star-rating column to bin into labels."),
+    rating_scale: int | None = typer.Option(None, "--rating-scale", help="5 or 10 [default: from the data]."),
+    rating_bins: str | None = typer.Option(
+        None, "--rating-bins", help="NEGATIVE,NEUTRAL,POSITIVE rating ranges, e.g. 1-4,,9-10 (as for finetune)."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Reviews per inference batch."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
+    encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
+) -> None:
+    """Measure a model on labeled reviews it has not seen: accuracy, macro-F1, per-class scores, confusion.
+
+    Labels are read as by `rs finetune`, and the model's own normalization is applied. Writes metrics.json,
+    confusion_matrix.png and misclassified.csv (most confident mistakes first). A three-class model on
+    two-class data also gets scores restricted to the two classes present.
+    """
+    from review_sentiment.evaluate import evaluate_file
+
+    with _reported_errors():
+        report = evaluate_file(
+            data,
+            model,
+            output_dir=output_dir,
+            text_col=text_col,
+            label_col=label_col,
+            rating_col=rating_col,
+            rating_scale=rating_scale,
+            rating_bins=rating_bins,
+            batch_size=batch_size,
+            device=device,
+            encoding=encoding,
+        )
+    console.print(f"Model: {report.model_dir} · data: {report.data_path} ({report.label_source})")
+    console.print(
+        f"Evaluated {report.evaluated} of {report.rows} rows (skipped {report.skipped_unlabeled} unlabeled, "
+        f"{report.skipped_empty} with empty text)"
+    )
+    _print_scores(report.scores, f"All {len(report.model_labels)} model classes")
+    if report.restricted_scores:
+        _print_scores(
+            report.restricted_scores,
+            f"Restricted to the classes in the data ({', '.join(report.data_labels)}): argmax over those only",
+        )
+    console.print(f"Wrote {', '.join(report.files.values())}")
+
+
+def _print_scores(scores: dict, title: str) -> None:
+    from rich.table import Table
+
+    console.print(f"[bold]{title}[/]: accuracy {scores['accuracy']:.4f} · macro-F1 {scores['macro_f1']:.4f}")
+    table = Table("class", "precision", "recall", "F1", "support")
+    for label, row in scores["per_class"].items():
+        table.add_row(label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"]))
+    console.print(table)
+    matrix = Table("gold \\ predicted", *scores["labels"])
+    for label, counts in zip(scores["labels"], scores["confusion_matrix"], strict=True):
+        matrix.add_row(label, *(str(n) for n in counts))
+    console.print(matrix)
+
+
+@app.command()
+def models(
+    models_dir: Path = typer.Option(Path("models"), "--models-dir", help="Folder that holds the models."),
+) -> None:
+    """List the models under models/: kind, base, labels, training size, validation macro-F1, date."""
+    from rich.table import Table
+
+    from review_sentiment.modelstore import list_models
+
+    rows = list_models(models_dir)
+    if not rows:
+        console.print(f"No models under {models_dir}/. Train one with `rs finetune`.")
+        return
+    table = Table("name", "kind", "base", "labels", "training rows", "val macro-F1", "created")
+    for row in rows:
+        f1 = row["validation_macro_f1"]
+        table.add_row(
+            row["name"],
+            row["kind"],
+            str(row["base"]),
+            row["labels"],
+            str(row["training_rows"] or ""),
+            f"{f1:.4f}" if f1 is not None else "",
+            row["created"].replace("T", " ")[:16],
+        )
+    console.print(table)
+
+
+@app.command()
+def info() -> None:
+    """Versions of rs, Python, torch, transformers, kiwipiepy and whether CUDA is available (for bug reports)."""
+    from review_sentiment.info import environment_info
+
+    for key, value in environment_info().items():
+        console.print(f"{key}: {value}")
 
 
 def main() -> None:

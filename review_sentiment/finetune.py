@@ -7,6 +7,7 @@ import math
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from review_sentiment.bases import (
-    ResolvedBase,
     expected_vocab_size,
     load_base_tokenizer_and_config,
     load_base_weights,
@@ -24,7 +24,14 @@ from review_sentiment.config import FinetuneArguments
 from review_sentiment.console import console, progress_bar, silence_library_logs
 from review_sentiment.errors import RsError
 from review_sentiment.labels import read_gold_labels, sort_labels
-from review_sentiment.modelstore import MODELS_DIR, library_versions, save_model_folder
+from review_sentiment.modelstore import (
+    MODELS_DIR,
+    TFIDF,
+    TRANSFORMER,
+    library_versions,
+    save_model_folder,
+    save_transformer,
+)
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
 from review_sentiment.predict import batched_probabilities, pad_batch, pick_device, use_fast_attention
 from review_sentiment.preprocess import PROCESSED_DIR, latest_processed_file, read_sidecar
@@ -152,8 +159,7 @@ def stratified_split(labels: list[str], fraction: float, seed: int) -> tuple[lis
     return sorted(train), sorted(validation)
 
 
-def default_model_name(base: ResolvedBase, data_path: Path) -> str:
-    base_part = base.alias or Path(base.source).name or "model"
+def default_model_name(base_part: str, data_path: Path) -> str:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return re.sub(r"[^\w.-]+", "-", f"{base_part}-{table_stem(data_path)}-{stamp}")
 
@@ -305,9 +311,8 @@ def finetune(
     encoding: str | None = None,
     quiet: bool = False,
 ) -> FinetuneResult:
-    """Fine-tune `base_name` on labeled reviews and save the best epoch (by validation macro-F1)."""
-    from transformers import set_seed
-
+    """Train a classifier on labeled reviews: fine-tune `base_name` (keeping the best epoch by validation
+    macro-F1), or with `base_name="tfidf"` fit the TF-IDF + logistic-regression baseline."""
     started = time.perf_counter()
     args = args or FinetuneArguments()
     say = (lambda message: None) if quiet else console.print
@@ -316,6 +321,8 @@ def finetune(
 
     if name is not None and (not name.strip() or Path(name).name != name or name in (".", "..")):
         raise RsError(f"--name {name!r} must be a plain folder name (no / or ..); use --output for another place.")
+    is_tfidf = base_name.lower() == TFIDF
+    base = None if is_tfidf else resolve_base(base_name, base_revision)
     data = load_training_data(
         data_path, text_col=text_col, label_options=label_options, processed_dir=processed_dir, encoding=encoding
     )
@@ -329,8 +336,7 @@ def finetune(
             f"Only {len(validation_rows)} reviews are held out for validation: the best epoch and the reported "
             "scores are noisy. More labeled data (or --validation-fraction) helps."
         )
-    base = resolve_base(base_name, base_revision)
-    name = name or default_model_name(base, data.path)
+    name = name or default_model_name(TFIDF if is_tfidf else (base.alias or Path(base.source).name), data.path)
     output_dir = Path(output_dir) if output_dir else Path(models_dir) / name
     if output_dir.exists() and not force:
         raise RsError(f"{output_dir} already exists. Pass --name with another name, or --force to replace it.")
@@ -340,6 +346,69 @@ def finetune(
         f"skipped: {data.unlabeled_note}, {data.rows_empty_text} with empty text"
     )
 
+    split = (train_rows, validation_rows)
+    if is_tfidf:
+        trained = _fit_tfidf(data, label_names, split, args, warnings, say)
+    else:
+        trained = _fine_tune_transformer(data, label_names, split, base, args, device, warnings, say)
+
+    data_info = {
+        "path": str(data.path),
+        "fingerprint": data.fingerprint(),
+        "text_column": data.text_column,
+        "label_source": data.label_source,
+        "from_preprocess": data.from_preprocess,
+        "rows_total": data.rows_total,
+        "rows_used": len(data.texts),
+        "rows_unlabeled": data.rows_unlabeled,
+        "rows_empty_text": data.rows_empty_text,
+        "rows_train": len(train_rows),
+        "rows_validation": len(validation_rows),
+        "label_counts": {label: data.labels.count(label) for label in label_names},
+        "truncated": trained.truncated,
+    }
+    best = trained.best
+    metrics = {
+        "best_epoch": best["epoch"],
+        "accuracy": best["accuracy"],
+        "macro_f1": best["macro_f1"],
+        "selected_on": "validation macro-F1",
+        "history": trained.history,
+    }
+    seconds = round(time.perf_counter() - started, 1)
+    meta = {
+        "name": output_dir.name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": "review-sentiment",
+        "model_type": TFIDF if is_tfidf else TRANSFORMER,
+        "labels": label_names,
+        "normalization": data.recipe.to_dict(),
+        **trained.meta,
+        "data": data_info,
+        "metrics": metrics,
+        "train_seconds": seconds,
+        "warnings": warnings,
+        "library_versions": library_versions(),
+    }
+    save_model_folder(trained.write, meta, output_dir, force=force)
+    return FinetuneResult(
+        output_dir, label_names, best["epoch"], metrics, trained.history, data_info, warnings, seconds
+    )
+
+
+@dataclass
+class _Trained:
+    write: Callable[[Path], dict | None]  # writes the model files into a folder
+    meta: dict  # model-specific metadata: base, max length, device...
+    history: list[dict]
+    best: dict
+    truncated: int = 0
+
+
+def _fine_tune_transformer(data, label_names, split, base, args, device, warnings, say) -> _Trained:
+    from transformers import set_seed
+
+    train_rows, validation_rows = split
     tokenizer, config = load_base_tokenizer_and_config(base)
     expected = expected_vocab_size(base)
     if expected and config.vocab_size != expected:
@@ -367,42 +436,13 @@ def finetune(
         f"Base: {base.source}{' @ ' + base.revision if base.revision else ''} · labels {label_names} · "
         f"train {len(train_rows)} / validation {len(validation_rows)} · max length {max_length} · {device}"
     )
-
     history, best = train_classifier(
         model, encoded, targets, train_rows, validation_rows, label_names, args, device, tokenizer.pad_token_id, say
     )
     model.load_state_dict(best.pop("state"))
     model.to("cpu")
-    data_info = {
-        "path": str(data.path),
-        "fingerprint": data.fingerprint(),
-        "text_column": data.text_column,
-        "label_source": data.label_source,
-        "from_preprocess": data.from_preprocess,
-        "rows_total": data.rows_total,
-        "rows_used": len(data.texts),
-        "rows_unlabeled": data.rows_unlabeled,
-        "rows_empty_text": data.rows_empty_text,
-        "rows_train": len(train_rows),
-        "rows_validation": len(validation_rows),
-        "label_counts": {label: data.labels.count(label) for label in label_names},
-        "truncated": sum(len(ids) >= max_length for ids in encoded),
-    }
-    metrics = {
-        "best_epoch": best["epoch"],
-        "accuracy": best["accuracy"],
-        "macro_f1": best["macro_f1"],
-        "selected_on": "validation macro-F1",
-        "history": history,
-    }
-    seconds = round(time.perf_counter() - started, 1)
     meta = {
-        "name": output_dir.name,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": "review-sentiment",
-        "labels": label_names,
         "max_length": max_length,
-        "normalization": data.recipe.to_dict(),
         "base": {
             **base.to_dict(),
             "commit": getattr(config, "_commit_hash", None),
@@ -410,12 +450,47 @@ def finetune(
             "model_type": config.model_type,
         },
         "training_args": args.to_dict(),
-        "data": data_info,
-        "metrics": metrics,
         "device": device,
-        "train_seconds": seconds,
-        "warnings": warnings,
-        "library_versions": library_versions(),
     }
-    save_model_folder(model, tokenizer, meta, output_dir, force=force)
-    return FinetuneResult(output_dir, label_names, best["epoch"], metrics, history, data_info, warnings, seconds)
+    truncated = sum(len(ids) >= max_length for ids in encoded)
+    return _Trained(save_transformer(model, tokenizer), meta, history, best, truncated)
+
+
+def _fit_tfidf(data, label_names, split, args, warnings, say) -> _Trained:
+    from review_sentiment.baseline import WEIGHTS_FILE, TfidfClassifier, TfidfSettings, file_digest
+
+    train_rows, validation_rows = split
+    for warning in warnings:
+        say(f"[yellow]Warning:[/] {warning}")
+    say(
+        f"Base: TF-IDF + logistic regression · labels {label_names} · train {len(train_rows)} / "
+        f"validation {len(validation_rows)}"
+    )
+    settings = TfidfSettings()
+    fit_started = time.perf_counter()
+    classifier = TfidfClassifier.fit(
+        [data.texts[i] for i in train_rows], [data.labels[i] for i in train_rows], label_names, settings
+    )
+    fit_seconds = time.perf_counter() - fit_started
+    probabilities = classifier.predict_proba([data.texts[i] for i in validation_rows])
+    scores = _scores(
+        [label_names.index(data.labels[i]) for i in validation_rows], probabilities.argmax(axis=1).tolist(), label_names
+    )
+    say(f"validation accuracy {scores['accuracy']:.4f} · macro-F1 {scores['macro_f1']:.4f} ({fit_seconds:.0f}s)")
+    history = [{"epoch": 1, **scores, "fit_seconds": round(fit_seconds, 1)}]
+
+    def write(folder: Path) -> dict:
+        classifier.save(folder)
+        return {"weights_sha256": file_digest(folder / WEIGHTS_FILE)}
+
+    meta = {
+        "base": {"name": TFIDF, "source": "TF-IDF (char_wb + word n-grams) + logistic regression"},
+        "training_args": {
+            "tfidf": settings.to_dict(),
+            "validation_fraction": args.validation_fraction,
+            "seed": args.seed,
+        },
+        "features": {"char": len(classifier.char.vocabulary_), "word": len(classifier.word.vocabulary_)},
+        "device": "cpu",
+    }
+    return _Trained(write, meta, history, {"epoch": 1, **scores})

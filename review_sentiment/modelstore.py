@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from review_sentiment.errors import RsError
@@ -20,6 +21,7 @@ from review_sentiment.tables import make_shareable
 
 META_FILENAME = "rs_meta.json"
 META_FORMAT_VERSION = 1
+TRANSFORMER, TFIDF = "transformer", "tfidf"
 MODELS_DIR = Path("models")
 
 
@@ -44,17 +46,20 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def save_model_folder(model, tokenizer, meta: dict, output_dir: str | Path, *, force: bool = False) -> Path:
-    """Write the folder into a temporary sibling and rename it into place, so a crash leaves no half model."""
+def save_model_folder(
+    write_model: Callable[[Path], dict | None], meta: dict, output_dir: str | Path, *, force: bool = False
+) -> Path:
+    """Write the folder into a temporary sibling and rename it into place, so a crash leaves no half model.
+
+    `write_model(folder)` writes the model's own files and may return more metadata (e.g. a weights digest).
+    """
     output_dir = Path(output_dir)
     if output_dir.exists() and not force:
         raise RsError(f"{output_dir} already exists. Pass --name with another name, or --force to replace it.")
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     try:
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        meta = {"format_version": META_FORMAT_VERSION, **meta}
+        meta = {"format_version": META_FORMAT_VERSION, **meta, **(write_model(staging) or {})}
         (staging / META_FILENAME).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
         (staging / "README.md").write_text(model_card(meta), encoding="utf-8")
         if output_dir.exists():
@@ -87,12 +92,26 @@ def read_meta(model_dir: str | Path) -> dict:
     return meta
 
 
-def load_model_folder(model_dir: str | Path):
-    """Load (model, tokenizer, meta) from an rs model folder, checking the metadata against the weights."""
+def model_type_of(meta: dict) -> str:
+    return meta.get("model_type", TRANSFORMER)
+
+
+def save_transformer(model, tokenizer) -> Callable[[Path], None]:
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+
+    return write
+
+
+def load_transformer_folder(model_dir: str | Path):
+    """Load (model, tokenizer, meta) from an rs transformer folder, checking the metadata against the weights."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model_dir = Path(model_dir)
     meta = read_meta(model_dir)
+    if model_type_of(meta) != TRANSFORMER:
+        raise RsError(f"{model_dir} holds a {model_type_of(meta)} model, not a transformer.")
     if not (model_dir / "model.safetensors").exists() and not list(model_dir.glob("model-*.safetensors")):
         raise RsError(f"{model_dir} has no model.safetensors; rs only loads safetensors weights.")
     try:
@@ -171,3 +190,53 @@ def model_card(meta: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def list_models(models_dir: str | Path = MODELS_DIR) -> list[dict]:
+    """One summary per folder under `models_dir`: rs classifiers (rs_meta.json) and pretrained bases
+    (rs_pretrain.json), newest first; folders rs cannot read are listed with the reason."""
+    rows = []
+    for folder in sorted(p for p in Path(models_dir).glob("*") if p.is_dir() and not p.name.startswith(".")):
+        meta_path, pretrain_path = folder / META_FILENAME, folder / "rs_pretrain.json"
+        try:
+            if meta_path.exists():
+                meta = json.loads(meta_path.read_text(encoding="utf-8"))
+                base = meta.get("base", {})
+                rows.append(
+                    {
+                        "name": folder.name,
+                        "kind": meta.get("model_type", TRANSFORMER),
+                        "base": base.get("alias") or base.get("source") or base.get("name", "?"),
+                        "labels": ", ".join(meta.get("labels", [])),
+                        "training_rows": meta.get("data", {}).get("rows_train"),
+                        "validation_macro_f1": meta.get("metrics", {}).get("macro_f1"),
+                        "created": meta.get("created", ""),
+                    }
+                )
+            elif pretrain_path.exists():
+                meta = json.loads(pretrain_path.read_text(encoding="utf-8"))
+                base = meta.get("base") or {}
+                rows.append(
+                    {
+                        "name": folder.name,
+                        "kind": "pretrained base",
+                        "base": base.get("source") or f"scratch ({meta.get('arguments', {}).get('size', '?')})",
+                        "labels": "",
+                        "training_rows": meta.get("corpus", {}).get("reviews"),
+                        "validation_macro_f1": None,
+                        "created": meta.get("created", ""),
+                    }
+                )
+        except (OSError, json.JSONDecodeError) as error:
+            rows.append(
+                {
+                    "name": folder.name,
+                    "kind": f"unreadable: {error}",
+                    "base": "",
+                    "labels": "",
+                    "training_rows": None,
+                    "validation_macro_f1": None,
+                    "created": "",
+                }
+            )
+    return sorted(rows, key=lambda row: row["created"], reverse=True)

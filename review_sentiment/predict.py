@@ -11,7 +11,14 @@ import numpy as np
 
 from review_sentiment.console import progress_bar, silence_library_logs
 from review_sentiment.errors import RsError
-from review_sentiment.modelstore import load_model_folder, newest_model_dir, recipe_of
+from review_sentiment.modelstore import (
+    TFIDF,
+    load_transformer_folder,
+    model_type_of,
+    newest_model_dir,
+    read_meta,
+    recipe_of,
+)
 from review_sentiment.normalize import ReviewNormalizer
 from review_sentiment.tables import (
     check_output_path,
@@ -113,19 +120,48 @@ def default_output_path(input_path: Path) -> Path:
     return input_path.with_name(f"{table_stem(input_path)}.labeled.csv")
 
 
+class TransformerClassifier:
+    """A fine-tuned transformer: tokenizes normalized texts and returns class probabilities."""
+
+    def __init__(self, model_dir: Path, device: str | None, batch_size: int):
+        self.model, self.tokenizer, meta = load_transformer_folder(model_dir)
+        self.labels: list[str] = list(meta["labels"])
+        self.max_length = int(meta.get("max_length", 128))
+        self.device = pick_device(device)
+        use_fast_attention(self.model, self.device)
+        self.batch_size = batch_size
+        self.truncated = 0
+
+    def predict_proba(self, texts: list[str], description: str | None = None) -> np.ndarray:
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        self.truncated = sum(len(x) >= self.max_length for x in ids)
+        return batched_probabilities(
+            self.model,
+            ids,
+            self.tokenizer.pad_token_id,
+            batch_size=self.batch_size,
+            device=self.device,
+            description=description,
+        )
+
+
 class Predictor:
-    """A loaded model folder that labels lists of raw review texts."""
+    """A loaded model folder (transformer or TF-IDF baseline) that labels lists of raw review texts."""
 
     def __init__(self, model_dir: str | Path, device: str | None = None, batch_size: int = 32):
         silence_library_logs()
         self.model_dir = Path(model_dir)
-        self.model, self.tokenizer, self.meta = load_model_folder(self.model_dir)
+        self.meta = read_meta(self.model_dir)
+        if model_type_of(self.meta) == TFIDF:
+            from review_sentiment.baseline import TfidfClassifier
+
+            self.classifier = TfidfClassifier.load(self.model_dir, self.meta["labels"], self.meta.get("weights_sha256"))
+            self.device = "cpu"
+        else:
+            self.classifier = TransformerClassifier(self.model_dir, device, batch_size)
+            self.device = self.classifier.device
         self.labels: list[str] = list(self.meta["labels"])
         self.normalizer = ReviewNormalizer(recipe_of(self.meta))
-        self.max_length = int(self.meta.get("max_length", 128))
-        self.device = pick_device(device)
-        use_fast_attention(self.model, self.device)
-        self.batch_size = batch_size
         self.truncated = 0
 
     def probabilities(self, texts: list[object], description: str | None = None) -> np.ndarray:
@@ -135,18 +171,16 @@ class Predictor:
         result = np.full((len(normalized), len(self.labels)), np.nan, dtype=np.float32)
         self.truncated = 0
         if scored:
-            encoded = self.tokenizer([normalized[i] for i in scored], truncation=True, max_length=self.max_length)
-            ids = encoded["input_ids"]
-            self.truncated = sum(len(x) >= self.max_length for x in ids)
-            result[scored] = batched_probabilities(
-                self.model,
-                ids,
-                self.tokenizer.pad_token_id,
-                batch_size=self.batch_size,
-                device=self.device,
-                description=description,
-            )
+            result[scored] = self.classifier.predict_proba([normalized[i] for i in scored], description)
+            self.truncated = self.classifier.truncated
         return result
+
+    def text_column(self, table, text_col: str | None = None) -> str:
+        """`text_col`, else the column the model was trained on when the table has it, else a known name."""
+        trained_on = self.meta.get("data", {}).get("text_column")
+        if text_col is None and trained_on in table.columns:
+            text_col = trained_on
+        return find_text_column(table, text_col)
 
     def predict(self, texts: list[object]) -> list[str]:
         """Predicted label per text ("" for texts that are empty after normalization)."""
@@ -180,10 +214,7 @@ def predict_file(
     model_dir = Path(model_dir) if model_dir else newest_model_dir(models_dir)
     table = read_table(input_path, encoding)
     predictor = Predictor(model_dir, device=device, batch_size=batch_size)
-    trained_on = predictor.meta.get("data", {}).get("text_column")
-    if text_col is None and trained_on in table.columns:
-        text_col = trained_on  # the column the model was trained on, when this file has it too
-    text_column = find_text_column(table, text_col)
+    text_column = predictor.text_column(table, text_col)
     probabilities = predictor.probabilities(table[text_column].tolist(), description="Predicting")
     predicted = labels_from_probabilities(probabilities, predictor.labels)
 

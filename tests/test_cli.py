@@ -156,3 +156,20 @@ def test_pretrain_command_then_finetune_on_it(tmp_path, monkeypatch):
     assert result.exit_code == 1 and "--resume" in result.output
     result = runner.invoke(app, ["finetune", "corpus.csv", "--base", "models/pre", "--epochs", "1"])
     assert result.exit_code == 0, result.output
+
+
+def test_tfidf_evaluate_models_and_info(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reviews.csv").write_bytes(SAMPLE.read_bytes())
+    result = runner.invoke(app, ["finetune", "reviews.csv", "--base", "tfidf", "--name", "baseline"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["evaluate", "reviews.csv"])
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output and "macro-F1" in result.output and "gold \\ predicted" in result.output
+    assert (tmp_path / "models" / "baseline" / "evaluations" / "reviews" / "confusion_matrix.png").exists()
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0 and "baseline" in result.output and "tfidf" in result.output
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0
+    for name in ("rs:", "python:", "torch:", "transformers:", "kiwipiepy:", "cuda:"):
+        assert name in result.output

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from review_sentiment.errors import RsError
-from review_sentiment.modelstore import load_model_folder, read_meta, recipe_of
+from review_sentiment.modelstore import load_transformer_folder, read_meta, recipe_of
 from review_sentiment.normalize import NormalizationRecipe
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ def _edit_meta(folder, **changes):
 
 
 def test_loads_with_labels_and_recipe(tiny_model):
-    model, tokenizer, meta = load_model_folder(tiny_model)
+    model, tokenizer, meta = load_transformer_folder(tiny_model)
     assert model.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
     assert recipe_of(meta) == NormalizationRecipe()
     assert not model.training
@@ -37,13 +37,13 @@ def test_folder_without_metadata_is_refused(model_copy):
 def test_mismatched_labels_are_refused(model_copy):
     _edit_meta(model_copy, labels=["negative", "positive", "neutral"])
     with pytest.raises(RsError, match="lists labels"):
-        load_model_folder(model_copy)
+        load_transformer_folder(model_copy)
 
 
 def test_pickle_weights_are_not_loaded(model_copy):
     (model_copy / "model.safetensors").rename(model_copy / "pytorch_model.bin")
     with pytest.raises(RsError, match="safetensors"):
-        load_model_folder(model_copy)
+        load_transformer_folder(model_copy)
 
 
 def test_newer_format_asks_for_an_upgrade(model_copy):

@@ -1,0 +1,62 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from review_sentiment.config import FinetuneArguments
+from review_sentiment.evaluate import classification_scores, evaluate_file, restricted_argmax
+from review_sentiment.finetune import finetune
+from tests.conftest import SAMPLE
+
+
+def test_scores_match_hand_computed_values():
+    gold = ["positive", "positive", "negative", "neutral", "negative", "positive"]
+    predicted = ["positive", "negative", "negative", "positive", "negative", "positive"]
+    scores = classification_scores(gold, predicted, ["negative", "neutral", "positive"])
+    assert scores["accuracy"] == round(4 / 6, 4)
+    # negative: P 2/3, R 1 → F1 0.8; neutral: 0; positive: P 2/3, R 2/3 → F1 2/3
+    assert scores["per_class"]["negative"] == {"precision": 0.6667, "recall": 1.0, "f1": 0.8, "support": 2}
+    assert scores["per_class"]["neutral"]["f1"] == 0.0
+    assert scores["per_class"]["positive"]["f1"] == round(2 / 3, 4)
+    assert scores["macro_f1"] == round((0.8 + 0 + 2 / 3) / 3, 4)
+    assert scores["confusion_matrix"] == [[2, 0, 0], [0, 0, 1], [1, 0, 2]]
+
+
+def test_restricted_argmax_ignores_absent_classes():
+    probabilities = np.array([[0.3, 0.5, 0.2], [0.1, 0.6, 0.3]])
+    assert restricted_argmax(probabilities, ["negative", "neutral", "positive"], ["negative", "positive"]) == [
+        "negative",
+        "positive",
+    ]
+
+
+@pytest.fixture(scope="module")
+def tfidf_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models") / "tf"
+    finetune(SAMPLE, "tfidf", FinetuneArguments(), output_dir=folder, quiet=True)
+    return folder
+
+
+def test_reports_are_written(tmp_path, tfidf_model):
+    report = evaluate_file(SAMPLE, tfidf_model, output_dir=tmp_path / "eval")
+    assert report.evaluated == 360 and report.restricted_scores is None
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["scores"]["accuracy"] == report.scores["accuracy"]
+    png = (tmp_path / "eval" / "confusion_matrix.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 2000
+    wrong = pd.read_csv(tmp_path / "eval" / "misclassified.csv", encoding="utf-8-sig")
+    assert list(wrong.columns) == ["row", "text", "gold", "predicted", "confidence"]
+    assert (wrong["gold"] != wrong["predicted"]).all()
+    assert wrong["confidence"].is_monotonic_decreasing
+    assert len(wrong) == round((1 - report.scores["accuracy"]) * 360)
+
+
+def test_two_class_data_on_a_three_class_model(tmp_path, tfidf_model, sample_table):
+    binary = sample_table[sample_table["label"] != "neutral"]
+    binary.to_csv(tmp_path / "binary.csv", index=False)
+    report = evaluate_file(tmp_path / "binary.csv", tfidf_model, output_dir=tmp_path / "eval")
+    assert report.data_labels == ["negative", "positive"]
+    assert report.restricted_scores["labels"] == ["negative", "positive"]
+    assert report.restricted_scores["accuracy"] >= report.scores["accuracy"]  # neutral can no longer be wrong
+    assert report.scores["per_class"]["neutral"]["support"] == 0
