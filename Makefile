@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m review_sentiment.tiny_base data/sample_reviews.csv $(DEMO_BASE)
 	HF_HUB_OFFLINE=1 $(BIN)/rs preprocess data/sample_reviews.csv
-	HF_HUB_OFFLINE=1 $(BIN)/rs finetune --base $(DEMO_BASE) --name demo-sample --epochs 15 --learning-rate 1e-3 --force
+	HF_HUB_OFFLINE=1 $(BIN)/rs finetune --base $(DEMO_BASE) --name demo-sample --epochs 20 --learning-rate 3e-3 --patience 0 --force
 	HF_HUB_OFFLINE=1 $(BIN)/rs predict data/sample_reviews.csv -o $(DEMO_OUT) --model models/demo-sample
 	@echo "Labeled file: $(DEMO_OUT)"
 
