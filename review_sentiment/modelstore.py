@@ -162,7 +162,8 @@ def model_card(meta: dict) -> str:
         f"(review-sentiment {meta.get('library_versions', {}).get('review-sentiment', '?')}).",
         "",
         f"- Labels: {', '.join(meta['labels'])}",
-        f"- Base model: {base.get('source', '?')} (revision {base.get('revision') or 'local folder'})",
+        f"- Base model: {base.get('source', '?')}"
+        + ("" if model_type_of(meta) == TFIDF else f" (revision {base.get('revision') or 'local folder'})"),
         f"- Normalization: {NormalizationRecipe.from_dict(meta['normalization']).describe()} "
         "— `rs predict` applies it to raw text",
         f"- Training data: {data.get('path', '?')}, {data.get('rows_used', '?')} labeled reviews "
@@ -177,9 +178,18 @@ def model_card(meta: dict) -> str:
         "```",
         "",
         "```python",
-        "from transformers import pipeline",
-        "classify = pipeline('text-classification', model='<this folder>')",
-        "# normalize text first (review_sentiment.normalize) for the same results as rs predict",
+        *(
+            [
+                "from review_sentiment.predict import Predictor",
+                "labels = Predictor('<this folder>').predict(['배송 빠르고 좋아요'])  # normalizes like rs predict",
+            ]
+            if model_type_of(meta) == TFIDF
+            else [
+                "from transformers import pipeline",
+                "classify = pipeline('text-classification', model='<this folder>')",
+                "# normalize text first (review_sentiment.normalize) for the same results as rs predict",
+            ]
+        ),
         "```",
         "",
         "## Training arguments",
