@@ -165,15 +165,11 @@ def default_model_name(base_part: str, data_path: Path) -> str:
 
 
 def _scores(gold: list[int], predicted: list[int], labels: list[str]) -> dict:
-    from sklearn.metrics import accuracy_score, f1_score
+    """Validation accuracy and macro-F1, computed as `rs evaluate` computes them."""
+    from review_sentiment.evaluate import classification_scores
 
-    return {
-        "accuracy": round(float(accuracy_score(gold, predicted)), 4),
-        "macro_f1": round(
-            float(f1_score(gold, predicted, average="macro", labels=list(range(len(labels))), zero_division=0)),
-            4,
-        ),
-    }
+    scores = classification_scores(gold, predicted, list(range(len(labels))))
+    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
 
 def length_grouped_batches(rows: list[int], encoded: list[list[int]], batch_size: int, generator) -> list[list[int]]:

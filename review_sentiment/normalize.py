@@ -257,9 +257,6 @@ class ReviewNormalizer:
             cleaned[i] = clean_text(text, self.recipe.max_repeat)
         return cleaned
 
-    def normalize_one(self, text: object) -> str:
-        return self.normalize([text])[0]
-
     @staticmethod
     def _split_sentences(kiwi, texts: list[str]) -> list[str]:
         # Splitting a text changes how kiwipiepy splits it next time, so repeat until nothing changes:
