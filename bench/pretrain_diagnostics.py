@@ -23,8 +23,8 @@ def discriminator_auc(folder: Path, texts: list[str], seed: int = 0) -> dict:
     from sklearn.metrics import roc_auc_score
     from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
 
-    from review_sentiment.predict import pad_batch
     from review_sentiment.pretrain import (
+        PackedBatch,
         choose_mask_positions,
         mask_for_generator,
         pack_sequences,
@@ -39,14 +39,14 @@ def discriminator_auc(folder: Path, texts: list[str], seed: int = 0) -> dict:
     tokens = tokenizer(texts, add_special_tokens=False)["input_ids"]
     max_length = discriminator.config.max_position_embeddings
     sequences = pack_sequences(tokens, max_length, tokenizer.cls_token_id, tokenizer.sep_token_id)[:64]
-    ids, mask = pad_batch(sequences, tokenizer.pad_token_id)
+    batch = PackedBatch.from_sequences(sequences, tokenizer.pad_token_id, tokenizer.cls_token_id)
+    ids, real = batch.input_ids, batch.real
     rng = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        real = mask.bool()
         candidates = real & ~torch.isin(ids, torch.tensor(tokenizer.all_special_ids))
         positions = choose_mask_positions(candidates, 0.15, rng)
         generator_input = mask_for_generator(ids, positions, tokenizer.mask_token_id, rng)
-        hidden = generator.electra(input_ids=generator_input, attention_mask=mask).last_hidden_state
+        hidden = generator.electra(**batch.model_inputs(generator_input)).last_hidden_state
         logits = generator.generator_lm_head(generator.generator_predictions(hidden[positions])).float()
         sampled = torch.multinomial(torch.softmax(logits, -1), 1, generator=rng).squeeze(-1)
         results = {"generator_masked_accuracy": round(float((logits.argmax(-1) == ids[positions]).float().mean()), 3)}
@@ -55,7 +55,7 @@ def discriminator_auc(folder: Path, texts: list[str], seed: int = 0) -> dict:
             corrupted = ids.clone()
             corrupted[positions] = replacement
             labels = replaced_token_labels(ids, corrupted)
-            scores = discriminator(input_ids=corrupted, attention_mask=mask).logits
+            scores = discriminator(**batch.model_inputs(corrupted)).logits
             results[name] = round(float(roc_auc_score(labels[real].numpy(), scores[real].numpy())), 3)
     return results
 

@@ -27,13 +27,13 @@ of 1e-4, a sixth of RoBERTa's original rate. We follow that: continuing uses a f
 with a peak of 1/5 of the from-scratch rate of the size (1e-4 for ELECTRA-Small's 5e-4); `--learning-rate`
 overrides it.
 
-Differences from the reference, for CPU budgets: packed sequences hold whole reviews (the reference packs
-sentences into two segments), the number of masked positions is 15 % of the maskable tokens rather than of
-all tokens, and positions are drawn without replacement.
-
-Reviews are short (NSMC averages about 17 tokens), so several are packed into each sequence,
-[CLS] review [SEP] review [SEP] …, instead of padding each one to the maximum length; the padding share of
-the batches is reported.
+Differences from the reference, for CPU budgets: the number of masked positions is 15 % of the maskable
+tokens rather than of all tokens, positions are drawn without replacement, and sequences are packed
+differently. Reviews are short (NSMC averages about 17 tokens), so several are packed into each sequence
+instead of padding each one to the maximum length (the reference packs sentences into two segments that
+attend to each other). Here every review keeps its own [CLS] … [SEP] frame, attends only to itself and
+starts at position 0 (`PackedBatch`, after Krell et al. 2021, packing without cross-contamination), so
+pretraining sees reviews exactly as fine-tuning and prediction do; the padding share is reported.
 """
 
 from __future__ import annotations
@@ -74,24 +74,65 @@ PUBLISHED_GENERATORS = {
 
 
 def pack_sequences(token_lists: list[list[int]], max_length: int, cls_id: int, sep_id: int) -> list[list[int]]:
-    """Pack tokenized reviews greedily into sequences [CLS] a [SEP] b [SEP] … of at most `max_length`.
+    """Pack tokenized reviews greedily into sequences [CLS] a [SEP] [CLS] b [SEP] … of at most `max_length`.
 
-    A review longer than a whole sequence is truncated to fit one on its own.
+    Every review keeps the [CLS] … [SEP] frame it has in fine-tuning; `PackedBatch` keeps the reviews of a
+    sequence from seeing each other. A review longer than a whole sequence is truncated to fit one on its own.
     """
     sequences: list[list[int]] = []
-    current = [cls_id]
+    current: list[int] = []
     for tokens in token_lists:
         if not tokens:
             continue
-        tokens = tokens[: max_length - 2]
-        if len(current) + len(tokens) + 1 > max_length:
+        block = [cls_id, *tokens[: max_length - 2], sep_id]
+        if len(current) + len(block) > max_length:
             sequences.append(current)
-            current = [cls_id]
-        current.extend(tokens)
-        current.append(sep_id)
-    if len(current) > 1:
+            current = []
+        current.extend(block)
+    if current:
         sequences.append(current)
     return sequences
+
+
+@dataclass
+class PackedBatch:
+    """Packed sequences as model inputs in which each review sees only itself, at the positions it has alone.
+
+    Packing without cross-contamination (Krell et al. 2021, "Efficient Sequence Packing without
+    Cross-contamination"): a block-diagonal attention mask keeps the reviews of a sequence apart and position
+    ids restart at every [CLS], so pretraining sees each review exactly as fine-tuning and prediction do (one
+    review from position 0), while no compute is spent on padding. Without it, a model would first have to
+    learn which neighbours belong to the same review, and positions past a review's length would be trained
+    that fine-tuning never uses.
+    """
+
+    input_ids: object  # long [batch, length]
+    real: object  # bool [batch, length]: not padding
+    position_ids: object  # long [batch, length]
+    attention_mask: object  # float [batch, 1, length, length]: 0 where a token may attend, a large negative elsewhere
+
+    @classmethod
+    def from_sequences(cls, sequences: list[list[int]], pad_token_id: int, cls_token_id: int) -> PackedBatch:
+        import torch
+
+        from review_sentiment.predict import pad_batch
+
+        input_ids, padding_mask = pad_batch(sequences, pad_token_id)
+        real = padding_mask.bool()
+        review = torch.cumsum(input_ids == cls_token_id, dim=1) * real  # 1, 2, … per review; 0 for padding
+        index = torch.arange(input_ids.shape[1]).expand_as(input_ids)
+        review_start = torch.cummax(torch.where(input_ids == cls_token_id, index, 0), dim=1).values
+        position_ids = torch.where(real, index - review_start, 0)
+        same_review = review.unsqueeze(2) == review.unsqueeze(1)
+        attention_mask = torch.zeros(same_review.shape, dtype=torch.float32)
+        attention_mask = attention_mask.masked_fill(~same_review, torch.finfo(torch.float32).min).unsqueeze(1)
+        return cls(input_ids, real, position_ids, attention_mask)
+
+    def to(self, device) -> PackedBatch:
+        return PackedBatch(*(getattr(self, name).to(device) for name in self.__dataclass_fields__))
+
+    def model_inputs(self, input_ids) -> dict:
+        return {"input_ids": input_ids, "attention_mask": self.attention_mask, "position_ids": self.position_ids}
 
 
 def choose_mask_positions(candidates, mask_prob: float, rng):
@@ -135,18 +176,18 @@ class StepResult:
     tokens: int
 
 
-def rtd_step(generator, discriminator, input_ids, attention_mask, special_ids, mask_token_id, args, rng):
+def rtd_step(generator, discriminator, batch: PackedBatch, special_ids, mask_token_id, args, rng):
     """One replaced-token-detection forward pass; returns (loss tensor, StepResult without the backward)."""
     import torch
     import torch.nn.functional as F
 
-    real = attention_mask.bool()
+    input_ids, real = batch.input_ids, batch.real
     candidates = real & ~torch.isin(input_ids, special_ids)
     positions = choose_mask_positions(candidates, args.mask_prob, rng)
     generator_input = mask_for_generator(input_ids, positions, mask_token_id, rng)
 
     # Like the reference, the generator's vocabulary projection runs only at the chosen positions.
-    hidden = generator.electra(input_ids=generator_input, attention_mask=attention_mask).last_hidden_state
+    hidden = generator.electra(**batch.model_inputs(generator_input)).last_hidden_state
     logits = generator.generator_lm_head(generator.generator_predictions(hidden[positions])).float()
     generator_loss = F.cross_entropy(logits, input_ids[positions])
 
@@ -156,7 +197,7 @@ def rtd_step(generator, discriminator, input_ids, attention_mask, special_ids, m
     corrupted[positions] = sampled
     labels = replaced_token_labels(input_ids, corrupted)
 
-    discriminator_logits = discriminator(input_ids=corrupted, attention_mask=attention_mask).logits.float()
+    discriminator_logits = discriminator(**batch.model_inputs(corrupted)).logits.float()
     discriminator_loss = F.binary_cross_entropy_with_logits(discriminator_logits[real], labels[real].float())
     loss = generator_loss + args.disc_weight * discriminator_loss
 
@@ -353,7 +394,7 @@ def pretrain(
     import torch
     from transformers import set_seed
 
-    from review_sentiment.predict import pad_batch, pick_device, use_fast_attention
+    from review_sentiment.predict import pick_device, use_fast_attention
     from review_sentiment.tiny_base import train_wordpiece_vocab
 
     started = time.perf_counter()
@@ -493,17 +534,12 @@ def pretrain(
                     order = torch.randperm(len(sequences), generator=torch.Generator().manual_seed(args.seed + epoch))
                     order_epoch = epoch
                 rows = order[position * args.batch_size : (position + 1) * args.batch_size].tolist()
-                ids, mask = pad_batch([sequences[r] for r in rows], tokenizer.pad_token_id)
+                batch = PackedBatch.from_sequences(
+                    [sequences[r] for r in rows], tokenizer.pad_token_id, tokenizer.cls_token_id
+                )
                 step_started = time.perf_counter()
                 loss, result = rtd_step(
-                    generator,
-                    discriminator,
-                    ids.to(device),
-                    mask.to(device),
-                    special_ids,
-                    tokenizer.mask_token_id,
-                    args,
-                    rng,
+                    generator, discriminator, batch.to(device), special_ids, tokenizer.mask_token_id, args, rng
                 )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -512,8 +548,8 @@ def pretrain(
                 scheduler.step()
                 state["step"] += 1
                 state["tokens_seen"] += result.tokens
-                state["padded"] += ids.numel() - result.tokens
-                state["slots"] += ids.numel()
+                state["padded"] += batch.input_ids.numel() - result.tokens
+                state["slots"] += batch.input_ids.numel()
                 state["train_seconds"] += time.perf_counter() - step_started
                 window.append(result)
                 if on_step:

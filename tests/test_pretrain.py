@@ -7,6 +7,7 @@ import torch
 from review_sentiment.config import MODEL_SIZES, PretrainArguments
 from review_sentiment.errors import RsError
 from review_sentiment.pretrain import (
+    PackedBatch,
     choose_mask_positions,
     mask_for_generator,
     new_electra_pair,
@@ -24,11 +25,34 @@ def test_packing_fills_sequences_with_whole_reviews():
     reviews = [[10, 11, 12], [13, 14], [], [15] * 20, [16, 17, 18, 19]]
     packed = pack_sequences(reviews, max_length=10, cls_id=CLS, sep_id=SEP)
     assert packed == [
-        [CLS, 10, 11, 12, SEP, 13, 14, SEP],
+        [CLS, 10, 11, 12, SEP, CLS, 13, 14, SEP],
         [CLS] + [15] * 8 + [SEP],  # longer than a sequence: truncated to fit one on its own
         [CLS, 16, 17, 18, 19, SEP],
     ]
     assert all(len(sequence) <= 10 for sequence in packed)
+
+
+def test_packed_batch_keeps_reviews_apart_with_their_own_positions():
+    batch = PackedBatch.from_sequences([[CLS, 10, 11, SEP, CLS, 12, SEP], [CLS, 13, SEP]], PAD, CLS)
+    assert batch.position_ids.tolist() == [[0, 1, 2, 3, 0, 1, 2], [0, 1, 2, 0, 0, 0, 0]]
+    assert batch.real.tolist() == [[True] * 7, [True] * 3 + [False] * 4]
+    may_attend = (batch.attention_mask[:, 0] == 0).int().tolist()
+    assert may_attend[0][0] == [1, 1, 1, 1, 0, 0, 0]  # the first review's [CLS] sees only the first review
+    assert may_attend[0][5] == [0, 0, 0, 0, 1, 1, 1]
+    assert may_attend[1][1] == [1, 1, 1, 0, 0, 0, 0]  # and never the padding
+
+
+def test_a_packed_review_gets_the_same_outputs_as_alone(tiny_pair, sample_table):
+    tokenizer, _, discriminator, _ = tiny_pair
+    first, second = tokenizer(sample_table["review"].tolist()[:2], add_special_tokens=False)["input_ids"]
+    cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
+    packed = PackedBatch.from_sequences([[cls, *first, sep, cls, *second, sep]], pad, cls)
+    alone = PackedBatch.from_sequences([[cls, *second, sep]], pad, cls)
+    discriminator.eval()
+    with torch.no_grad():
+        packed_logits = discriminator(**packed.model_inputs(packed.input_ids)).logits[0, len(first) + 2 :]
+        alone_logits = discriminator(**alone.model_inputs(alone.input_ids)).logits[0]
+    torch.testing.assert_close(packed_logits, alone_logits, atol=1e-4, rtol=1e-4)
 
 
 def test_mask_positions_are_fifteen_percent_of_real_tokens_and_never_special():
@@ -98,16 +122,14 @@ def test_loss_decreases_on_a_fixed_batch(tiny_pair, sample_table):
     sequences = pack_sequences(
         tokenizer(texts, add_special_tokens=False)["input_ids"], 64, tokenizer.cls_token_id, tokenizer.sep_token_id
     )
-    from review_sentiment.predict import pad_batch
-
-    ids, mask = pad_batch(sequences, tokenizer.pad_token_id)
+    batch = PackedBatch.from_sequences(sequences, tokenizer.pad_token_id, tokenizer.cls_token_id)
     special = torch.tensor(tokenizer.all_special_ids)
     parameters = list({id(p): p for m in (generator, discriminator) for p in m.parameters()}.values())
     optimizer = torch.optim.AdamW(parameters, lr=3e-3)
     losses = []
     for _ in range(25):
         rng = torch.Generator().manual_seed(1)  # same masks and samples every step: a fixed batch
-        loss, result = rtd_step(generator, discriminator, ids, mask, special, tokenizer.mask_token_id, args, rng)
+        loss, result = rtd_step(generator, discriminator, batch, special, tokenizer.mask_token_id, args, rng)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
