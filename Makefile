@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch lies on this machine's disk; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-DEMO_BASE := models/tiny-electra-base
 DEMO_OUT := data/processed/sample_reviews.labeled.csv
+DEMO_PRETRAINED := models/pretrained-sample
+DEMO_PRETRAINED_OUT := data/processed/sample_reviews.pretrained.labeled.csv
 
-.PHONY: install demo test test-fast lint bench bench-pretrain clean
+.PHONY: install demo demo-pretrain test test-fast lint bench bench-pretrain clean
 
 install: $(STAMP)
 
@@ -20,14 +21,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# The whole pipeline on the bundled sample, offline. The base model is a tiny ELECTRA built here from the
-# sample's own text (random weights: no hub, no pretraining yet) — it shows the pipeline, not real accuracy.
+# The whole pipeline on the bundled sample, offline. The model is the TF-IDF baseline: with no model hub it is
+# the best base that can be made here (NSMC binary: 0.865 accuracy, against 0.842 for an ELECTRA-mini from random
+# weights; an `rs pretrain` base does not beat random weights on a CPU budget, see README). `make demo-pretrain`
+# shows the ELECTRA path: rs pretrain on the sample, then fine-tuning on that base.
 demo: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m review_sentiment.tiny_base data/sample_reviews.csv $(DEMO_BASE)
 	HF_HUB_OFFLINE=1 $(BIN)/rs preprocess data/sample_reviews.csv
-	HF_HUB_OFFLINE=1 $(BIN)/rs finetune --base $(DEMO_BASE) --name demo-sample --epochs 20 --learning-rate 3e-3 --patience 0 --force
+	HF_HUB_OFFLINE=1 $(BIN)/rs finetune --base tfidf --name demo-sample --force
 	HF_HUB_OFFLINE=1 $(BIN)/rs predict data/sample_reviews.csv -o $(DEMO_OUT) --model models/demo-sample
 	@echo "Labeled file: $(DEMO_OUT)"
+
+demo-pretrain: install
+	HF_HUB_OFFLINE=1 $(BIN)/rs pretrain data/sample_reviews.csv --max-steps 150 --vocab-size 3000 --output $(DEMO_PRETRAINED) --force
+	HF_HUB_OFFLINE=1 $(BIN)/rs preprocess data/sample_reviews.csv
+	HF_HUB_OFFLINE=1 $(BIN)/rs finetune --base $(DEMO_PRETRAINED) --name demo-pretrained --epochs 20 --learning-rate 1e-3 --patience 0 --force
+	HF_HUB_OFFLINE=1 $(BIN)/rs predict data/sample_reviews.csv -o $(DEMO_PRETRAINED_OUT) --model models/demo-pretrained
+	@echo "Labeled file: $(DEMO_PRETRAINED_OUT)"
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

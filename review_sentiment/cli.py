@@ -237,8 +237,8 @@ def pretrain(
     From scratch (--size) it trains a cased WordPiece vocabulary on the normalized corpus, then a generator
     (masked language model, 1/4 of the width) and a discriminator that learns which tokens the generator
     replaced; loss = MLM + 50 x discriminator loss. With --base it continues a checkpoint on your reviews
-    (domain-adaptive pretraining). Short reviews are packed several to a sequence. Ctrl-C saves a checkpoint;
-    rerun with --resume. Output: the discriminator in Hugging Face format (use it as
+    (domain-adaptive pretraining). Short reviews are packed several to a sequence, each seeing only itself.
+    Ctrl-C saves a checkpoint; rerun with --resume. Output: the discriminator in Hugging Face format (use it as
     `rs finetune --base FOLDER`), the generator in FOLDER/generator, and rs_pretrain.json.
     """
     from review_sentiment.config import PretrainArguments
