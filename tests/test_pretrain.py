@@ -48,10 +48,11 @@ def test_a_packed_review_gets_the_same_outputs_as_alone(tiny_pair, sample_table)
     cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
     packed = PackedBatch.from_sequences([[cls, *first, sep, cls, *second, sep]], pad, cls)
     alone = PackedBatch.from_sequences([[cls, *second, sep]], pad, cls)
-    discriminator.eval()
+    discriminator.eval()  # no dropout; the fixture is shared, so train mode is restored below
     with torch.no_grad():
         packed_logits = discriminator(**packed.model_inputs(packed.input_ids)).logits[0, len(first) + 2 :]
         alone_logits = discriminator(**alone.model_inputs(alone.input_ids)).logits[0]
+    discriminator.train()
     torch.testing.assert_close(packed_logits, alone_logits, atol=1e-4, rtol=1e-4)
 
 
