@@ -23,7 +23,7 @@ def train_wordpiece_vocab(texts: list[str], vocab_size: int = 3000) -> dict[str,
 
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread: no scheduling order on top of the hash order below
 
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(
@@ -32,9 +32,10 @@ def train_wordpiece_vocab(texts: list[str], vocab_size: int = 3000) -> dict[str,
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS)
     tokenizer.train_from_iterator(texts, trainer=trainer)
-    # With parallelism the trainer numbers (and at the size limit, picks) tokens of equal frequency in a
-    # different order on each run; without it, and with the learned tokens sorted, the same corpus always gives
-    # the same vocabulary, so pretraining can be reproduced.
+    # Sorting makes the numbering independent of the trainer's order. The set of tokens can still differ between
+    # processes: the trainer numbers continuing pieces (##x) in hash-map order and breaks ties between equally
+    # frequent merges by those numbers (huggingface/tokenizers#1794, fix proposed in #2066). Within a run
+    # nothing depends on it, and `rs pretrain --resume` reloads the saved tokenizer.
     learned = sorted(token for token in tokenizer.get_vocab() if token not in SPECIAL_TOKENS)
     return {token: index for index, token in enumerate(SPECIAL_TOKENS + learned)}
 
