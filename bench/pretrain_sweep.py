@@ -98,6 +98,7 @@ def run(o: argparse.Namespace) -> None:
         mask_for_generator,
         new_electra_pair,
         replaced_token_labels,
+        rtd_optimizer,
         rtd_step,
     )
 
@@ -203,13 +204,7 @@ def run(o: argparse.Namespace) -> None:
             seconds=round(time.time() - started, 1),
         )
 
-    unique = {id(p): p for model in (discriminator, generator) for p in model.parameters()}
-    names = {id(p): n for model in (discriminator, generator) for n, p in model.named_parameters()}
-    no_decay = [p for i, p in unique.items() if names[i].endswith(("bias", "LayerNorm.weight"))]
-    decay = [p for i, p in unique.items() if not names[i].endswith(("bias", "LayerNorm.weight"))]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=o.lr, eps=1e-6
-    )
+    optimizer, parameters = rtd_optimizer(generator, discriminator, o.lr, weight_decay=0.01)
     plan = {"total": o.steps, "warmup": max(1, int(o.steps * o.warmup))}
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _schedule(s, plan["warmup"], plan["total"]))
     rng = torch.Generator(device=device).manual_seed(0)
@@ -233,7 +228,7 @@ def run(o: argparse.Namespace) -> None:
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(list(unique.values()), o.clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, o.clip)
         optimizer.step()
         schedule.step()
         step += 1

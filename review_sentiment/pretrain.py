@@ -370,6 +370,19 @@ def scratch_learning_rate(config) -> float:
     return min(MODEL_SIZES.values(), key=distance).learning_rate
 
 
+def rtd_optimizer(generator, discriminator, learning_rate: float, weight_decay: float):
+    """AdamW over both models' parameters, the shared embeddings once (`optimization.py` of the reference:
+    eps 1e-6, no weight decay on biases and LayerNorm). Returns (optimizer, the parameter list for clipping)."""
+    import torch
+
+    named = {id(p): (n, p) for model in (discriminator, generator) for n, p in model.named_parameters()}
+    no_decay = ("bias", "LayerNorm.weight")
+    decay = [p for n, p in named.values() if not n.endswith(no_decay)]
+    exempt = [p for n, p in named.values() if n.endswith(no_decay)]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=learning_rate, eps=1e-6), decay + exempt
+
+
 def _schedule(step: int, warmup: int, total: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -452,23 +465,10 @@ def pretrain(
     for model in (generator, discriminator):
         use_fast_attention(model, device)
         model.to(device)
-    unique = {id(p): p for model in (discriminator, generator) for p in model.parameters()}
-    no_decay = ("bias", "LayerNorm.weight")
-    named = {id(p): n for model in (discriminator, generator) for n, p in model.named_parameters()}
     learning_rate = args.learning_rate or (
         CONTINUED_LR_FACTOR * scratch_learning_rate(discriminator.config) if base else args.model_size.learning_rate
     )
-    optimizer = torch.optim.AdamW(
-        [
-            {
-                "params": [p for i, p in unique.items() if not named[i].endswith(no_decay)],
-                "weight_decay": args.weight_decay,
-            },
-            {"params": [p for i, p in unique.items() if named[i].endswith(no_decay)], "weight_decay": 0.0},
-        ],
-        lr=learning_rate,
-        eps=1e-6,
-    )
+    optimizer, parameters = rtd_optimizer(generator, discriminator, learning_rate, args.weight_decay)
     plan = {"total": planned, "warmup": max(1, int(planned * args.warmup_ratio))}
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: _schedule(step, plan["warmup"], plan["total"])
@@ -543,7 +543,7 @@ def pretrain(
                 )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(list(unique.values()), 1.0)
+                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
                 optimizer.step()
                 scheduler.step()
                 state["step"] += 1
