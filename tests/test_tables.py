@@ -1,8 +1,18 @@
+import gzip
+
 import pandas as pd
 import pytest
 
 from review_sentiment.errors import RsError
-from review_sentiment.tables import find_text_column, read_table, unique_column_name, write_table
+from review_sentiment.tables import (
+    BLOCK_SIZE,
+    TableSource,
+    TableWriter,
+    find_text_column,
+    read_table,
+    unique_column_name,
+    write_table,
+)
 
 
 def test_cells_are_read_verbatim(tmp_path):
@@ -63,6 +73,7 @@ def test_unique_column_name_never_overwrites():
     table = pd.DataFrame(columns=["label", "label_rs"])
     assert unique_column_name(table, "label") == "label_rs2"
     assert unique_column_name(table, "confidence") == "confidence"
+    assert unique_column_name(["label", "label_rs"], "label") == "label_rs2"  # column names work too
 
 
 def test_missing_and_unsupported_files(tmp_path):
@@ -159,3 +170,119 @@ def test_outputs_are_checked_before_work_and_readable_by_others(tmp_path):
     path = write_table(pd.DataFrame({"a": ["1"]}), tmp_path / "out.csv.gz")
     assert read_table(path)["a"].tolist() == ["1"]
     assert path.stat().st_mode & 0o044  # not private to the writer
+
+
+STREAMED_FILES = {
+    # duplicate names, a quoted CRLF, a blank line, a trailing empty field, a short row
+    "r.csv": 'id,review,review\n1,"좋아요, 정말",a\n\n2,"줄\r\n바꿈",b\n3,x,y,,\n4\n5,"",\n'.encode(),
+    "r.tsv": "review\tlabel\n좋아요\t1\n별로\t\n\n그냥\t0\n".encode(),
+    "r.txt": "첫 리뷰\r\n\n셋째\r넷째\u2028끝\n다섯".encode(),
+    "ratings.txt": 'id\tdocument\tlabel\n1\t"진짜 최고\t1\n2\t별로.. 돈\t0\n3\t"\t1\n'.encode(),
+    "r.jsonl": '{"review": "좋아요", "id": "007"}\n\n{"review": null, "meta": {"a": 1}}\n{"x": 1.5}\n'.encode(),
+    "r.csv.gz": gzip.compress("review,label\n좋아요,1\n별로,0\n그냥,\n".encode()),
+    "utf16.csv": "review,rating\n좋아요,5\n별로,1\n그냥,3\n".encode("utf-16"),
+    "cp949.csv": "review,label\n배송이 빨라요,긍정\n별로,부정\n그냥,\n".encode("cp949"),
+}
+
+
+@pytest.mark.parametrize("name", STREAMED_FILES)
+def test_chunks_concatenate_to_the_whole_table(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(STREAMED_FILES[name])
+    whole = read_table(path)
+    source = TableSource(path)
+    assert source.rows == len(whole) >= 3
+    assert source.columns == whole.columns.tolist()
+    for size in (1, 2, 3, 1000):
+        chunks = list(source.chunks(size))
+        assert all(len(chunk) <= size for chunk in chunks) and len(chunks) == -(-len(whole) // size)
+        pd.testing.assert_frame_equal(pd.concat(chunks), whole, check_exact=True, check_index_type=True)
+
+
+def test_a_file_without_rows_gives_one_empty_chunk(tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_bytes(b"\xef\xbb\xbfreview,label\n")
+    source = TableSource(path, encoding="utf-8")  # a forced encoding keeps the BOM; it is not part of the name
+    assert (source.rows, source.columns) == (0, ["review", "label"])
+    [chunk] = source.chunks(10)
+    assert chunk.empty and chunk.columns.tolist() == ["review", "label"]
+
+
+WRITTEN = pd.DataFrame(
+    {
+        "id": ["007", "008", "009", "010", "011"],
+        "review": ['say "hi", 좋아요', "줄\n바꿈", "tab\there", "", "=SUM(A1)"],
+        "stars": [5, 1, 3, 2, 4],
+    }
+)
+
+
+@pytest.mark.parametrize("name", ["out.csv", "out.tsv", "out.jsonl", "out.csv.gz"])
+def test_writer_in_chunks_writes_what_write_table_writes(tmp_path, name):
+    def content(path):
+        return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+
+    expected = content(write_table(WRITTEN, tmp_path / "whole" / name))
+    for size in (1, 2, 3):
+        with TableWriter(tmp_path / str(size) / name) as writer:
+            for start in range(0, len(WRITTEN), size):
+                writer.write(WRITTEN.iloc[start : start + size])
+                writer.write(WRITTEN.iloc[:0])  # an empty chunk adds nothing, not even a blank line
+        assert content(writer.path) == expected
+    assert sorted(p.name for p in (tmp_path / "1").iterdir()) == [name]
+
+
+def test_writer_without_rows_writes_the_header(tmp_path):
+    with TableWriter(tmp_path / "out.csv", columns=["review", "label"]):
+        pass
+    assert (tmp_path / "out.csv").read_bytes() == b"\xef\xbb\xbfreview,label\n"
+    with TableWriter(tmp_path / "out.jsonl") as writer:
+        writer.write(WRITTEN.iloc[:0])
+    assert (tmp_path / "out.jsonl").read_bytes() == b""
+
+
+@pytest.mark.parametrize("interruption", [RuntimeError, KeyboardInterrupt])
+def test_interrupted_writer_leaves_the_target_alone(tmp_path, interruption):
+    (tmp_path / "out.csv").write_text("old")
+    with pytest.raises(interruption):
+        with TableWriter(tmp_path / "out.csv") as writer:
+            writer.write(WRITTEN.iloc[:2])
+            raise interruption()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temporary file left
+    assert (tmp_path / "out.csv").read_text() == "old"
+
+
+def test_undecodable_byte_after_the_first_block_is_named_exactly(tmp_path):
+    # "가" (EA B0 80 in UTF-8) straddles the first block boundary: UTF-8 decodes it; cp949 reads EA B0 as one
+    # character and fails at the 80 after it. The 0xFF further on is where UTF-8 fails.
+    data = b"review\n" + b"a" * (BLOCK_SIZE - 8) + "가".encode() + b"b" * 99 + b"\xff\n"
+    assert data[BLOCK_SIZE - 1 : BLOCK_SIZE + 2] == "가".encode()
+    (tmp_path / "big.csv").write_bytes(data)
+    utf8_at, cp949_at = BLOCK_SIZE + 101, BLOCK_SIZE + 1
+    for encoding, offset in (("utf-8", utf8_at), ("cp949", cp949_at)):
+        with pytest.raises(UnicodeDecodeError) as error:
+            data.decode(encoding)
+        assert error.value.start == offset
+    with pytest.raises(RsError, match=f"as utf-8-sig at byte {utf8_at}; as cp949 at byte {cp949_at}\\)"):
+        TableSource(tmp_path / "big.csv")
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbfreview\n\xff\n")
+    with pytest.raises(RsError, match="as utf-8-sig at byte 10;"):  # counted from the file's start, BOM included
+        read_table(tmp_path / "bom.csv")
+
+
+def test_utf16_without_bom_when_forced(tmp_path):
+    path = tmp_path / "le.csv"
+    path.write_bytes("review\n좋아요\n".encode("utf-16-le"))
+    assert read_table(path, encoding="utf-16")["review"].tolist() == ["좋아요"]
+
+
+def test_bad_row_in_a_later_chunk_names_its_line(tmp_path):
+    rows = [f'{i},"리뷰\n{i}"' for i in range(50)]  # two lines each
+    path = tmp_path / "long.csv"
+    path.write_text("id,review\n" + "\n".join(rows) + "\n51," + "긴 리뷰 " * 20000 + ",oops\n", encoding="utf-8")
+    with pytest.raises(RsError, match="line 102: 3 fields but the header has 2"):
+        TableSource(path)
+    path = tmp_path / "late.jsonl"
+    path.write_text('{"a": 1}\n' * 30 + '{"a": 2\n', encoding="utf-8")
+    with pytest.raises(RsError, match="line 31: not valid JSON"):
+        TableSource(path)
