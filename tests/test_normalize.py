@@ -143,3 +143,24 @@ def test_overlapping_kiwi_sentences_do_not_duplicate_text():
     # kiwipiepy returns overlapping sentence offsets for this review ("봐야됀" and "됀다.").
     text = "진짜 쓰레기 보면 손해다. 돈받고 봐야됀다."
     assert normalize_texts([text]) == [text]
+
+
+def test_texts_that_cannot_gain_a_space_skip_kiwipiepy_with_identical_output(monkeypatch, sample_table):
+    import re
+
+    import review_sentiment.normalize as normalize
+
+    texts = sample_table["review"].tolist() + [
+        "좋아요.배송도 빨라요",
+        "최고ㅋㅋ진짜",
+        "별로_다신",
+        "굿👍또 살게요",
+        "재미지다",
+        "좋아요 ",
+        "a.b",
+        "10.5점",
+    ]
+    filtered = normalize.ReviewNormalizer().normalize(texts)
+    monkeypatch.setattr(normalize, "_SPLIT_CANDIDATE", re.compile(""))  # every text goes through kiwipiepy
+    assert normalize.ReviewNormalizer().normalize(texts) == filtered
+    assert filtered[-8] == "좋아요. 배송도 빨라요"  # a candidate that kiwipiepy does split
