@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,7 +76,6 @@ class TfidfClassifier:
         # C order: scikit-learn's coef_ can be Fortran-ordered, and safetensors stores the raw buffer
         self.coef = np.ascontiguousarray(coef, dtype=np.float32)
         self.intercept = np.ascontiguousarray(intercept, dtype=np.float32)
-        self.truncated = 0  # nothing is truncated; the attribute matches the transformer classifier's
 
     @classmethod
     def fit(cls, texts: list[str], labels: list[str], label_names: list[str], settings: TfidfSettings | None = None):
@@ -91,15 +91,24 @@ class TfidfClassifier:
     def features(self, texts: list[str]):
         return _stack(self.char.transform(texts), self.word.transform(texts))
 
-    def predict_proba(self, texts: list[str], description: str | None = None) -> np.ndarray:
+    def encode(self, texts: list[str]) -> list[str]:
+        return texts
+
+    def truncated(self, encoded: list[str]) -> int:
+        return 0
+
+    def predict_proba(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         scores = self.features(texts) @ self.coef.T + self.intercept
         scores = np.asarray(scores, dtype=np.float64)
         if len(self.labels) == 2:  # binary regression: one score for the second class
             positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
-            return np.stack([1.0 - positive, positive], axis=1).astype(np.float32)
-        scores -= scores.max(axis=1, keepdims=True)
-        exp = np.exp(scores)
-        return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+            probabilities = np.stack([1.0 - positive, positive], axis=1)
+        else:
+            exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+            probabilities = exp / exp.sum(axis=1, keepdims=True)
+        if on_batch:
+            on_batch(len(texts))
+        return probabilities.astype(np.float32)
 
     def save(self, folder: Path) -> None:
         from safetensors.numpy import save_file

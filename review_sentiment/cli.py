@@ -293,7 +293,30 @@ def predict(
         None, "--model", "-m", help="Model folder [default: the newest model under models/]."
     ),
     text_col: str | None = typer.Option(None, "--text-col", help="Column with the review text."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Reviews per inference batch."),
+    quantize: str | None = typer.Option(
+        None,
+        "--quantize",
+        metavar="int8",
+        help="CPU only: int8 weights, about 2.4x faster than fp32; labels agree with fp32 on about 99.5 % of "
+        "reviews (README: Prediction speed).",
+    ),
+    precision: str | None = typer.Option(
+        None, "--precision", metavar="fp32|bf16|fp16", help="Number format [default: bf16 on a GPU, fp32 on a CPU]."
+    ),
+    batch_tokens: int | None = typer.Option(
+        None,
+        "--batch-tokens",
+        min=1,
+        help="Padded tokens per batch: reviews are sorted by length and batched by tokens, not rows "
+        "[default: 512 on a CPU, where small batches stay in cache; 32768 on a GPU].",
+    ),
+    batch_size: int = typer.Option(1024, "--batch-size", min=1, help="At most this many reviews per batch."),
+    chunk_size: int = typer.Option(
+        10_000, "--chunk-size", min=1, help="Rows read, labeled and written at a time (memory stays flat)."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="CPU threads for the model [default: one per usable core]."
+    ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
     encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
 ) -> None:
@@ -302,22 +325,33 @@ def predict(
     The output keeps every input column and row in order and adds predicted_label, confidence and one
     prob_LABEL column per class (existing columns are never overwritten: a clash gets an _rs suffix).
     The model's own normalization is applied, so raw and preprocessed files get the same labels. Rows
-    whose text is empty get an empty label.
+    whose text is empty get an empty label. Files of any size are streamed in chunks; the output appears
+    only when complete.
     """
     from review_sentiment.predict import predict_file
 
     with _reported_errors():
+        if quantize is not None and quantize != "int8":
+            raise RsError(f"--quantize takes int8, not {quantize!r}.")
+        if quantize and precision:
+            raise RsError("Pass --quantize int8 or --precision, not both.")
+        if precision is not None and precision not in ("fp32", "bf16", "fp16"):
+            raise RsError(f"--precision takes fp32, bf16 or fp16, not {precision!r}.")
         summary = predict_file(
             input_path,
             output,
             model_dir=model,
             text_col=text_col,
             batch_size=batch_size,
+            batch_tokens=batch_tokens,
+            precision=quantize or precision,
+            threads=threads,
             device=device,
             encoding=encoding,
+            chunk_rows=chunk_size,
         )
     chosen = "" if model else "newest under models/, "
-    console.print(f"Model: {summary.model_dir} ({chosen}{summary.device})")
+    console.print(f"Model: {summary.model_dir} ({chosen}{summary.device}, {summary.precision})")
     distribution = ", ".join(
         f"{label} {n} ({n / summary.scored:.1%})" if summary.scored else f"{label} 0"
         for label, n in summary.label_counts.items()
@@ -351,7 +385,7 @@ def evaluate(
     rating_bins: str | None = typer.Option(
         None, "--rating-bins", help="NEGATIVE,NEUTRAL,POSITIVE rating ranges, e.g. 1-4,,9-10 (as for finetune)."
     ),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Reviews per inference batch."),
+    batch_size: int = typer.Option(1024, "--batch-size", min=1, help="At most this many reviews per batch."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
     encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
 ) -> None:

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class RateColumn(ProgressColumn):
+    """Items per second over the last half minute (rows/s, steps/s)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.1f}/s" if speed < 10 else f"{speed:,.0f}/s")
 
 
 def progress_bar() -> Progress:
@@ -21,6 +35,7 @@ def progress_bar() -> Progress:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        RateColumn(),
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         TextColumn("eta"),
@@ -29,6 +44,14 @@ def progress_bar() -> Progress:
         disable=not console.is_terminal,
         transient=False,
     )
+
+
+@contextmanager
+def row_progress(description: str, total: int | None, info: str = "rows") -> Iterator[Callable[[int], None]]:
+    """A progress bar counting rows; yields the function that advances it by n rows."""
+    with progress_bar() as progress:
+        task = progress.add_task(description, total=total, info=info)
+        yield lambda rows: progress.advance(task, rows)
 
 
 def silence_library_logs() -> None:

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from review_sentiment.console import row_progress
 from review_sentiment.errors import RsError
+from review_sentiment.inference import MAX_BATCH_ROWS
 from review_sentiment.labels import read_gold_labels, sort_labels
 from review_sentiment.modelstore import newest_model_dir
 from review_sentiment.predict import Predictor
@@ -118,7 +120,7 @@ def evaluate_file(
     rating_col: str | None = None,
     rating_scale: int | None = None,
     rating_bins: str | None = None,
-    batch_size: int = 32,
+    batch_size: int = MAX_BATCH_ROWS,
     device: str | None = None,
     encoding: str | None = None,
 ) -> EvaluationReport:
@@ -128,13 +130,14 @@ def evaluate_file(
     table = read_table(data_path, encoding)
     gold = read_gold_labels(table, label_col, rating_col, rating_scale, rating_bins)
     predictor = Predictor(model_dir, device=device, batch_size=batch_size)
-    text_column = predictor.text_column(table, text_col)
+    text_column = predictor.text_column(list(table.columns), text_col)
     unknown = sorted({label for label in gold.labels if label and label not in predictor.labels})
     if unknown:
         raise RsError(f"The data has labels {unknown} that the model {model_dir} does not know ({predictor.labels}).")
 
     labeled = [i for i, label in enumerate(gold.labels) if label is not None]
-    probabilities = predictor.probabilities(table[text_column].iloc[labeled].tolist(), description="Evaluating")
+    with row_progress("Evaluating", len(labeled)) as advance:
+        probabilities = predictor.probabilities(table[text_column].iloc[labeled].tolist(), on_batch=advance)
     scored_mask = ~np.isnan(probabilities).any(axis=1)
     rows = [row for row, ok in zip(labeled, scored_mask, strict=True) if ok]
     probabilities = probabilities[scored_mask]

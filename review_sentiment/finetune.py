@@ -23,6 +23,7 @@ from review_sentiment.bases import (
 from review_sentiment.config import FinetuneArguments
 from review_sentiment.console import console, progress_bar, silence_library_logs
 from review_sentiment.errors import RsError
+from review_sentiment.inference import batched_probabilities, pad_batch, pick_device, use_fast_attention
 from review_sentiment.labels import read_gold_labels, sort_labels
 from review_sentiment.modelstore import (
     MODELS_DIR,
@@ -33,7 +34,6 @@ from review_sentiment.modelstore import (
     save_transformer,
 )
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
-from review_sentiment.predict import batched_probabilities, pad_batch, pick_device, use_fast_attention
 from review_sentiment.preprocess import PROCESSED_DIR, latest_processed_file, read_sidecar
 from review_sentiment.tables import find_text_column, read_table, table_stem
 
@@ -260,9 +260,10 @@ def train_classifier(
                 losses.append(loss.item())
                 progress.update(task, advance=1, info=f"epoch {epoch}/{args.epochs} loss {np.mean(losses[-50:]):.4f}")
 
-            probabilities = batched_probabilities(
-                model, [encoded[i] for i in validation_rows], pad_token_id, batch_size=64, device=device
-            )
+            with torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
+                probabilities = batched_probabilities(
+                    model, [encoded[i] for i in validation_rows], pad_token_id, batch_size=64, device=device
+                )
             scores = _scores(validation_gold, probabilities.argmax(axis=1).tolist(), label_names)
             history.append(
                 {

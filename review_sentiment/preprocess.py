@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
 from review_sentiment import __version__
+from review_sentiment.console import row_progress
 from review_sentiment.errors import RsError
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer, has_hangul
 from review_sentiment.tables import (
+    DEFAULT_CHUNK_ROWS,
+    TableSource,
+    TableWriter,
     check_output_path,
     find_text_column,
-    read_table,
+    prefetched,
     same_file,
     table_stem,
     unique_column_name,
-    write_table,
 )
 
 PROCESSED_DIR = Path("data/processed")
@@ -66,8 +70,13 @@ def preprocess_file(
     drop_duplicates: bool = False,
     processed_dir: str | Path = PROCESSED_DIR,
     encoding: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> PreprocessSummary:
-    """Normalize the text column of a review file; keep every column and row unless asked to drop."""
+    """Normalize the text column of a review file; keep every column and row unless asked to drop.
+
+    The file is streamed `chunk_rows` rows at a time (the next chunk is normalized while the last is written),
+    so memory stays flat; duplicates are found through an 8-byte hash per distinct text.
+    """
     started = time.perf_counter()
     input_path, processed_dir = Path(input_path), Path(processed_dir)
     output_path = Path(output_path) if output_path else default_output_path(input_path, processed_dir)
@@ -75,48 +84,60 @@ def preprocess_file(
         raise RsError(f"The output {output_path} is the input file; rs never overwrites its input. Pass another -o.")
     check_output_path(output_path)
     recipe = recipe or NormalizationRecipe()
-    table = read_table(input_path, encoding)
-    text_column = find_text_column(table, text_col)
-    normalized = ReviewNormalizer(recipe).normalize(table[text_column].tolist(), "Normalizing")
+    normalizer = ReviewNormalizer(recipe)
+    source = TableSource(input_path, encoding)
+    text_column = find_text_column(source.columns, text_col)
+    names = list(source.columns)
+    for wanted in (NORMALIZED_COLUMN, *FLAG_COLUMNS):
+        names.append(unique_column_name(names, wanted))
+    normalized_column, *flag_columns = names[len(source.columns) :]
 
-    out = table.copy()
-    normalized_column = unique_column_name(out, NORMALIZED_COLUMN)
-    out[normalized_column] = normalized
-    series = pd.Series(normalized, index=out.index)
-    flags = {
-        "flag_empty": series.eq(""),
-        "flag_no_hangul": series.ne("") & ~series.map(has_hangul),
-        "flag_duplicate": series.ne("") & series.duplicated(keep="first"),
-    }
-    flag_names = {}
-    for name, values in flags.items():
-        flag_names[name] = unique_column_name(out, name)
-        out[flag_names[name]] = values.to_numpy()
+    seen: set[int] = set()
+    flagged = dict.fromkeys(FLAG_COLUMNS, 0)
+    dropped = dict.fromkeys(["empty"] * drop_empty + ["duplicate"] * drop_duplicates, 0)
+    rows_out = changed_rows = total_length = nonempty = 0
+    chunks = source.chunks(chunk_rows)
+    with TableWriter(output_path) as writer, row_progress("Normalizing", source.rows) as advance:
+        for chunk, normalized in prefetched(chunks, lambda c: normalizer.normalize(c[text_column])):
+            empty = np.array([not text for text in normalized])
+            no_hangul = np.array([bool(text) and not has_hangul(text) for text in normalized])
+            duplicate = np.zeros(len(normalized), dtype=bool)
+            for row, text in enumerate(normalized):
+                if text:
+                    key = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+                    duplicate[row] = key in seen
+                    seen.add(key)
+            original = chunk[text_column].tolist()
+            changed_rows += sum(a != b for a, b in zip(original, normalized, strict=True))
+            total_length += sum(len(text) for text in normalized)
+            nonempty += int((~empty).sum())
+            chunk[normalized_column] = normalized
+            for name, column, values in zip(FLAG_COLUMNS, flag_columns, (empty, no_hangul, duplicate), strict=True):
+                chunk[column] = values
+                flagged[name] += int(values.sum())
+            keep = np.ones(len(chunk), dtype=bool)
+            if drop_empty:
+                dropped["empty"] += int(empty.sum())
+                keep &= ~empty
+            if drop_duplicates:
+                dropped["duplicate"] += int((duplicate & keep).sum())
+                keep &= ~duplicate
+            writer.write(chunk[keep])
+            rows_out += int(keep.sum())
+            advance(len(chunk))
 
-    dropped = {}
-    if drop_empty:
-        dropped["empty"] = int(flags["flag_empty"].sum())
-        out = out[~flags["flag_empty"].to_numpy()]
-    if drop_duplicates:
-        keep = ~out[flag_names["flag_duplicate"]].to_numpy(dtype=bool)
-        dropped["duplicate"] = int((~keep).sum())
-        out = out[keep]
-
-    write_table(out, output_path)
-    original = table[text_column].astype(str).tolist()
-    lengths = [len(t) for t in normalized if t]
     summary = PreprocessSummary(
         input_path=str(input_path),
         output_path=str(output_path),
         text_column=text_column,
         normalized_column=normalized_column,
         recipe=recipe.to_dict(),
-        rows_in=len(table),
-        rows_out=len(out),
-        flagged={name.removeprefix("flag_"): int(values.sum()) for name, values in flags.items()},
+        rows_in=source.rows,
+        rows_out=rows_out,
+        flagged={name.removeprefix("flag_"): count for name, count in flagged.items()},
         dropped=dropped,
-        changed_rows=sum(a != b for a, b in zip(original, normalized, strict=True)),
-        mean_length=round(sum(lengths) / len(lengths), 1) if lengths else 0.0,
+        changed_rows=changed_rows,
+        mean_length=round(total_length / nonempty, 1) if nonempty else 0.0,
         seconds=round(time.perf_counter() - started, 2),
     )
     sidecar_path(output_path).write_text(json.dumps(asdict(summary), ensure_ascii=False, indent=2), encoding="utf-8")

@@ -115,7 +115,7 @@ class PackedBatch:
     def from_sequences(cls, sequences: list[list[int]], pad_token_id: int, cls_token_id: int) -> PackedBatch:
         import torch
 
-        from review_sentiment.predict import pad_batch
+        from review_sentiment.inference import pad_batch
 
         input_ids, padding_mask = pad_batch(sequences, pad_token_id)
         real = padding_mask.bool()
@@ -407,7 +407,7 @@ def pretrain(
     import torch
     from transformers import set_seed
 
-    from review_sentiment.predict import pick_device, use_fast_attention
+    from review_sentiment.inference import pick_device, use_fast_attention
     from review_sentiment.tiny_base import train_wordpiece_vocab
 
     started = time.perf_counter()

@@ -173,3 +173,21 @@ def test_tfidf_evaluate_models_and_info(tmp_path, monkeypatch):
     assert result.exit_code == 0
     for name in ("rs:", "python:", "torch:", "transformers:", "kiwipiepy:", "cuda:"):
         assert name in result.output
+
+
+def test_predict_quantized_and_bad_precision_options(tmp_path, tiny_model):
+    result = runner.invoke(
+        app, ["predict", str(SAMPLE), "-o", str(tmp_path / "out.csv"), "--model", str(tiny_model), "--quantize", "int8"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "cpu, int8" in result.output and "Labeled 360 of 360 rows" in result.output
+    for options, message in (
+        (["--quantize", "int4"], "--quantize takes int8"),
+        (["--precision", "bf16"], "bf16 is for GPUs"),
+        (["--quantize", "int8", "--precision", "fp32"], "not both"),
+    ):
+        result = runner.invoke(
+            app, ["predict", str(SAMPLE), "-o", str(tmp_path / "x.csv"), "-m", str(tiny_model), *options]
+        )
+        assert result.exit_code == 1 and message in result.output, result.output
+    assert not (tmp_path / "x.csv").exists()

@@ -100,3 +100,45 @@ def test_newest_model_is_the_default(tmp_path, tiny_model):
     assert newest_model_dir(tmp_path) == tmp_path / "newer"
     with pytest.raises(RsError, match="rs finetune"):
         newest_model_dir(tmp_path / "not-a-model")
+
+
+def _awkward_reviews(sample_table) -> pd.DataFrame:
+    """The sample plus rows a real export has: empty, whitespace-only, NFD, very long, repeated."""
+    extra = ["", "   ", "\u1107\u1162\u11bc\u1109\u1169\u11bc 좋아요", "정말 " * 400 + "최고", "굿굿", "굿굿"]
+    reviews = sample_table["review"].tolist() + extra
+    return pd.DataFrame({"id": range(len(reviews)), "review": reviews})
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_streamed_output_is_identical_to_one_chunk(tmp_path, tiny_model, sample_table, suffix):
+    _awkward_reviews(sample_table).to_csv(tmp_path / "in.csv", index=False)
+    streamed = predict_file(tmp_path / "in.csv", tmp_path / f"streamed{suffix}", model_dir=tiny_model, chunk_rows=7)
+    whole = predict_file(tmp_path / "in.csv", tmp_path / f"whole{suffix}", model_dir=tiny_model, chunk_rows=10**9)
+    assert (streamed.chunks, whole.chunks) == (53, 1)
+    assert (tmp_path / f"streamed{suffix}").read_bytes() == (tmp_path / f"whole{suffix}").read_bytes()
+    assert streamed.label_counts == whole.label_counts and streamed.unscored_empty == whole.unscored_empty == 2
+    assert streamed.truncated == whole.truncated == 1
+
+
+def test_streamed_output_matches_in_memory_prediction(tmp_path, tiny_model, sample_table):
+    table = _awkward_reviews(sample_table)
+    table.to_csv(tmp_path / "in.csv", index=False)
+    predict_file(tmp_path / "in.csv", tmp_path / "out.csv", model_dir=tiny_model, chunk_rows=10)
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    predictor = Predictor(tiny_model)
+    probabilities = predictor.probabilities(table["review"].tolist())
+    assert out["id"].tolist() == [str(i) for i in range(len(table))]
+    assert out["predicted_label"].tolist() == predictor.predict(table["review"].tolist())
+    scored = ~np.isnan(probabilities).any(axis=1)
+    written = out.loc[scored, ["prob_negative", "prob_neutral", "prob_positive"]].astype(float).to_numpy()
+    assert np.allclose(written, probabilities[scored], atol=1e-4)
+
+
+def test_quantized_prediction_agrees_with_fp32(tmp_path, tiny_model):
+    from tests.conftest import SAMPLE
+
+    fp32 = predict_file(SAMPLE, tmp_path / "fp32.csv", model_dir=tiny_model)
+    int8 = predict_file(SAMPLE, tmp_path / "int8.csv", model_dir=tiny_model, precision="int8")
+    assert (fp32.precision, int8.precision) == ("fp32", "int8")
+    a, b = (pd.read_csv(tmp_path / f"{name}.csv")["predicted_label"] for name in ("fp32", "int8"))
+    assert (a == b).mean() >= 0.97

@@ -91,3 +91,20 @@ def test_refuses_to_overwrite_input(tmp_path):
 def test_no_latest_file_explains_what_to_do(tmp_path):
     with pytest.raises(RsError, match="rs preprocess reviews.csv"):
         latest_processed_file(tmp_path)
+
+
+def test_streamed_preprocessing_is_identical_to_one_chunk(tmp_path):
+    reviews = ["좋아요!!!!!", "", "좋아요!!!!!", "굿", "  ", "별로.다신 안 사요", "good", "굿", "최고ㅋㅋㅋㅋ"] * 3
+    pd.DataFrame({"review": reviews, "n": range(len(reviews))}).to_csv(tmp_path / "in.csv", index=False)
+    summaries = {}
+    for name, chunk_rows in (("streamed", 2), ("whole", 10**9)):
+        summaries[name] = preprocess_file(
+            tmp_path / "in.csv", tmp_path / f"{name}.csv", processed_dir=tmp_path, chunk_rows=chunk_rows,
+            drop_duplicates=True,
+        )  # fmt: skip
+    assert (tmp_path / "streamed.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    streamed, whole = summaries["streamed"], summaries["whole"]
+    assert streamed.flagged == whole.flagged == {"empty": 6, "no_hangul": 3, "duplicate": 16}
+    assert streamed.dropped == whole.dropped == {"duplicate": 16}
+    assert streamed.rows_out == whole.rows_out == 27 - 16
+    assert (streamed.changed_rows, streamed.mean_length) == (whole.changed_rows, whole.mean_length)
