@@ -48,10 +48,11 @@ lint: install
 	$(BIN)/ruff check review_sentiment tests bench
 	$(BIN)/ruff format --check review_sentiment tests bench
 
-# A few minutes each (needs ../shared/data/nsmc_reviews.csv.gz).
+# A few minutes each (NSMC from ../shared/data/nsmc_reviews.csv.gz; predict_speed falls back to the sample).
 bench: install
 	$(BIN)/python bench/normalize_effects.py
 	$(BIN)/python bench/baseline_tfidf.py --train-size 150000
+	$(BIN)/python bench/predict_speed.py --million
 
 # About an hour on 2 cores: ELECTRA pretraining vs random initialization (needs ../shared/data).
 bench-pretrain: install

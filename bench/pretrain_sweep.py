@@ -90,7 +90,7 @@ def run(o: argparse.Namespace) -> None:
     from transformers import AutoTokenizer, ElectraForSequenceClassification, set_seed
 
     from review_sentiment.config import MODEL_SIZES, ModelSize, PretrainArguments
-    from review_sentiment.predict import pad_batch
+    from review_sentiment.inference import pad_batch
     from review_sentiment.pretrain import (
         PackedBatch,
         _schedule,
