@@ -351,7 +351,8 @@ def predict(
             chunk_rows=chunk_size,
         )
     chosen = "" if model else "newest under models/, "
-    console.print(f"Model: {summary.model_dir} ({chosen}{summary.device}, {summary.precision})")
+    precision = f", {summary.precision}" if summary.precision else ""
+    console.print(f"Model: {summary.model_dir} ({chosen}{summary.device}{precision})")
     distribution = ", ".join(
         f"{label} {n} ({n / summary.scored:.1%})" if summary.scored else f"{label} 0"
         for label, n in summary.label_counts.items()

@@ -143,11 +143,13 @@ class Predictor:
             from review_sentiment.baseline import TfidfClassifier
 
             if precision not in (None, "fp32"):
-                raise RsError(f"{self.model_dir} is a TF-IDF model: --quantize applies to transformer models only.")
+                raise RsError(
+                    f"{self.model_dir} is a TF-IDF model: --quantize and --precision apply to transformer models only."
+                )
             if device and device != "cpu":
                 raise RsError(f"{self.model_dir} is a TF-IDF model, which runs on the CPU: drop --device {device}.")
             self.classifier = TfidfClassifier.load(self.model_dir, self.meta["labels"], self.meta.get("weights_sha256"))
-            self.device, self.precision = "cpu", "fp64"
+            self.device, self.precision = "cpu", ""  # no number format to choose
         else:
             self.classifier = TransformerClassifier(
                 self.model_dir, device, batch_size, batch_tokens, precision, threads

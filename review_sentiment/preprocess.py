@@ -99,8 +99,8 @@ def preprocess_file(
     chunks = source.chunks(chunk_rows)
     with TableWriter(output_path) as writer, row_progress("Normalizing", source.rows) as advance:
         for chunk, normalized in prefetched(chunks, lambda c: normalizer.normalize(c[text_column])):
-            empty = np.array([not text for text in normalized])
-            no_hangul = np.array([bool(text) and not has_hangul(text) for text in normalized])
+            empty = np.array([not text for text in normalized], dtype=bool)
+            no_hangul = np.array([bool(text) and not has_hangul(text) for text in normalized], dtype=bool)
             duplicate = np.zeros(len(normalized), dtype=bool)
             for row, text in enumerate(normalized):
                 if text:

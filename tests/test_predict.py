@@ -142,3 +142,11 @@ def test_quantized_prediction_agrees_with_fp32(tmp_path, tiny_model):
     assert (fp32.precision, int8.precision) == ("fp32", "int8")
     a, b = (pd.read_csv(tmp_path / f"{name}.csv")["predicted_label"] for name in ("fp32", "int8"))
     assert (a == b).mean() >= 0.97
+
+
+def test_a_file_with_a_header_and_no_rows(tmp_path, tiny_model):
+    (tmp_path / "in.csv").write_text("review,n\n", encoding="utf-8")
+    summary = predict_file(tmp_path / "in.csv", tmp_path / "out.csv", model_dir=tiny_model)
+    assert (summary.rows, summary.scored, summary.chunks) == (0, 0, 1)
+    header = (tmp_path / "out.csv").read_text(encoding="utf-8-sig").strip()
+    assert header == "review,n,predicted_label,confidence,prob_negative,prob_neutral,prob_positive"

@@ -108,3 +108,11 @@ def test_streamed_preprocessing_is_identical_to_one_chunk(tmp_path):
     assert streamed.dropped == whole.dropped == {"duplicate": 16}
     assert streamed.rows_out == whole.rows_out == 27 - 16
     assert (streamed.changed_rows, streamed.mean_length) == (whole.changed_rows, whole.mean_length)
+
+
+def test_a_file_with_a_header_and_no_rows(tmp_path):
+    (tmp_path / "in.csv").write_text("review,n\n", encoding="utf-8")
+    summary = preprocess_file(tmp_path / "in.csv", tmp_path / "out.csv", processed_dir=tmp_path, drop_empty=True)
+    assert (summary.rows_in, summary.rows_out, summary.dropped) == (0, 0, {"empty": 0})
+    header = (tmp_path / "out.csv").read_text(encoding="utf-8-sig").strip()
+    assert header == "review,n,text_normalized,flag_empty,flag_no_hangul,flag_duplicate"
