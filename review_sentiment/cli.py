@@ -331,9 +331,7 @@ def predict(
     from review_sentiment.predict import predict_file
 
     with _reported_errors():
-        if quantize is not None and quantize != "int8":
-            raise RsError(f"--quantize takes int8, not {quantize!r}.")
-        if quantize and precision:
+        if _quantization(quantize) and precision:
             raise RsError("Pass --quantize int8 or --precision, not both.")
         if precision is not None and precision not in ("fp32", "bf16", "fp16"):
             raise RsError(f"--precision takes fp32, bf16 or fp16, not {precision!r}.")
@@ -344,7 +342,7 @@ def predict(
             text_col=text_col,
             batch_size=batch_size,
             batch_tokens=batch_tokens,
-            precision=quantize or precision,
+            precision=_quantization(quantize) or precision,
             threads=threads,
             device=device,
             encoding=encoding,
@@ -370,6 +368,12 @@ def predict(
     console.print(f"Wrote [bold]{summary.output_path}[/]")
 
 
+def _quantization(quantize: str | None) -> str | None:
+    if quantize not in (None, "int8"):
+        raise RsError(f"--quantize takes int8, not {quantize!r}.")
+    return quantize
+
+
 @app.command()
 def evaluate(
     data: Path = typer.Argument(..., metavar="DATA", help="Labeled review file (label or star-rating column)."),
@@ -387,6 +391,9 @@ def evaluate(
         None, "--rating-bins", help="NEGATIVE,NEUTRAL,POSITIVE rating ranges, e.g. 1-4,,9-10 (as for finetune)."
     ),
     batch_size: int = typer.Option(1024, "--batch-size", min=1, help="At most this many reviews per batch."),
+    quantize: str | None = typer.Option(
+        None, "--quantize", metavar="int8", help="Score as `rs predict --quantize int8` would (CPU only)."
+    ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
     encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
 ) -> None:
@@ -409,10 +416,12 @@ def evaluate(
             rating_scale=rating_scale,
             rating_bins=rating_bins,
             batch_size=batch_size,
+            precision=_quantization(quantize),
             device=device,
             encoding=encoding,
         )
-    console.print(f"Model: {report.model_dir} · data: {report.data_path} ({report.label_source})")
+    scored_as = " · --quantize int8" if quantize else ""
+    console.print(f"Model: {report.model_dir}{scored_as} · data: {report.data_path} ({report.label_source})")
     console.print(
         f"Evaluated {report.evaluated} of {report.rows} rows (skipped {report.skipped_unlabeled} unlabeled, "
         f"{report.skipped_empty} with empty text)"

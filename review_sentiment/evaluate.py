@@ -121,6 +121,7 @@ def evaluate_file(
     rating_scale: int | None = None,
     rating_bins: str | None = None,
     batch_size: int = MAX_BATCH_ROWS,
+    precision: str | None = None,
     device: str | None = None,
     encoding: str | None = None,
 ) -> EvaluationReport:
@@ -129,7 +130,7 @@ def evaluate_file(
     model_dir = Path(model_dir) if model_dir else newest_model_dir(models_dir)
     table = read_table(data_path, encoding)
     gold = read_gold_labels(table, label_col, rating_col, rating_scale, rating_bins)
-    predictor = Predictor(model_dir, device=device, batch_size=batch_size)
+    predictor = Predictor(model_dir, device=device, batch_size=batch_size, precision=precision)
     text_column = predictor.text_column(list(table.columns), text_col)
     unknown = sorted({label for label in gold.labels if label and label not in predictor.labels})
     if unknown:

@@ -60,3 +60,11 @@ def test_two_class_data_on_a_three_class_model(tmp_path, tfidf_model, sample_tab
     assert report.restricted_scores["labels"] == ["negative", "positive"]
     assert report.restricted_scores["accuracy"] >= report.scores["accuracy"]  # neutral can no longer be wrong
     assert report.scores["per_class"]["neutral"]["support"] == 0
+
+
+@pytest.mark.slow
+def test_quantized_evaluation_scores_close_to_fp32(tmp_path, tiny_model):
+    fp32 = evaluate_file(SAMPLE, tiny_model, output_dir=tmp_path / "fp32")
+    int8 = evaluate_file(SAMPLE, tiny_model, output_dir=tmp_path / "int8", precision="int8")
+    assert fp32.evaluated == int8.evaluated == 360
+    assert abs(fp32.scores["accuracy"] - int8.scores["accuracy"]) <= 0.03
