@@ -48,7 +48,7 @@ lint: install
 	$(BIN)/ruff check review_sentiment tests bench
 	$(BIN)/ruff format --check review_sentiment tests bench
 
-# A few minutes each (NSMC from ../shared/data/nsmc_reviews.csv.gz; predict_speed falls back to the sample).
+# About half an hour on 2 cores (NSMC from ../shared/data/nsmc_reviews.csv.gz; predict_speed falls back to the sample).
 bench: install
 	$(BIN)/python bench/normalize_effects.py
 	$(BIN)/python bench/baseline_tfidf.py --train-size 150000
