@@ -40,7 +40,6 @@ from __future__ import annotations
 import functools
 import html
 import math
-import os
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -172,7 +171,10 @@ def shared_kiwi():
     """One Kiwi per process: building it costs seconds and hundreds of MB."""
     from kiwipiepy import Kiwi
 
-    return Kiwi(num_workers=min(os.cpu_count() or 1, 8))
+    from review_sentiment.inference import usable_cpu_cores
+
+    # cores this process may use (a container's CPU limit, taskset), not the whole machine's
+    return Kiwi(num_workers=min(usable_cpu_cores(), 8))
 
 
 _MAX_SPLIT_PASSES = 4
