@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import gzip
 import json
 import os
+import re
 import sys
 import tempfile
+import warnings
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, suppress
+from decimal import Decimal
 from itertools import islice
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
+import numpy as np
 import pandas as pd
 
 from review_sentiment.errors import RsError
@@ -44,9 +51,25 @@ TEXT_COLUMN_NAMES = (
 READ_ENCODINGS = ("utf-8-sig", "cp949")
 # UTF-8 with a byte-order mark: Excel (Korean Windows included) then shows Hangul correctly.
 CSV_WRITE_ENCODING = "utf-8-sig"
-SUPPORTED_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl")
-WRITE_SUFFIXES = (".csv", ".tsv", ".jsonl")  # .txt would lose the added columns
+SUPPORTED_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".xlsx", ".parquet")
+WRITE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".xlsx", ".parquet")  # .txt would lose the added columns
+BINARY_SUFFIXES = (".xlsx", ".parquet")  # compressed already: never .gz, and no text encoding
+# Formats whose text a spreadsheet opens as cells, so formulas are escaped when written; .jsonl and .parquet keep
+# their text exactly.
+ESCAPED_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx")
 BLOCK_SIZE = 1 << 20  # bytes decoded at a time while checking the encoding
+EXCEL_MAX_ROWS = 1_048_576  # rows of an Excel sheet, the header included
+EXCEL_MAX_COLUMNS = 16_384
+EXCEL_MAX_CELL = 32_767  # characters in one cell, counted in UTF-16 code units as Excel does
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_OOXML_ESCAPE = re.compile("_x([0-9A-Fa-f]{4})_")
+_OOXML_LITERAL = re.compile("_(?=x[0-9A-Fa-f]{4}_)")  # the start of text that reads as an escape
+_JSON_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a line whose JSON may decode to a lone surrogate
+# What a spreadsheet runs as a formula: =, +, -, @, tab or CR first; after quotes too, so that escaping stays
+# reversible. Plain numbers such as -1 or +82 are left alone.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+_ESCAPED_FORMULA = re.compile(r"'+[=+\-@\t\r]")
+_PLAIN_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def _suffix(path: Path) -> str:
@@ -64,13 +87,16 @@ def table_stem(path: str | Path) -> str:
     return name
 
 
-def read_table(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
+def read_table(
+    path: str | Path, encoding: str | None = None, sheet: str | int | None = None, unescape_formulas: bool = False
+) -> pd.DataFrame:
     """Read a review file with every cell as a string ("" for empty), rows and columns exactly as stored.
 
     CSV/TSV: the delimiter is taken from the header when a .csv uses tabs or semicolons; rows with fewer
     fields than the header are padded with "", rows with more non-empty fields are an error (never shifted).
+    .xlsx and .parquet: see `TableSource` for how their values become text.
     """
-    source = TableSource(path, encoding)
+    source = TableSource(path, encoding, sheet=sheet, unescape_formulas=unescape_formulas)
     with closing(source.chunks(max(source.rows, 1))) as chunks:
         return next(chunks)
 
@@ -81,37 +107,74 @@ class TableSource:
     The constructor streams through the file to pick the encoding, the format, the columns and the number of
     rows, and raises RsError for anything `read_table` would reject, so a long job fails before it starts.
     Memory grows with the chunk size, not with the file (a .jsonl's set of keys aside).
+
+    .xlsx: one sheet (`sheet`: its name, or a 1-based number when no sheet has that name; the first by default),
+    values as Excel last calculated them (a formula's cached value, "" if it was never calculated). The first
+    non-empty row is the header; empty header cells and cells beyond the header are named column_N (N the
+    1-based column), empty rows are skipped. Values become text by `_excel_cell`: TRUE/FALSE, 5 for 5.0,
+    2024-01-02 00:00:00 for a date.
+    .parquet: values become text by `_arrow_cell`, the rule .jsonl values follow: JSON for numbers, true/false,
+    lists and structs (5, 5.0, true, ["a"]), null as "", ISO 8601 for dates and times.
+
+    `unescape_formulas`: undo `escape_formula` on every cell and column name, to read back a .csv/.tsv/.xlsx
+    that `TableWriter` wrote; .jsonl and .parquet are never escaped, so it leaves them alone. `encoding` applies
+    to text files only.
     """
 
     path: Path
-    encoding: str  # the codec the text is read with
+    encoding: str  # the codec the text is read with ("utf-8" for .xlsx and .parquet)
     columns: list[str]
     rows: int  # data rows the chunks yield, for progress bars
+    sheet: str | None  # the .xlsx sheet read
+    replaced_characters: int  # lone surrogates (from a .jsonl's \ud800 escapes) replaced by U+FFFD
 
-    def __init__(self, path: str | Path, encoding: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        encoding: str | None = None,
+        sheet: str | int | None = None,
+        unescape_formulas: bool = False,
+    ) -> None:
         path = Path(path)
         if not path.exists():
             raise RsError(f"No such file: {path}")
         if path.is_dir():
             raise RsError(f"{path} is a folder; pass a review file ({', '.join(SUPPORTED_SUFFIXES)}).")
         suffix = _suffix(path)
+        if suffix == ".xls":
+            raise RsError(f"Cannot read {path.name}: old Excel .xls files are not supported; save it as .xlsx or .csv.")
         if suffix not in SUPPORTED_SUFFIXES:
             raise RsError(f"Cannot read {path.name}: rs reads {', '.join(SUPPORTED_SUFFIXES)} files.")
         self.path, self._suffix, self._gzip = path, suffix, path.suffix.lower() == ".gz"
+        if self._gzip and suffix in BINARY_SUFFIXES:
+            raise RsError(f"Cannot read {path.name}: a {suffix} file is compressed already; unpack the .gz first.")
+        if sheet is not None and suffix != ".xlsx":
+            raise RsError(f"{path.name} has no sheets: --sheet applies to .xlsx files only.")
+        self._unescape = unescape_formulas and suffix in ESCAPED_SUFFIXES
+        self.sheet, self.replaced_characters = None, 0
+        if suffix in BINARY_SUFFIXES:
+            self.encoding = "utf-8"  # both store text as UTF-8
+            if suffix == ".xlsx":
+                self._scan_xlsx(sheet)
+            else:
+                self._scan_parquet()
+            return
         self.encoding = self._detect_encoding(encoding)
         self._delimiter: str | None = None  # None: one text per line (.txt) or JSON lines
         self._quoting = csv.QUOTE_MINIMAL
         if suffix == ".jsonl":
             keys: dict[str, None] = {}  # a dict keeps the order in which keys first appear
             self.rows = 0
-            for record in self._jsonl_records():
+            for record, replaced in self._jsonl_records():
                 keys.update(dict.fromkeys(record))
                 self.rows += 1
-            self.columns = list(keys)
+                self.replaced_characters += replaced
+            self._keys = list(keys)
+            self.columns = self._names(self._keys)
             return
         head = [line.rstrip("\n") for line in islice(self._lines(newline=None), 200)]
         if suffix == ".txt" and not _looks_tab_separated(head):
-            self.columns = ["text"]
+            self.columns = self._names(["text"])
             self.rows = sum(1 for _ in self._lines(newline=None))
             return
         if suffix == ".txt":
@@ -121,7 +184,7 @@ class TableSource:
         else:
             self._delimiter = "\t" if suffix == ".tsv" else _csv_delimiter(head[0])
         rows = self._delimited()
-        self.columns = _unique_names(next(rows))
+        self.columns = self._names(next(rows))
         self.rows = sum(1 for _ in rows)
 
     def chunks(self, rows_per_chunk: int) -> Iterator[pd.DataFrame]:
@@ -130,8 +193,8 @@ class TableSource:
         if rows_per_chunk < 1:
             raise ValueError(f"rows_per_chunk must be at least 1, got {rows_per_chunk}")
         start, batch = 0, []
-        for cells in self._cells():
-            batch.append(cells)
+        for cells in self._cells(rows_per_chunk):
+            batch.append([unescape_formula(cell) for cell in cells] if self._unescape else cells)
             if len(batch) == rows_per_chunk:
                 yield self._frame(batch, start)
                 start, batch = start + len(batch), []
@@ -142,11 +205,21 @@ class TableSource:
         index = pd.RangeIndex(start, start + len(batch))
         return pd.DataFrame(batch, columns=self.columns, index=index, dtype=str)
 
-    def _cells(self) -> Iterator[list[str]]:
+    def _names(self, header: list[str]) -> list[str]:
+        return _unique_names([unescape_formula(name) for name in header] if self._unescape else header)
+
+    def _cells(self, rows_per_chunk: int) -> Iterator[list[str]]:
         """Each data row as a list of cells in the order of `columns`."""
-        if self._suffix == ".jsonl":
-            for record in self._jsonl_records():
-                yield [_json_cell(record.get(column)) for column in self.columns]
+        if self._suffix == ".xlsx":
+            rows = self._xlsx_rows()
+            next(rows)  # the header
+            for row in rows:
+                yield row + [""] * (len(self.columns) - len(row))
+        elif self._suffix == ".parquet":
+            yield from self._parquet_rows(rows_per_chunk)
+        elif self._suffix == ".jsonl":
+            for record, _ in self._jsonl_records():
+                yield [_json_cell(record.get(key)) for key in self._keys]
         elif self._delimiter is None:
             for line in self._lines(newline=None):
                 yield [line.rstrip("\n")]
@@ -154,6 +227,117 @@ class TableSource:
             rows = self._delimited()
             next(rows)  # the header
             yield from rows
+
+    def _scan_xlsx(self, sheet: str | int | None) -> None:
+        # One opening for the sheet's name and the scan: opening parses every sheet when it lacks a stored size.
+        workbook = self._open_workbook()
+        try:
+            self._sheet_index = self._find_sheet(workbook, sheet)
+            self.sheet = workbook.worksheets[self._sheet_index].title
+            rows = self._sheet_rows(workbook)
+            header = next(rows, None)
+            if header is None:
+                raise RsError(f"{self.path}: sheet {self.sheet!r} is empty.")
+            width, self.rows = len(header), 0
+            for row in rows:  # read_only dimensions can be wrong, so the rows themselves give the width and count
+                width, self.rows = max(width, len(row)), self.rows + 1
+        finally:
+            workbook.close()
+        header += [""] * (width - len(header))
+        names = [unescape_formula(name) if self._unescape else name for name in header]
+        self.columns = _unique_names([name or f"column_{number}" for number, name in enumerate(names, start=1)])
+
+    def _open_workbook(self) -> Any:
+        from openpyxl import load_workbook
+        from openpyxl.utils.exceptions import InvalidFileException
+
+        with open(self.path, "rb") as handle:
+            magic = handle.read(8)
+        if magic.startswith(b"\xd0\xcf\x11\xe0"):  # an OLE2 container: Excel 97-2003, or an encrypted .xlsx
+            raise RsError(
+                f"{self.path.name} is an old .xls or a password-protected workbook; save it from Excel as .xlsx "
+                "without a password, or as .csv."
+            )
+        try:
+            with warnings.catch_warnings():
+                # openpyxl warns about what it drops (data validation, unknown extensions); values are unaffected
+                warnings.simplefilter("ignore")
+                # data_only: a formula cell gives the value Excel last calculated, never the formula's text
+                return load_workbook(self.path, read_only=True, data_only=True)
+        except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError, SyntaxError) as error:
+            raise RsError(
+                f"{self.path.name} is not a valid .xlsx workbook ({error or type(error).__name__}); save it from Excel "
+                "as .xlsx or .csv."
+            ) from None
+
+    def _find_sheet(self, workbook: Any, sheet: str | int | None) -> int:
+        """The position of the sheet `sheet` names, or numbers from 1 when no sheet has that name."""
+        names = [worksheet.title for worksheet in workbook.worksheets]
+        if not names:
+            raise RsError(f"{self.path.name} has no worksheets; save it from Excel as .xlsx or .csv.")
+        if sheet is None:
+            return 0
+        wanted = str(sheet)
+        if wanted in names:
+            return names.index(wanted)
+        folded = [name.casefold() for name in names]  # Excel's sheet names are case-insensitive
+        if wanted.casefold() in folded:
+            return folded.index(wanted.casefold())
+        if re.fullmatch(r"\s*[0-9]+\s*", wanted) and 1 <= int(wanted) <= len(names):
+            return int(wanted) - 1
+        raise RsError(
+            f"{self.path.name} has no sheet {wanted!r}. Its sheets: {', '.join(map(repr, names))}; pass --sheet "
+            f"with one of those names or a number from 1 to {len(names)}."
+        )
+
+    def _xlsx_rows(self) -> Iterator[list[str]]:
+        workbook = self._open_workbook()
+        try:
+            yield from self._sheet_rows(workbook)
+        finally:
+            workbook.close()
+
+    def _sheet_rows(self, workbook: Any) -> Iterator[list[str]]:
+        """The sheet's non-empty rows as text, trailing empty cells dropped; the header first."""
+        worksheet = workbook.worksheets[self._sheet_index]
+        worksheet.reset_dimensions()  # the stored dimensions can be wrong, and iter_rows would cut rows to them
+        try:
+            for values in worksheet.iter_rows(values_only=True):
+                cells = [_excel_cell(value) for value in values]
+                while cells and not cells[-1]:
+                    cells.pop()
+                if cells:
+                    yield cells
+        except (zipfile.BadZipFile, zlib.error, KeyError, OSError, ValueError, SyntaxError, EOFError) as error:
+            raise RsError(
+                f"{self.path.name}: sheet {self.sheet!r} cannot be read ({error or type(error).__name__}); save it "
+                "from Excel as .xlsx or .csv."
+            ) from None
+
+    def _open_parquet(self) -> Any:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(self.path)
+        except (pa.ArrowException, OSError, ValueError) as error:
+            raise RsError(f"{self.path.name} is not a valid Parquet file ({error}).") from None
+
+    def _scan_parquet(self) -> None:
+        with self._open_parquet() as parquet:
+            self.columns = self._names([str(name) for name in parquet.schema_arrow.names])
+            self.rows = parquet.metadata.num_rows
+
+    def _parquet_rows(self, rows_per_chunk: int) -> Iterator[list[str]]:
+        import pyarrow as pa
+
+        with self._open_parquet() as parquet:
+            try:
+                # by column position: duplicate names stay apart
+                for batch in parquet.iter_batches(batch_size=rows_per_chunk):
+                    yield from zip(*(_arrow_texts(column) for column in batch.columns), strict=True)
+            except (pa.ArrowException, OSError) as error:
+                raise RsError(f"{self.path.name}: cannot read its rows ({error}).") from None
 
     def _detect_encoding(self, forced: str | None) -> str:
         with self._open_bytes() as handle:
@@ -237,7 +421,9 @@ class TableSource:
         except csv.Error as error:
             raise RsError(f"Cannot parse {self.path} near line {reader.line_num}: {error}") from None
 
-    def _jsonl_records(self) -> Iterator[dict]:
+    def _jsonl_records(self) -> Iterator[tuple[dict, int]]:
+        """Each JSON object, with the number of lone surrogates in it replaced by U+FFFD: a \\ud800 escape decodes
+        to one, which no UTF-8 output (nor pandas' Arrow-backed strings) can hold."""
         # Lines end at "\n" only, as JSON Lines says; a "\r" before it is whitespace to json.loads.
         for number, line in enumerate(self._lines(newline="\n"), start=1):
             if not line.strip():
@@ -250,13 +436,138 @@ class TableSource:
                 raise RsError(
                     f"{self.path}, line {number}: each line must be a JSON object, got {type(record).__name__}."
                 )
-            yield record
+            replaced = 0
+            if _JSON_SURROGATE_ESCAPE.search(line):
+                record, replaced = _without_surrogates(record)
+            yield record, replaced
 
 
 def _json_cell(value: object) -> str:
     if value is None:
         return ""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _without_surrogates(value: Any) -> tuple[Any, int]:
+    """`value` (a decoded JSON value) with lone surrogates in its strings and keys replaced by U+FFFD, and how
+    many were replaced."""
+    if isinstance(value, str):
+        return _SURROGATE.subn("\ufffd", value)
+    if isinstance(value, list):
+        items = [_without_surrogates(item) for item in value]
+        return [item for item, _ in items], sum(count for _, count in items)
+    if isinstance(value, dict):
+        result, total = {}, 0
+        for key, item in value.items():
+            (key, key_count), (item, item_count) = _without_surrogates(key), _without_surrogates(item)
+            result[key] = item
+            total += key_count + item_count
+        return result, total
+    return value, 0
+
+
+def _excel_cell(value: object) -> str:
+    """An .xlsx value as text, as Excel shows it unformatted: TRUE/FALSE, 5 for a whole number (Excel stores 5 as
+    5.0; from 1e16 on, 1e+16), 0.1 for other numbers (Python's shortest repr), ISO 8601 for dates and times
+    (2024-01-02 13:45:00; Excel has no date without a time, so a date cell gives 2024-01-02 00:00:00)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return _ooxml_unescape(value) if "_x" in value else value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    return str(value)
+
+
+def _ooxml_unescape(text: str) -> str:
+    """Decode the _xHHHH_ escapes with which .xlsx text holds characters XML cannot (Excel writes a carriage
+    return as _x000D_, a literal _x0041_ as _x005F_x0041_); openpyxl leaves them as they are."""
+
+    def character(match: re.Match) -> str:
+        code = int(match.group(1), 16)
+        return "\ufffd" if 0xD800 <= code <= 0xDFFF else chr(code)
+
+    return _OOXML_ESCAPE.sub(character, text)
+
+
+def _ooxml_escape(text: str) -> str:
+    """`_ooxml_unescape`'s inverse, for what openpyxl writes: XML would turn a carriage return into a line feed."""
+    if "_x" in text:
+        text = _OOXML_LITERAL.sub("_x005F_", text)
+    return text.replace("\r", "_x000D_")
+
+
+def _arrow_texts(column: Any) -> list[str]:
+    """The values of a pyarrow array as text, by `_arrow_cell`."""
+    import pyarrow as pa
+
+    try:
+        values = column.to_pylist()
+    except UnicodeDecodeError:  # a string column holding bytes that are not UTF-8
+        values = [
+            None if value is None else value.decode("utf-8", errors="replace")
+            for value in column.cast(pa.binary()).to_pylist()
+        ]
+    if pa.types.is_floating(column.type) and column.type.bit_width < 64:
+        # to_pylist widens float32's 0.1 to 0.10000000149011612; its own shortest repr is 0.1
+        narrow = np.float32 if column.type.bit_width == 32 else np.float16
+        values = [None if value is None else float(str(narrow(value))) for value in values]
+    return [_arrow_cell(value) for value in values]
+
+
+def _arrow_cell(value: object) -> str:
+    """A .parquet value as text, by .jsonl's rule: strings as they are, null as "", other values as JSON
+    (5, 5.0, true, NaN, ["a", 1], {"k": 1}; a map with unique string keys as an object), and what JSON lacks as
+    text: ISO 8601 for dates, times and timestamps (2024-01-02 13:45:00+09:00), decimals exactly (1.20), bytes
+    decoded as UTF-8 (undecodable bytes as U+FFFD), durations as 1 day, 2:00:00."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    plain = _jsonable(value)
+    return plain if isinstance(plain, str) else json.dumps(plain, ensure_ascii=False, default=str)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, dt.datetime):  # pd.Timestamp (nanosecond timestamps) included
+        return value.isoformat(sep=" ")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (Decimal, dt.timedelta)):
+        return str(value)
+    if isinstance(value, dict):
+        return {key if isinstance(key, str) else _arrow_cell(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list) and value and all(isinstance(item, tuple) and len(item) == 2 for item in value):
+        # a map: to_pylist gives its entries as (key, value) tuples
+        keys = [key for key, _ in value]
+        if all(isinstance(key, str) for key in keys) and len(set(keys)) == len(keys):
+            return {key: _jsonable(item) for key, item in value}
+        return [[_jsonable(key), _jsonable(item)] for key, item in value]
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def escape_formula(text: str) -> str:
+    """`text` with one "'" put before it if a spreadsheet would run it as a formula: it starts with =, +, -, @, a
+    tab or a carriage return (after any quotes, so that `unescape_formula` can undo it) and is not a plain
+    number such as -1, +82 or -3.5e2."""
+    if _FORMULA.match(text) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def unescape_formula(text: str) -> str:
+    """Undo `escape_formula`: one leading "'" removed where quotes come before =, +, -, @, a tab or a CR."""
+    return text[1:] if _ESCAPED_FORMULA.match(text) else text
 
 
 def _text_codec(name: str, head: bytes) -> str:
@@ -309,16 +620,29 @@ def _looks_tab_separated(lines: list[str]) -> bool:
     return same >= 0.9 * len(head)
 
 
-def check_output_path(path: str | Path) -> Path:
-    """Refuse an output path rs cannot write, before any work is done."""
+def check_output_path(path: str | Path, rows: int | None = None) -> Path:
+    """Refuse an output path rs cannot write, before any work is done; `rows`, when known, is checked against
+    what an .xlsx sheet holds."""
     path = Path(path)
     if path.is_dir():
         raise RsError(f"{path} is a folder; pass a file name such as {path / 'labeled.csv'}.")
-    if _suffix(path) not in WRITE_SUFFIXES:
+    suffix = _suffix(path)
+    if suffix not in WRITE_SUFFIXES:
         raise RsError(
             f"Cannot write {path.name}: rs writes {', '.join(WRITE_SUFFIXES)} files (chosen by the extension)."
         )
+    if suffix in BINARY_SUFFIXES and path.suffix.lower() == ".gz":
+        raise RsError(f"Cannot write {path.name}: a {suffix} file is compressed already; drop the .gz.")
+    if suffix == ".xlsx" and rows is not None and rows + 1 > EXCEL_MAX_ROWS:
+        raise _too_many_rows(path, rows)
     return path
+
+
+def _too_many_rows(path: Path, rows: int) -> RsError:
+    return RsError(
+        f"Cannot write {path.name}: {rows:,} rows do not fit in an Excel sheet ({EXCEL_MAX_ROWS - 1:,} at most); "
+        "write .csv or .parquet instead."
+    )
 
 
 def make_shareable(path: Path) -> None:
@@ -330,9 +654,9 @@ def make_shareable(path: Path) -> None:
         item.chmod((0o777 if item.is_dir() else 0o666) & ~mask)
 
 
-def write_table(table: pd.DataFrame, path: str | Path) -> Path:
+def write_table(table: pd.DataFrame, path: str | Path, escape_formulas: bool = True) -> Path:
     """Write a table atomically: a temporary file beside the target, renamed over it when complete."""
-    with TableWriter(path) as writer:
+    with TableWriter(path, escape_formulas=escape_formulas) as writer:
         writer.write(table)
     return writer.path
 
@@ -341,30 +665,65 @@ class TableWriter:
     """Write a table chunk by chunk, atomically: `with TableWriter(path) as writer: writer.write(chunk)`.
 
     The rows go to a temporary file beside `path`, renamed over it when the `with` block ends normally; on any
-    exception (Ctrl-C included) the temporary file is removed and `path` is left as it was. CSV/TSV get the
+    exception (Ctrl-C included) the temporary file is removed and `path` is left as it was. CSV/TSV/XLSX get the
     header once, from the first chunk or, when no rows come, from `columns`.
+
+    Text is changed only where the format cannot hold it, and counted for the caller to report:
+    - `replaced_characters`: lone surrogates (any format) become U+FFFD; in .xlsx, control characters that XML
+      forbids are removed.
+    - `escaped_cells`: with `escape_formulas`, .csv/.tsv/.xlsx text cells and column names that a spreadsheet
+      would run as formulas get a leading "'" (`escape_formula`; `TableSource(unescape_formulas=True)` undoes
+      it). .jsonl and .parquet keep text exactly.
+    - `clipped_cells`: .xlsx text cells cut to Excel's 32,767 characters.
+    .xlsx: numeric columns are written as numbers (NaN as an empty cell), booleans as TRUE/FALSE, text as text
+    (never as a formula); more than 1,048,575 rows is an RsError. .parquet: the first chunk fixes the schema
+    (bool, int64, float64, timestamp, else string) and each chunk is a row group; NaN and None are null.
     """
 
-    def __init__(self, path: str | Path, columns: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        columns: Sequence[str] | None = None,
+        escape_formulas: bool = True,
+        temporary_dir: Path | None = None,
+    ) -> None:
         self.path = check_output_path(path)
+        # predict keeps its temporary file in its resume folder, so that a kill -9 leaves nothing else behind;
+        # it must be on the target's file system for the final rename.
+        self._temporary_dir = temporary_dir or self.path.parent
         self._suffix = _suffix(self.path)
         self._columns = None if columns is None else list(columns)
+        self._escape = escape_formulas and self._suffix in ESCAPED_SUFFIXES
+        self.escaped_cells = self.clipped_cells = self.replaced_characters = 0
         self._temporary: Path | None = None
         self._handle: TextIO | None = None
-        self._started = False  # the CSV header has been written
+        self._workbook: Any = None  # .xlsx
+        self._sheet: Any = None
+        self._parquet: Any = None  # .parquet: its writer, made by the first chunk
+        self._schema: Any = None
+        self._names: dict[tuple, list] = {}  # column names as written, by the chunk's column names
+        self._rows = 0  # rows written to an .xlsx sheet, the header included
+        self._started = False  # the header has been written
 
     def __enter__(self) -> TableWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
+        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self._temporary_dir)
         os.close(handle)
         self._temporary = Path(temporary)
-        # JSON Lines is UTF-8 by definition; CSV gets a BOM so that Excel shows Hangul.
-        encoding = "utf-8" if self._suffix == ".jsonl" else CSV_WRITE_ENCODING
         try:
-            if self.path.suffix.lower() == ".gz":
-                self._handle = gzip.open(temporary, "wt", encoding=encoding, newline="")
-            else:
-                self._handle = open(temporary, "w", encoding=encoding, newline="")
+            if self._suffix == ".xlsx":
+                from openpyxl import Workbook
+
+                # write_only: rows stream to disk (inline strings, no shared-string table in memory)
+                self._workbook = Workbook(write_only=True)
+                self._sheet = self._workbook.create_sheet("Sheet1")
+            elif self._suffix != ".parquet":
+                # JSON Lines is UTF-8 by definition; CSV gets a BOM so that Excel shows Hangul.
+                encoding = "utf-8" if self._suffix == ".jsonl" else CSV_WRITE_ENCODING
+                if self.path.suffix.lower() == ".gz":
+                    self._handle = gzip.open(temporary, "wt", encoding=encoding, newline="")
+                else:
+                    self._handle = open(temporary, "w", encoding=encoding, newline="")
         except BaseException:
             self._temporary.unlink(missing_ok=True)
             raise
@@ -372,31 +731,160 @@ class TableWriter:
 
     def write(self, chunk: pd.DataFrame) -> None:
         """Append the rows of `chunk` (its index is not written)."""
-        if self._handle is None:
+        if self._temporary is None:
             raise RuntimeError("TableWriter.write is only available inside its with block")
         if self._suffix == ".jsonl":
             if len(chunk):  # pandas writes a blank line for a frame without rows
-                chunk.to_json(self._handle, orient="records", lines=True, force_ascii=False)
+                self._cleaned(chunk).to_json(self._handle, orient="records", lines=True, force_ascii=False)
             return
         if self._columns is None:
             self._columns = list(chunk.columns)
         elif list(chunk.columns) != self._columns:
-            # A CSV has one header: other columns would land under the wrong names.
+            # A table has one header: other columns would land under the wrong names.
             raise ValueError(f"chunk columns {list(chunk.columns)} differ from the table's {self._columns}")
-        sep = "\t" if self._suffix == ".tsv" else ","
-        chunk.to_csv(self._handle, sep=sep, index=False, header=not self._started)
+        if self._suffix == ".xlsx":
+            self._write_xlsx(chunk)
+        elif self._suffix == ".parquet":
+            self._write_parquet(chunk)
+        else:
+            sep = "\t" if self._suffix == ".tsv" else ","
+            self._cleaned(chunk).to_csv(self._handle, sep=sep, index=False, header=not self._started)
         self._started = True
 
+    def _text(self, text: str) -> str:
+        """A text cell or column name as this format can hold it, the changes counted."""
+        text, replaced = _SURROGATE.subn("\ufffd", text)
+        if self._suffix == ".xlsx":
+            text, removed = _XML_ILLEGAL.subn("", text)
+            replaced += removed
+        self.replaced_characters += replaced
+        if self._escape:
+            escaped = escape_formula(text)
+            if escaped is not text:
+                self.escaped_cells += 1
+                text = escaped
+        if self._suffix == ".xlsx" and len(text) > EXCEL_MAX_CELL // 2:
+            # Excel counts UTF-16 code units: an emoji takes two. errors="ignore" drops a pair cut in half.
+            encoded = text.encode("utf-16-le")
+            if len(encoded) > 2 * EXCEL_MAX_CELL:
+                text = encoded[: 2 * EXCEL_MAX_CELL].decode("utf-16-le", errors="ignore")
+                self.clipped_cells += 1
+        return text
+
+    def _column_names(self, chunk: pd.DataFrame) -> list:
+        """The chunk's column names as written; each set of names is cleaned (and counted) once."""
+        key = tuple(chunk.columns)
+        if key not in self._names:
+            self._names[key] = [self._text(name) if isinstance(name, str) else name for name in key]
+        return self._names[key]
+
+    def _cleaned(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        """`chunk` with its text cells and names passed through `_text`: `chunk` itself when nothing changes."""
+        names = self._column_names(chunk)
+        columns, changed = [], names != list(chunk.columns)
+        for position in range(chunk.shape[1]):
+            column = chunk.iloc[:, position]
+            if _is_text_column(column):
+                values = column.tolist()
+                cleaned = [self._text(value) if isinstance(value, str) else value for value in values]
+                if any(new != old for new, old in zip(cleaned, values, strict=True)):
+                    changed = True
+                    columns.append(np.array(cleaned, dtype=object))
+                    continue
+            columns.append(column.array)
+        if not changed:
+            return chunk
+        # Arrays, not Series: a Series would be aligned on the index, which may repeat.
+        cleaned = pd.DataFrame(dict(enumerate(columns)), index=chunk.index)
+        cleaned.columns = names
+        return cleaned
+
+    def _write_xlsx(self, chunk: pd.DataFrame) -> None:
+        if not self._started:
+            if chunk.shape[1] > EXCEL_MAX_COLUMNS:
+                raise RsError(
+                    f"Cannot write {self.path.name}: {chunk.shape[1]:,} columns do not fit in an Excel sheet "
+                    f"({EXCEL_MAX_COLUMNS:,} at most); write .csv or .parquet instead."
+                )
+            self._sheet.append([self._xlsx_value(str(name)) for name in chunk.columns])  # names as text
+            self._rows = 1
+        if self._rows + len(chunk) > EXCEL_MAX_ROWS:
+            raise _too_many_rows(self.path, self._rows - 1 + len(chunk))
+        columns = [
+            [self._xlsx_value(value) for value in chunk.iloc[:, position].tolist()]
+            for position in range(chunk.shape[1])
+        ]
+        for row in zip(*columns, strict=True):
+            self._sheet.append(row)
+        self._rows += len(chunk)
+
+    def _xlsx_value(self, value: Any) -> Any:
+        """What to append for one cell: None for an empty one, a number, a bool or a text cell."""
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.cell.cell import ERROR_CODES
+
+        if _missing(value):
+            return None
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+        if isinstance(value, (float, np.floating)):
+            if np.isfinite(value):
+                return float(value)
+            value = str(float(value))  # Excel has no infinity: inf, -inf as text
+        text = self._text(value if isinstance(value, str) else str(value))
+        if not text:
+            return None
+        text = _ooxml_escape(text)
+        if text.startswith("=") or text in ERROR_CODES:
+            # openpyxl would store these as a formula or an error value; they are text
+            cell = WriteOnlyCell(self._sheet, text)
+            cell.data_type = "s"
+            return cell
+        return text
+
+    def _write_parquet(self, chunk: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._schema is None:
+            names = [str(name) for name in self._column_names(chunk)]
+            types = [_arrow_type(chunk.iloc[:, position]) for position in range(chunk.shape[1])]
+            self._schema = pa.schema([pa.field(name, kind) for name, kind in zip(names, types, strict=True)])
+            self._parquet = pq.ParquetWriter(self._temporary, self._schema)
+        if not len(chunk):
+            return
+        arrays = []
+        for position, field in enumerate(self._schema):
+            column = chunk.iloc[:, position]
+            if pa.types.is_string(field.type):
+                texts = [
+                    None if _missing(value) else self._text(value if isinstance(value, str) else str(value))
+                    for value in column.tolist()
+                ]
+                arrays.append(pa.array(texts, type=pa.string()))
+                continue
+            try:
+                arrays.append(pa.array(column, type=field.type, from_pandas=True))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
+                raise ValueError(
+                    f"column {field.name!r} does not fit the type {field.type} the first chunk gave it: {error}"
+                ) from None
+        self._parquet.write_table(pa.Table.from_arrays(arrays, schema=self._schema))  # one row group
+
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: object) -> None:
-        assert self._handle is not None and self._temporary is not None, "TableWriter used outside a with block"
+        assert self._temporary is not None, "TableWriter used outside a with block"
         replaced = False
         try:
             try:
                 if kind is None and not self._started:
                     self.write(pd.DataFrame(columns=self._columns or []))  # the header of a table without rows
+                if kind is None and self._workbook is not None:
+                    self._workbook.save(self._temporary)
+                    self._workbook = None
             finally:
-                self._handle.close()
-                self._handle = None
+                self._close()
             if kind is None:
                 make_shareable(self._temporary)
                 os.replace(self._temporary, self.path)
@@ -404,6 +892,72 @@ class TableWriter:
         finally:
             if not replaced:
                 self._temporary.unlink(missing_ok=True)
+            self._temporary = None
+
+    def _close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+        if self._workbook is not None:  # not saved: a failure
+            # openpyxl streams a write-only sheet to a file of its own in the system's temporary folder
+            with suppress(Exception):
+                self._sheet.close()
+                self._sheet._writer.cleanup()
+            self._workbook = None
+
+
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # openpyxl's ILLEGAL_CHARACTERS_RE, + XML's
+
+
+def _missing(value: Any) -> bool:
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, (float, np.floating)) and value != value)
+    )
+
+
+def _is_text_column(column: pd.Series) -> bool:
+    return not (
+        pd.api.types.is_numeric_dtype(column.dtype)
+        or pd.api.types.is_bool_dtype(column.dtype)
+        or pd.api.types.is_datetime64_any_dtype(column.dtype)
+    )
+
+
+def _arrow_type(column: pd.Series) -> Any:
+    """The Parquet column type for a pandas column: bool, int64, float64 and timestamps as they are, anything
+    else (str, object, category) as text."""
+    import pyarrow as pa
+
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return pa.bool_()
+    if pd.api.types.is_integer_dtype(column.dtype):
+        return pa.uint64() if pd.api.types.is_unsigned_integer_dtype(column.dtype) else pa.int64()
+    if pd.api.types.is_float_dtype(column.dtype):
+        return pa.float64()
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        return pa.Array.from_pandas(column.iloc[:0]).type
+    return pa.string()
+
+
+def output_changes(source: TableSource | None, writer: TableWriter) -> dict[str, int]:
+    """What reading and writing had to change, for the command to report (only the non-zero counts)."""
+    counts = {
+        "formula-like cells escaped with a leading ' (--no-escape-formulas keeps them as they are)": (
+            writer.escaped_cells
+        ),
+        "cells cut to Excel's 32,767 characters (write .csv or .parquet to keep them whole)": writer.clipped_cells,
+        "characters the output format cannot hold replaced or removed": writer.replaced_characters,
+        "invalid characters (lone surrogates) in the input replaced by U+FFFD": (
+            source.replaced_characters if source else 0
+        ),
+    }
+    return {what: count for what, count in counts.items() if count}
 
 
 def _column_names(table: pd.DataFrame | Sequence[str]) -> list[str]:
@@ -411,20 +965,29 @@ def _column_names(table: pd.DataFrame | Sequence[str]) -> list[str]:
 
 
 def find_text_column(table: pd.DataFrame | Sequence[str], text_col: str | None = None) -> str:
-    """The review-text column: `text_col` if given, else the first known name (review, text, 리뷰, 내용...).
-    `table` may be a DataFrame or its column names."""
+    """The review-text column: `text_col` if given, else the one column with a known name (review, text, 리뷰,
+    내용...), else the only column. Two candidates (review and text, or a repeated header read as review and
+    review.1) are an error rather than a guess. `table` may be a DataFrame or its column names."""
     columns = _column_names(table)
     if text_col is not None:
         if text_col not in columns:
             raise RsError(f"--text-col {text_col!r} is not a column of the file. Columns: {columns}.")
         return text_col
-    by_lower = {str(c).strip().lower(): c for c in columns}
-    for name in TEXT_COLUMN_NAMES:
-        if name in by_lower:
-            return by_lower[name]
+    known = set(TEXT_COLUMN_NAMES)
+    candidates = [c for c in columns if _repeated_name_base(c, columns).strip().lower() in known]
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        raise RsError(f"Several columns could hold the review text: {candidates}. Pass --text-col with the one to use.")
     if len(columns) == 1:
         return columns[0]
     raise RsError(f"Cannot tell which column holds the review text. Columns: {columns}. Pass --text-col NAME.")
+
+
+def _repeated_name_base(name: str, columns: list[str]) -> str:
+    """ "review" for "review.1" when the file also has "review" (a repeated header made unique on reading)."""
+    match = re.fullmatch(r"(.+)\.\d+", str(name))
+    return match.group(1) if match and match.group(1) in columns else str(name)
 
 
 def unique_column_name(table: pd.DataFrame | Sequence[str], wanted: str) -> str:

@@ -1,18 +1,53 @@
+import datetime as dt
 import gzip
+import io
+import re
+import zipfile
+from decimal import Decimal
 
+import numpy as np
+import openpyxl
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from review_sentiment import tables
 from review_sentiment.errors import RsError
 from review_sentiment.tables import (
     BLOCK_SIZE,
     TableSource,
     TableWriter,
+    check_output_path,
+    escape_formula,
     find_text_column,
     read_table,
+    table_stem,
+    unescape_formula,
     unique_column_name,
     write_table,
 )
+
+
+def xlsx_bytes(*sheets: tuple[str, list[list]]) -> bytes:
+    """A workbook made by openpyxl with the given sheets (title, rows), as the bytes of an .xlsx file."""
+    workbook = openpyxl.Workbook()
+    workbook.remove(workbook.active)
+    for title, rows in sheets:
+        sheet = workbook.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def parquet_bytes(table: pa.Table, **options) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, **options)
+    return buffer.getvalue()
 
 
 def test_cells_are_read_verbatim(tmp_path):
@@ -36,7 +71,8 @@ def test_write_roundtrip_is_atomic_and_excel_friendly(tmp_path):
     table = pd.DataFrame({"review": ["좋아요", "=SUM(A1)"], "label": ["positive", ""]})
     path = write_table(table, tmp_path / "out.csv")
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # UTF-8 BOM for Excel
-    assert read_table(path).equals(table)
+    assert read_table(path)["review"].tolist() == ["좋아요", "'=SUM(A1)"]  # Excel shows the text, runs nothing
+    assert read_table(path, unescape_formulas=True).equals(table)
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temporary file left
 
 
@@ -79,9 +115,9 @@ def test_unique_column_name_never_overwrites():
 def test_missing_and_unsupported_files(tmp_path):
     with pytest.raises(RsError, match="No such file"):
         read_table(tmp_path / "nope.csv")
-    (tmp_path / "x.xlsx").write_bytes(b"PK")
+    (tmp_path / "x.docx").write_bytes(b"PK")
     with pytest.raises(RsError, match="rs reads"):
-        read_table(tmp_path / "x.xlsx")
+        read_table(tmp_path / "x.docx")
 
 
 def test_tab_separated_txt_is_read_as_a_table(tmp_path):
@@ -162,8 +198,8 @@ def test_jsonl_values_stay_json(tmp_path):
 def test_outputs_are_checked_before_work_and_readable_by_others(tmp_path):
     from review_sentiment.tables import check_output_path
 
-    for bad in ("out.xlsx", "out.txt", "noext"):
-        with pytest.raises(RsError, match="rs writes .csv, .tsv, .jsonl"):
+    for bad in ("out.xls", "out.txt", "noext"):
+        with pytest.raises(RsError, match="rs writes .csv, .tsv, .jsonl, .xlsx, .parquet"):
             check_output_path(tmp_path / bad)
     with pytest.raises(RsError, match="is a folder"):
         check_output_path(tmp_path)
@@ -182,6 +218,12 @@ STREAMED_FILES = {
     "r.csv.gz": gzip.compress("review,label\n좋아요,1\n별로,0\n그냥,\n".encode()),
     "utf16.csv": "review,rating\n좋아요,5\n별로,1\n그냥,3\n".encode("utf-16"),
     "cp949.csv": "review,label\n배송이 빨라요,긍정\n별로,부정\n그냥,\n".encode("cp949"),
+    # an empty row, a row wider than the header, a number
+    "r.xlsx": xlsx_bytes(("Sheet", [["review", "stars"], ["좋아요", 5], [], ["별로", 1, "extra"], ["그냥"]])),
+    # several row groups, so that batches and chunks do not line up
+    "r.parquet": parquet_bytes(
+        pa.table({"review": ["좋아요", None, "그냥", "별로", "최고"], "stars": [5, 1, None, 2, 4]}), row_group_size=2
+    ),
 }
 
 
@@ -286,3 +328,446 @@ def test_bad_row_in_a_later_chunk_names_its_line(tmp_path):
     path.write_text('{"a": 1}\n' * 30 + '{"a": 2\n', encoding="utf-8")
     with pytest.raises(RsError, match="line 31: not valid JSON"):
         TableSource(path)
+
+
+# --- .xlsx input
+
+
+def test_xlsx_cells_become_text(tmp_path):
+    path = tmp_path / "reviews.xlsx"
+    rows = [
+        [],  # the header is the first non-empty row
+        ["review", None, "stars", "review"],  # an empty header cell, a duplicate name
+        ["좋아요", "x", 5.0, True, None, "beyond the header"],
+        [None, None],  # an empty row is skipped
+        ["=1+1", None, 0.1, False, dt.datetime(2024, 1, 2, 13, 45), dt.date(2024, 1, 2)],
+    ]
+    path.write_bytes(xlsx_bytes(("첫 시트", rows), ("other", [["a"], [1]])))
+    source = TableSource(path, encoding="cp949")  # an encoding is ignored for a workbook
+    assert (source.sheet, source.rows) == ("첫 시트", 2)
+    assert source.columns == ["review", "column_2", "stars", "review.1", "column_5", "column_6"]
+    assert read_table(path).to_dict("list") == {
+        # A formula gives the value Excel last calculated; openpyxl saves none, so "" (never the formula text).
+        "review": ["좋아요", ""],
+        "column_2": ["x", ""],
+        "stars": ["5", "0.1"],  # Excel stores 5 as 5.0
+        "review.1": ["TRUE", "FALSE"],
+        "column_5": ["", "2024-01-02 13:45:00"],
+        "column_6": ["beyond the header", "2024-01-02 00:00:00"],  # Excel has no date without a time
+    }
+
+
+def test_xlsx_formula_gives_its_cached_value(tmp_path):
+    # A workbook Excel saved holds each formula's last value beside it; openpyxl cannot write one, so patch it in.
+    path = tmp_path / "cached.xlsx"
+    path.write_bytes(xlsx_bytes(("Sheet", [["review", "total"], ["좋아요", "=1+1"]])))
+    with zipfile.ZipFile(path) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    assert b"<f>1+1</f><v />" in parts[sheet]
+    parts[sheet] = parts[sheet].replace(b"<f>1+1</f><v />", b"<f>1+1</f><v>2</v>")
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    assert read_table(path)["total"].tolist() == ["2"]
+
+
+def test_xlsx_sheet_by_name_or_number(tmp_path):
+    path = tmp_path / "book.xlsx"
+    path.write_bytes(xlsx_bytes(("리뷰", [["review"], ["첫째"]]), ("2", [["review"], ["둘째"]]), ("c", [["x"], ["y"]])))
+    assert read_table(path)["review"].tolist() == ["첫째"]  # the first sheet by default
+    assert read_table(path, sheet="리뷰")["review"].tolist() == ["첫째"]
+    assert read_table(path, sheet="3")["x"].tolist() == ["y"]
+    assert read_table(path, sheet=3)["x"].tolist() == ["y"]
+    assert read_table(path, sheet="C")["x"].tolist() == ["y"]  # Excel's sheet names ignore case
+    assert read_table(path, sheet="2")["review"].tolist() == ["둘째"]  # a sheet named 2 before the second sheet
+    for wrong in ("nope", "4", 0):
+        with pytest.raises(RsError, match=r"no sheet .* Its sheets: '리뷰', '2', 'c'; pass --sheet"):
+            TableSource(path, sheet=wrong)
+    (tmp_path / "r.csv").write_text("review\n좋아요\n", encoding="utf-8")
+    with pytest.raises(RsError, match="--sheet applies to .xlsx files only"):
+        TableSource(tmp_path / "r.csv", sheet="1")
+
+
+def test_xlsx_with_wrong_stored_dimensions_is_read_whole(tmp_path):
+    # Some tools store a wrong size; openpyxl's read-only mode would cut the rows and columns to it.
+    path = tmp_path / "sized.xlsx"
+    path.write_bytes(xlsx_bytes(("Sheet", [["review", "stars"], ["좋아요", 5], ["별로", 1, "extra"]])))
+    with zipfile.ZipFile(path) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    parts[sheet], count = re.subn(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:A2"', parts[sheet])
+    assert count == 1
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    source = TableSource(path)
+    assert (source.rows, source.columns) == (2, ["review", "stars", "column_3"])
+    assert read_table(path)["column_3"].tolist() == ["", "extra"]
+
+
+def test_files_that_are_not_xlsx(tmp_path):
+    (tmp_path / "renamed.xlsx").write_text("review\n좋아요\n", encoding="utf-8")
+    with pytest.raises(RsError, match=r"renamed.xlsx is not a valid .xlsx workbook .*save it from Excel"):
+        TableSource(tmp_path / "renamed.xlsx")
+    with zipfile.ZipFile(tmp_path / "zip.xlsx", "w") as archive:
+        archive.writestr("readme.txt", "not a workbook")
+    with pytest.raises(RsError, match="zip.xlsx is not a valid .xlsx workbook"):
+        TableSource(tmp_path / "zip.xlsx")
+    # Excel 97-2003 files and password-protected workbooks are OLE2 containers
+    (tmp_path / "locked.xlsx").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    with pytest.raises(RsError, match="old .xls or a password-protected workbook; save it from Excel as .xlsx"):
+        TableSource(tmp_path / "locked.xlsx")
+    (tmp_path / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    with pytest.raises(RsError, match="old Excel .xls files are not supported; save it as .xlsx or .csv"):
+        TableSource(tmp_path / "old.xls")
+    (tmp_path / "packed.xlsx.gz").write_bytes(gzip.compress(xlsx_bytes(("S", [["a"]]))))
+    with pytest.raises(RsError, match="compressed already"):
+        TableSource(tmp_path / "packed.xlsx.gz")
+    (tmp_path / "empty.xlsx").write_bytes(xlsx_bytes(("빈 시트", [[], [None, None]])))
+    with pytest.raises(RsError, match="sheet '빈 시트' is empty"):
+        TableSource(tmp_path / "empty.xlsx")
+
+
+# --- .parquet input
+
+
+def test_parquet_cells_become_text(tmp_path):
+    columns = {
+        "review": pa.array(["좋아요", None, ""]),
+        "stars": pa.array([5, None, -1]),
+        "score": pa.array([5.0, 0.1, float("nan")]),
+        "score32": pa.array([0.1, 2.5, None], type=pa.float32()),
+        "ok": pa.array([True, False, None]),
+        "tags": pa.array([["배송", "포장"], [], None]),
+        "meta": pa.array([{"a": 1, "b": "가"}, None, {"a": None, "b": "x"}]),
+        "map": pa.array([[("k", 1)], [], None], type=pa.map_(pa.string(), pa.int64())),
+        "when": pa.array([dt.datetime(2024, 1, 2, 13, 45), None, dt.datetime(2024, 1, 2)]),
+        "day": pa.array([dt.date(2024, 1, 2), None, None]),
+        "raw": pa.array([b"\xea\xb0\x80", b"\xff", None]),
+        "price": pa.array([Decimal("1.20"), None, Decimal("-3")]),
+    }
+    path = tmp_path / "r.parquet"
+    path.write_bytes(parquet_bytes(pa.table(columns)))
+    source = TableSource(path)
+    assert (source.rows, source.columns) == (3, list(columns))
+    assert read_table(path).to_dict("list") == {
+        "review": ["좋아요", "", ""],
+        "stars": ["5", "", "-1"],
+        "score": ["5.0", "0.1", "NaN"],  # the column is float: 5.0 stays 5.0, as JSON writes it
+        "score32": ["0.1", "2.5", ""],  # float32's own shortest form, not 0.10000000149011612
+        "ok": ["true", "false", ""],
+        "tags": ['["배송", "포장"]', "[]", ""],
+        "meta": ['{"a": 1, "b": "가"}', "", '{"a": null, "b": "x"}'],
+        "map": ['{"k": 1}', "[]", ""],
+        "when": ["2024-01-02 13:45:00", "", "2024-01-02 00:00:00"],
+        "day": ["2024-01-02", "", ""],
+        "raw": ["가", "\ufffd", ""],
+        "price": ["1.20", "", "-3.00"],  # the column's scale is 2
+    }
+
+
+def test_parquet_duplicate_names_and_invalid_files(tmp_path):
+    table = pa.Table.from_arrays([pa.array(["a"]), pa.array(["b"])], names=["review", "review"])
+    (tmp_path / "dup.parquet").write_bytes(parquet_bytes(table))
+    assert read_table(tmp_path / "dup.parquet").to_dict("list") == {"review": ["a"], "review.1": ["b"]}
+    (tmp_path / "fake.parquet").write_text("review\n좋아요\n", encoding="utf-8")
+    with pytest.raises(RsError, match="fake.parquet is not a valid Parquet file"):
+        TableSource(tmp_path / "fake.parquet")
+    (tmp_path / "empty.parquet").write_bytes(b"")
+    with pytest.raises(RsError, match="empty.parquet is not a valid Parquet file"):
+        TableSource(tmp_path / "empty.parquet")
+
+
+# --- .xlsx and .parquet output
+
+
+MIXED = pd.DataFrame(
+    {
+        "id": ["007", "008", "009"],
+        "review": ["좋아요", "", "줄\n바꿈"],
+        "label": ["positive", "negative", ""],
+        "confidence": [0.9876, np.nan, 0.5],
+        "count": [1, 2, 3],
+        "empty": [False, True, False],
+    }
+)
+
+
+@pytest.mark.parametrize("name", ["out.xlsx", "out.parquet"])
+def test_xlsx_and_parquet_outputs_read_back(tmp_path, name):
+    path = write_table(MIXED, tmp_path / "whole" / name)
+    assert path.stat().st_mode & 0o044  # not private to the writer
+    back = read_table(path)
+    assert back.columns.tolist() == MIXED.columns.tolist()
+    assert back[["id", "review", "label"]].equals(MIXED[["id", "review", "label"]])
+    xlsx = name.endswith(".xlsx")
+    assert back["confidence"].tolist() == ["0.9876", "", "0.5"]
+    assert back["count"].tolist() == ["1", "2", "3"]
+    assert back["empty"].tolist() == (["FALSE", "TRUE", "FALSE"] if xlsx else ["false", "true", "false"])
+    for size in (1, 2):
+        with TableWriter(tmp_path / str(size) / name) as writer:
+            for start in range(0, len(MIXED), size):
+                writer.write(MIXED.iloc[start : start + size])
+                writer.write(MIXED.iloc[:0])
+        assert read_table(writer.path).equals(back)
+        assert sorted(p.name for p in writer.path.parent.iterdir()) == [name]  # no temporary file left
+    if not xlsx:
+        assert pq.ParquetFile(tmp_path / "1" / "out.parquet").num_row_groups == 3  # a row group per chunk
+
+
+def test_xlsx_output_keeps_types(tmp_path):
+    path = write_table(MIXED, tmp_path / "out.xlsx")
+    rows = list(openpyxl.load_workbook(path).active.iter_rows(values_only=True))
+    assert rows[0] == tuple(MIXED.columns)
+    assert rows[1] == ("007", "좋아요", "positive", 0.9876, 1, False)  # numbers as numbers, text as text
+    assert rows[2] == ("008", None, "negative", None, 2, True)  # NaN and "" as empty cells
+
+
+def test_parquet_output_schema(tmp_path):
+    path = write_table(MIXED, tmp_path / "out.parquet")
+    schema = pq.read_schema(path)
+    assert [str(field.type) for field in schema] == ["string", "string", "string", "double", "int64", "bool"]
+    assert pq.read_table(path).column("confidence").to_pylist() == [0.9876, None, 0.5]  # NaN is null
+    assert pd.read_parquet(path)["review"].tolist() == ["좋아요", "", "줄\n바꿈"]
+    with TableWriter(tmp_path / "later.parquet") as writer:
+        writer.write(MIXED.iloc[:1])
+        # later chunks are cast to the first chunk's schema
+        writer.write(MIXED.iloc[1:].astype({"count": "float64"}))
+    assert pq.read_table(writer.path).column("count").to_pylist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("name", ["out.xlsx", "out.parquet"])
+def test_outputs_without_rows_keep_the_columns(tmp_path, name):
+    with TableWriter(tmp_path / name, columns=["review", "label"]):
+        pass
+    source = TableSource(tmp_path / name)
+    assert (source.columns, source.rows) == (["review", "label"], 0)
+    write_table(MIXED.iloc[:0], tmp_path / "empty" / name)
+    assert TableSource(tmp_path / "empty" / name).columns == MIXED.columns.tolist()
+
+
+@pytest.mark.parametrize("name", ["out.xlsx", "out.parquet"])
+@pytest.mark.parametrize("interruption", [RuntimeError, KeyboardInterrupt])
+def test_interrupted_xlsx_and_parquet_writers_leave_the_target_alone(tmp_path, name, interruption):
+    (tmp_path / name).write_text("old")
+    with pytest.raises(interruption):
+        with TableWriter(tmp_path / name) as writer:
+            writer.write(MIXED)
+            raise interruption()
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    assert (tmp_path / name).read_text() == "old"
+    with pytest.raises(RuntimeError):
+        with TableWriter(tmp_path / "new" / name) as writer:
+            raise RuntimeError()
+    assert list((tmp_path / "new").iterdir()) == []
+
+
+def test_xlsx_limits(tmp_path, monkeypatch):
+    long_text = "가" * 40_000
+    emoji_text = "😀" * 20_000  # 40,000 UTF-16 code units, as Excel counts
+    table = pd.DataFrame({"review": [long_text, emoji_text, "짧다"]})
+    with TableWriter(tmp_path / "long.xlsx") as writer:
+        writer.write(table)
+    assert writer.clipped_cells == 2
+    back = read_table(writer.path)["review"].tolist()
+    assert back == ["가" * 32_767, "😀" * 16_383, "짧다"]  # a pair is never cut in half
+    with TableWriter(tmp_path / "long.csv") as writer:
+        writer.write(table)
+    assert writer.clipped_cells == 0 and read_table(writer.path)["review"].tolist() == table["review"].tolist()
+
+    with pytest.raises(RsError, match=r"do not fit in an Excel sheet \(1,048,575 at most\); write .csv or .parquet"):
+        check_output_path(tmp_path / "big.xlsx", rows=1_048_576)
+    assert check_output_path(tmp_path / "big.xlsx", rows=1_048_575) == tmp_path / "big.xlsx"
+    assert check_output_path(tmp_path / "big.csv", rows=10**7) == tmp_path / "big.csv"
+    monkeypatch.setattr(tables, "EXCEL_MAX_ROWS", 4)  # the header and 3 rows
+    with TableWriter(tmp_path / "full.xlsx") as writer:
+        writer.write(MIXED)
+    with pytest.raises(RsError, match="4 rows do not fit in an Excel sheet"):
+        with TableWriter(tmp_path / "over.xlsx") as writer:
+            writer.write(MIXED.iloc[:2])
+            writer.write(MIXED.iloc[:2])
+    assert not (tmp_path / "over.xlsx").exists()
+
+
+def test_characters_xlsx_cannot_hold_are_removed_and_counted(tmp_path):
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    refused = [chr(code) for code in range(0x20000) if ILLEGAL_CHARACTERS_RE.match(chr(code))]
+    assert refused and all(tables._XML_ILLEGAL.match(character) for character in refused)
+    table = pd.DataFrame({"review\x01": ["벨\x07소리", "탭\t줄\n바꿈\r", "\x00=1+1", "a\ufffe"]})
+    with TableWriter(tmp_path / "out.xlsx") as writer:
+        writer.write(table)
+    assert writer.replaced_characters == 4 and writer.escaped_cells == 1
+    back = read_table(writer.path)
+    assert back.columns.tolist() == ["review"]
+    # control characters go; tabs and line breaks stay; a formula the removal uncovers is still escaped
+    assert back["review"].tolist() == ["벨소리", "탭\t줄\n바꿈\r", "'=1+1", "a"]
+    with TableWriter(tmp_path / "out.csv") as writer:  # text formats keep them
+        writer.write(table)
+    assert writer.replaced_characters == 0
+    assert read_table(writer.path)["review\x01"].tolist()[0] == "벨\x07소리"
+
+
+def test_table_stems_and_compressed_binary_outputs(tmp_path):
+    assert table_stem("reviews.xlsx") == table_stem("reviews.parquet") == table_stem("reviews.csv.gz") == "reviews"
+    for name in ("out.xlsx.gz", "out.parquet.gz"):
+        with pytest.raises(RsError, match="compressed already; drop the .gz"):
+            check_output_path(tmp_path / name)
+
+
+# --- lone surrogates
+
+
+@pytest.mark.parametrize("name", ["out.csv", "out.tsv", "out.jsonl", "out.xlsx", "out.parquet", "out.csv.gz"])
+def test_lone_surrogates_are_replaced_in_every_format(tmp_path, name):
+    # object columns: pandas' Arrow-backed str columns cannot even hold a lone surrogate
+    names = pd.Index(["review\ud800", "n"], dtype=object)
+    table = pd.DataFrame({0: pd.Series(["a\ud800b", "\udfff", "😀 ok"], dtype=object), 1: [1, 2, 3]})
+    table.columns = names
+    with TableWriter(tmp_path / name) as writer:
+        writer.write(table)
+    assert writer.replaced_characters == 3
+    back = read_table(writer.path)
+    assert back.columns.tolist() == ["review\ufffd", "n"]
+    assert back["review\ufffd"].tolist() == ["a\ufffdb", "\ufffd", "😀 ok"]
+
+
+def test_lone_surrogates_in_jsonl_input_are_replaced(tmp_path):
+    path = tmp_path / "r.jsonl"
+    lines = ['{"review": "a\\ud800b", "tags": ["\\udc00"]}', '{"review": "\\ud83d\\ude00 fine", "k\\udfff": 1}']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    source = TableSource(path)
+    assert source.replaced_characters == 3
+    assert source.columns == ["review", "tags", "k\ufffd"]
+    assert read_table(path).to_dict("list") == {
+        "review": ["a\ufffdb", "😀 fine"],  # an escaped pair is one character, not two surrogates
+        "tags": ['["\ufffd"]', ""],
+        "k\ufffd": ["", "1"],
+    }
+
+
+# --- formula escaping
+
+
+@pytest.mark.parametrize(
+    ("text", "escaped"),
+    [
+        ("=SUM(A1)", "'=SUM(A1)"),
+        ("+82 10", "'+82 10"),
+        ("-_-;; 별로", "'-_-;; 별로"),
+        ("@user", "'@user"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("'=already quoted", "''=already quoted"),
+        ("-1", "-1"),
+        ("+82", "+82"),
+        ("-3.5", "-3.5"),
+        ("-.5e-3", "-.5e-3"),
+        ("1+1", "1+1"),
+        ("좋아요 =)", "좋아요 =)"),
+        ("'plain quote", "'plain quote"),
+        ("", ""),
+        ("-", "'-"),
+    ],
+)
+def test_escape_formula(text, escaped):
+    assert escape_formula(text) == escaped
+    assert unescape_formula(escaped) == text
+
+
+@given(st.one_of(st.text(), st.text(alphabet="'=+-@\t\r0123456789.eE x")))
+def test_unescape_undoes_escape(text):
+    escaped = escape_formula(text)
+    assert unescape_formula(escaped) == text
+    # what a spreadsheet sees never starts a formula, plain numbers aside
+    assert not re.match(r"[=+\-@\t\r]", escaped) or re.fullmatch(r"[+-][0-9.eE+-]+", escaped)
+
+
+FORMULAS = pd.DataFrame({"=name": ['=HYPERLINK("x")', "-1", "+82", "@a", "'=b", "ok"], "n": [-1.5, 2, 3, 4, 5, 6]})
+
+
+@pytest.mark.parametrize("name", ["out.csv", "out.tsv", "out.csv.gz", "out.xlsx"])
+def test_formulas_are_escaped_for_spreadsheets(tmp_path, name):
+    with TableWriter(tmp_path / name) as writer:
+        writer.write(FORMULAS)
+    assert writer.escaped_cells == 4  # the name, =HYPERLINK, @a and '=b; numbers are left alone
+    back = read_table(writer.path)
+    assert back.columns.tolist() == ["'=name", "n"]
+    assert back["'=name"].tolist() == ['\'=HYPERLINK("x")', "-1", "+82", "'@a", "''=b", "ok"]
+    numbers = (
+        ["-1.5", "2", "3", "4", "5", "6"] if name.endswith(".xlsx") else ["-1.5", "2.0", "3.0", "4.0", "5.0", "6.0"]
+    )
+    assert back["n"].tolist() == numbers  # a negative number is not escaped
+    assert read_table(writer.path, unescape_formulas=True)["=name"].tolist() == FORMULAS["=name"].tolist()
+
+
+@pytest.mark.parametrize("name", ["out.jsonl", "out.parquet"])
+def test_formulas_are_not_escaped_in_data_formats(tmp_path, name):
+    with TableWriter(tmp_path / name) as writer:
+        writer.write(FORMULAS)
+    assert writer.escaped_cells == 0
+    assert read_table(writer.path)["=name"].tolist() == FORMULAS["=name"].tolist()
+    # nothing to undo: unescaping leaves the raw text alone
+    assert read_table(writer.path, unescape_formulas=True)["=name"].tolist() == FORMULAS["=name"].tolist()
+
+
+def test_escaping_can_be_turned_off(tmp_path):
+    table = pd.DataFrame({"review": ["=1+1", "#N/A", "-x"]})
+    write_table(table, tmp_path / "out.csv", escape_formulas=False)
+    assert read_table(tmp_path / "out.csv").equals(table)
+    with TableWriter(tmp_path / "out.xlsx", escape_formulas=False) as writer:
+        writer.write(table)
+    assert writer.escaped_cells == 0
+    cells = [row[0] for row in openpyxl.load_workbook(writer.path).active.iter_rows(min_row=2)]
+    assert [(cell.value, cell.data_type) for cell in cells] == [("=1+1", "s"), ("#N/A", "s"), ("-x", "s")]
+    assert read_table(writer.path).equals(table)  # stored as text, never as a formula or an error value
+
+
+def test_escaped_csv_reads_back_as_the_original_table(tmp_path):
+    table = pd.DataFrame(
+        {
+            "@id": ["-", "''+1", "'", "=\n줄", "\t탭", "\r\n윈도 줄바꿈"],
+            "review": ["좋아요", "-1e5", "'-x", "+", "@@", "_x0041_ 그대로"],
+        }
+    )
+    for name in ("out.csv", "out.tsv", "out.xlsx"):
+        path = write_table(table, tmp_path / name)
+        assert not read_table(path).equals(table)
+        assert read_table(path, unescape_formulas=True).equals(table)
+
+
+def test_xlsx_text_escapes_are_decoded(tmp_path):
+    # Excel stores a carriage return as _x000D_ and text that looks like an escape with _x005F_ before it;
+    # openpyxl passes both through, rs decodes them as Excel does.
+    path = tmp_path / "excel.xlsx"
+    path.write_bytes(xlsx_bytes(("S", [["review"], ["줄_x000D_\n바꿈"], ["_x005F_x0041_"], ["bad _xD800_"]])))
+    assert read_table(path)["review"].tolist() == ["줄\r\n바꿈", "_x0041_", "bad \ufffd"]
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        (["id", "리뷰", "rating"], "리뷰"),
+        (["Review ", "stars"], "Review "),
+        (["only"], "only"),
+        (["id", "review", "text"], None),  # two known names: which one?
+        (["review", "review.1"], None),  # a repeated header, read as review and review.1
+        (["id", "stars"], None),
+    ],
+)
+def test_text_column_is_found_only_when_unambiguous(columns, expected):
+    if expected is None:
+        with pytest.raises(RsError, match="--text-col"):
+            find_text_column(columns)
+    else:
+        assert find_text_column(columns) == expected
+
+
+def test_a_repeated_text_header_is_an_error_naming_both(tmp_path):
+    (tmp_path / "dup.csv").write_text("review,review\n좋아요,별로\n", encoding="utf-8")
+    source = TableSource(tmp_path / "dup.csv")
+    assert source.columns == ["review", "review.1"]
+    with pytest.raises(RsError, match=r"\['review', 'review.1'\]"):
+        find_text_column(source.columns)
+    assert find_text_column(source.columns, "review.1") == "review.1"
