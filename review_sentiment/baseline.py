@@ -94,8 +94,9 @@ class TfidfClassifier:
     def encode(self, texts: list[str]) -> list[str]:
         return texts
 
-    def truncated(self, encoded: list[str]) -> int:
-        return 0
+    @staticmethod
+    def parts(encoded: list[str]) -> list[int]:
+        return [1] * len(encoded)  # TF-IDF reads texts of any length whole
 
     def predict_proba(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         scores = self.features(texts) @ self.coef.T + self.intercept
@@ -136,6 +137,7 @@ class TfidfClassifier:
     @classmethod
     def load(cls, folder: Path, expected_labels: list[str], expected_digest: str | None) -> TfidfClassifier:
         """Load and verify a saved baseline; any mismatch is refused rather than guessed around."""
+        from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
         weights_path, vocabulary_path = folder / WEIGHTS_FILE, folder / VOCABULARY_FILE
@@ -144,31 +146,52 @@ class TfidfClassifier:
                 raise RsError(f"{folder} is incomplete: {path.name} is missing.")
         if expected_digest and file_digest(weights_path) != expected_digest:
             raise RsError(f"{weights_path} does not match the digest in rs_meta.json; the folder was altered.")
+        retrain = "Copy the complete folder again, or re-train it with `rs finetune --base tfidf`."
         try:
             stored = json.loads(vocabulary_path.read_text(encoding="utf-8"))
             weights = load_file(str(weights_path))
             settings = TfidfSettings(
                 **{k: tuple(v) if isinstance(v, list) else v for k, v in stored["settings"].items()}
             )
-        except (json.JSONDecodeError, KeyError, TypeError, OSError, ValueError) as error:
-            raise RsError(f"Cannot read the TF-IDF model in {folder}: {error}") from None
+            vocabularies = {"char": stored["char"], "word": stored["word"]}
+            char_idf, word_idf, coef, intercept = (weights[k] for k in ("char_idf", "word_idf", "coef", "intercept"))
+        except KeyError as error:
+            raise RsError(f"{folder}: the TF-IDF model lacks {error}; the folder is damaged. {retrain}") from None
+        except (json.JSONDecodeError, TypeError, OSError, ValueError, SafetensorError) as error:
+            raise RsError(f"Cannot read the TF-IDF model in {folder}: {error}. {retrain}") from None
         if stored.get("labels") != expected_labels:
             raise RsError(
                 f"{folder}: the TF-IDF model has labels {stored.get('labels')}, rs_meta.json {expected_labels}."
             )
-        char, word = _vectorizers(settings, {"char": stored["char"], "word": stored["word"]})
-        n_char, n_word = len(stored["char"]), len(stored["word"])
+        if not all(_is_ngram_range(r) for r in (settings.char_ngrams, settings.word_ngrams)):
+            raise RsError(f"{vocabulary_path}: the n-gram settings are not (shortest, longest) pairs. {retrain}")
+        n_char, n_word = len(vocabularies["char"]), len(vocabularies["word"])
         rows = 1 if len(expected_labels) == 2 else len(expected_labels)
         shapes_ok = (
-            weights["char_idf"].shape == (n_char,)
-            and weights["word_idf"].shape == (n_word,)
-            and weights["coef"].shape == (rows, n_char + n_word)
-            and weights["intercept"].shape == (rows,)
+            char_idf.shape == (n_char,)
+            and word_idf.shape == (n_word,)
+            and coef.shape == (rows, n_char + n_word)
+            and intercept.shape == (rows,)
         )
         if not shapes_ok:
             raise RsError(f"{folder}: the TF-IDF weights do not match its vocabularies and labels.")
-        char.idf_, word.idf_ = weights["char_idf"], weights["word_idf"]
-        return cls(expected_labels, settings, char, word, weights["coef"], weights["intercept"])
+        try:  # scikit-learn checks the vocabularies (indices 0..n-1, each once) when idf_ is set
+            char, word = _vectorizers(settings, vocabularies)
+            char.idf_, word.idf_ = char_idf, word_idf
+        except (TypeError, ValueError) as error:
+            raise RsError(
+                f"{vocabulary_path}: the vocabularies are damaged ({str(error).rstrip('.')}). {retrain}"
+            ) from None
+        return cls(expected_labels, settings, char, word, coef, intercept)
+
+
+def _is_ngram_range(value) -> bool:
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in value)
+        and 1 <= value[0] <= value[1]
+    )
 
 
 def _stack(char_features, word_features):

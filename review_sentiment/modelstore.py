@@ -24,6 +24,22 @@ META_FORMAT_VERSION = 1
 TRANSFORMER, TFIDF = "transformer", "tfidf"
 MODELS_DIR = Path("models")
 
+# Files that mark a folder as some other tool's model (or an rs base) rather than an rs classifier
+FOREIGN_MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "rs_pretrain.json", "rs_base.json")
+# A tokenizer needs its settings plus one of these vocabularies (WordPiece/BPE JSON or text, or SentencePiece)
+TOKENIZER_CONFIG = "tokenizer_config.json"
+TOKENIZER_VOCABULARIES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+# Weights in pickle-based formats: rs never opens them, since unpickling can run code
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt")
+_RECOPY = "Copy the complete folder again, or re-train it with `rs finetune`."
+
 
 def library_versions() -> dict[str, str]:
     import platform
@@ -73,22 +89,73 @@ def save_model_folder(
 
 
 def read_meta(model_dir: str | Path) -> dict:
-    """The rs metadata of a model folder; a folder without it is not an rs model."""
+    """The rs metadata of a model folder, checked for shape; a folder without it is not an rs model."""
     model_dir = Path(model_dir)
+    if model_dir.is_file():
+        folder = model_dir.parent if (model_dir.parent / META_FILENAME).exists() else "the folder that holds it"
+        raise RsError(
+            f"{model_dir} is a file, not a model folder: pass --model {folder} (the folder with {META_FILENAME})."
+        )
     if not model_dir.is_dir():
         raise RsError(f"No model folder at {model_dir}. Train one with `rs finetune`, or pass --model DIR.")
+    if not any(model_dir.iterdir()):
+        raise RsError(
+            f"{model_dir} is empty: there is no model in it. Train one with `rs finetune`, or pass --model DIR."
+        )
     meta_path = model_dir / META_FILENAME
     if not meta_path.exists():
-        raise RsError(f"{model_dir} has no {META_FILENAME}: it is not a model made by `rs finetune`.")
+        if any((model_dir / name).exists() for name in FOREIGN_MODEL_FILES):
+            raise RsError(
+                f"{model_dir} has no {META_FILENAME}: it is not a model made by `rs finetune` but by another tool, "
+                "e.g. a Hugging Face checkpoint — to fine-tune from it pass it as "
+                f"`rs finetune REVIEWS --base {model_dir}`."
+            )
+        raise RsError(
+            f"{model_dir} has no {META_FILENAME}: it is not a model made by `rs finetune`. "
+            "Pass --model with a folder that `rs finetune` wrote."
+        )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise RsError(f"{meta_path} is not valid JSON ({error}); the model folder is damaged.") from None
-    if meta.get("format_version", 0) > META_FORMAT_VERSION:
-        raise RsError(f"{model_dir} was made by a newer rs (format {meta['format_version']}); upgrade rs.")
+    except (OSError, ValueError) as error:  # ValueError: invalid JSON or not UTF-8
+        raise RsError(f"{meta_path} is not valid JSON ({error}); the model folder is damaged. {_RECOPY}") from None
+    if not isinstance(meta, dict):
+        raise RsError(f"{meta_path} does not hold a JSON object; the model folder is damaged. {_RECOPY}")
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise RsError(f"{meta_path} has format_version {version!r}, not a whole number; the model folder is damaged.")
+    if version > META_FORMAT_VERSION:
+        raise RsError(f"{model_dir} was made by a newer rs (format {version}); upgrade rs.")
     for key in ("labels", "normalization"):
         if key not in meta:
-            raise RsError(f"{meta_path} lacks {key!r}; the model folder is incomplete.")
+            raise RsError(f"{meta_path} lacks {key!r}; the model folder is incomplete. {_RECOPY}")
+    labels = meta["labels"]
+    if (
+        not isinstance(labels, list)
+        or not labels
+        or not all(isinstance(label, str) and label for label in labels)
+        or len(set(labels)) != len(labels)
+    ):
+        raise RsError(
+            f"{meta_path}: labels must be a non-empty list of distinct, non-empty strings, not {labels!r}; "
+            f"the model folder is damaged. {_RECOPY}"
+        )
+    if not isinstance(meta["normalization"], dict):
+        raise RsError(f"{meta_path}: normalization must be a JSON object, not {meta['normalization']!r}. {_RECOPY}")
+    try:
+        NormalizationRecipe.from_dict(meta["normalization"])
+    except TypeError as error:
+        raise RsError(f"{meta_path}: bad normalization settings ({error}). {_RECOPY}") from None
+    digest = meta.get("weights_sha256")
+    if model_type_of(meta) == TFIDF and not (isinstance(digest, str) and digest.startswith("sha256:")):
+        raise RsError(
+            f"{meta_path} lacks the weights' digest (weights_sha256), so the TF-IDF weights cannot be verified. "
+            "Re-train the model with `rs finetune --base tfidf`."
+        )
+    if model_type_of(meta) not in (TRANSFORMER, TFIDF):
+        raise RsError(
+            f"{meta_path} has model_type {model_type_of(meta)!r}, which this rs does not know "
+            f"(it knows {TRANSFORMER!r} and {TFIDF!r}); upgrade rs."
+        )
     return meta
 
 
@@ -105,23 +172,38 @@ def save_transformer(model, tokenizer) -> Callable[[Path], None]:
 
 
 def load_transformer_folder(model_dir: str | Path):
-    """Load (model, tokenizer, meta) from an rs transformer folder, checking the metadata against the weights."""
+    """Load (model, tokenizer, meta) from an rs transformer folder, checking the metadata against the weights.
+
+    Only safetensors weights are read (never pickle), no code from the folder is run (`auto_map` is refused), and
+    every tensor must match the architecture in config.json: transformers would otherwise initialise missing or
+    misshapen tensors at random and only log a warning.
+    """
+    from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model_dir = Path(model_dir)
     meta = read_meta(model_dir)
     if model_type_of(meta) != TRANSFORMER:
         raise RsError(f"{model_dir} holds a {model_type_of(meta)} model, not a transformer.")
-    if not (model_dir / "model.safetensors").exists() and not list(model_dir.glob("model-*.safetensors")):
-        raise RsError(f"{model_dir} has no model.safetensors; rs only loads safetensors weights.")
+    _check_transformer_files(model_dir)
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            model_dir, local_files_only=True, trust_remote_code=False, use_safetensors=True
+        model, loading = AutoModelForSequenceClassification.from_pretrained(
+            model_dir,
+            local_files_only=True,
+            trust_remote_code=False,
+            use_safetensors=True,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,  # report misshapen tensors below instead of a RuntimeError
         )
-    except (OSError, ValueError) as error:
-        raise RsError(f"Cannot load the model in {model_dir}: {error}") from None
-    config_labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    except SafetensorError as error:
+        raise RsError(
+            f"The safetensors weights in {model_dir} are damaged or truncated ({_one_line(error)}). {_RECOPY}"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        raise RsError(f"Cannot load the model in {model_dir}: {_one_line(error)}. {_RECOPY}") from None
+    _check_loaded_weights(model_dir, model, loading)
+    config_labels = [model.config.id2label.get(i) for i in range(model.config.num_labels)]
     if config_labels != meta["labels"]:
         raise RsError(
             f"{model_dir}: {META_FILENAME} lists labels {meta['labels']} but the weights have {config_labels}."
@@ -131,8 +213,114 @@ def load_transformer_folder(model_dir: str | Path):
             f"{model_dir}: the tokenizer has {len(tokenizer)} tokens but the model only "
             f"{model.config.vocab_size}; the folder mixes files of different models."
         )
+    if tokenizer.pad_token_id is None:
+        raise RsError(f"{model_dir}: the tokenizer has no padding token; its tokenizer files are incomplete. {_RECOPY}")
+    _check_max_length(model_dir, meta, model.config, tokenizer)
     model.eval()
     return model, tokenizer, meta
+
+
+def _check_transformer_files(model_dir: Path) -> None:
+    """Refuse an incomplete folder, pickle-only weights and custom code before transformers reads anything."""
+    if not (model_dir / "model.safetensors").exists() and not list(model_dir.glob("model-*.safetensors")):
+        pickles = sorted({path.name for pattern in PICKLE_WEIGHTS for path in model_dir.glob(pattern)})
+        if pickles:
+            raise RsError(
+                f"{model_dir} has weights only in pickle format ({', '.join(pickles[:3])}), which rs never opens "
+                "because unpickling can run code; rs only loads model.safetensors. Re-save the model with "
+                "`save_pretrained(folder, safe_serialization=True)` where you trust it, or re-train with `rs finetune`."
+            )
+        raise RsError(f"{model_dir} is incomplete: model.safetensors is missing. {_RECOPY}")
+    config = _json_object(model_dir / "config.json")
+    tokenizer_config = _json_object(model_dir / TOKENIZER_CONFIG)
+    if not any((model_dir / name).exists() for name in TOKENIZER_VOCABULARIES):
+        raise RsError(
+            f"{model_dir} is incomplete: it has no tokenizer vocabulary (tokenizer.json or vocab.txt). {_RECOPY}"
+        )
+    for name, settings in (("config.json", config), (TOKENIZER_CONFIG, tokenizer_config)):
+        if "auto_map" in settings:
+            raise RsError(
+                f"{model_dir / name} asks for custom code (auto_map {json.dumps(settings['auto_map'])}); rs never runs "
+                "code from a model folder. Fine-tune a base whose architecture transformers knows (e.g. ELECTRA, BERT)."
+            )
+    from transformers import CONFIG_MAPPING, __version__
+
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        raise RsError(
+            f"{model_dir / 'config.json'} has model type {model_type!r}, which transformers {__version__} does not "
+            f"know; upgrade transformers, or re-train the model with `rs finetune`."
+        )
+
+
+def _json_object(path: Path) -> dict:
+    if not path.exists():
+        raise RsError(f"{path.parent} is incomplete: {path.name} is missing. {_RECOPY}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RsError(
+            f"{path} is not valid JSON ({_one_line(error)}); the model folder is damaged. {_RECOPY}"
+        ) from None
+    if not isinstance(data, dict):
+        raise RsError(f"{path} does not hold a JSON object; the model folder is damaged. {_RECOPY}")
+    return data
+
+
+def _check_loaded_weights(model_dir: Path, model, loading: dict) -> None:
+    """Refuse weights whose tensors do not match the architecture (transformers only warns and initialises them)."""
+    mismatched = sorted(loading.get("mismatched_keys") or (), key=lambda item: item[0])
+    embeddings = model.get_input_embeddings()
+    embedding_names = {name for name, parameter in model.named_parameters() if parameter is embeddings.weight}
+    for key, stored_shape, _ in mismatched:
+        if key in embedding_names:
+            raise RsError(
+                f"{model_dir}: config.json says vocab_size {model.config.vocab_size} but the embeddings in the weights "
+                f"have {stored_shape[0]} rows; the folder mixes files of different models. {_RECOPY}"
+            )
+    problems = []
+    if mismatched:
+        shapes = [f"{key} {tuple(stored)} instead of {tuple(expected)}" for key, stored, expected in mismatched]
+        problems.append(f"wrong shape: {_some(shapes)}")
+    for kind in ("missing", "unexpected"):
+        keys = sorted(loading.get(f"{kind}_keys") or ())
+        if keys:
+            problems.append(f"{kind} tensors: {_some(keys)}")
+    if loading.get("error_msgs"):
+        problems.append(f"errors: {_some([_one_line(message) for message in loading['error_msgs']])}")
+    if problems:
+        raise RsError(
+            f"{model_dir}: the weights do not match config.json ({'; '.join(problems)}); the folder mixes files of "
+            f"different models or is damaged. {_RECOPY}"
+        )
+
+
+def _check_max_length(model_dir: Path, meta: dict, config, tokenizer) -> None:
+    """`max_length` in the metadata must fit the model (finetune.clamp_max_length keeps it so): refused, not clamped."""
+    if "max_length" not in meta:
+        return
+    max_length = meta["max_length"]
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
+        raise RsError(f"{model_dir / META_FILENAME}: max_length must be a positive whole number, not {max_length!r}.")
+    limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]
+    limit = min((int(x) for x in limits if x and x < 1_000_000), default=None)
+    if limit is not None and max_length > limit:
+        raise RsError(
+            f"{model_dir / META_FILENAME} sets max_length {max_length} but the model handles at most {limit} "
+            f"tokens; set max_length to {limit} or less there (rs finetune never writes more)."
+        )
+
+
+def _some(items: list[str], shown: int = 3) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
+def _one_line(error: object) -> str:
+    """An exception's message as one line: its first non-empty line, shortened."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def recipe_of(meta: dict) -> NormalizationRecipe:
@@ -237,7 +425,7 @@ def list_models(models_dir: str | Path = MODELS_DIR) -> list[dict]:
                         "created": meta.get("created", ""),
                     }
                 )
-        except (OSError, json.JSONDecodeError) as error:
+        except (OSError, ValueError, TypeError, AttributeError) as error:  # unreadable or not the expected shape
             rows.append(
                 {
                     "name": folder.name,
