@@ -1,13 +1,42 @@
-"""rs finetune: train a Korean ELECTRA (or any local checkpoint) into a review-sentiment classifier."""
+"""rs finetune: train a Korean ELECTRA (or any local checkpoint) into a review-sentiment classifier.
+
+Checkpoints and --resume. Fine-tuning a transformer saves a checkpoint beside the model folder it will write,
+`<model folder>.rs-checkpoint/` (models/NAME.rs-checkpoint/ by default: it has no rs_meta.json, so `rs predict`
+and `rs models` never take it for a model), at the end of every epoch and on Ctrl-C, and deletes it once the
+model folder is saved. It holds everything the rest of the run depends on, so `--resume` ends with the same
+weights and history as an uninterrupted run (bit-identical on a CPU):
+
+  model.safetensors       the current weights
+  best.safetensors        the best epoch's weights, when they are not the current ones (early stopping keeps them)
+  training.safetensors    AdamW's moments and step counts; the RNG states: torch's global one (dropout), CUDA's,
+                          and the generator that shuffles the batches, as it was when this epoch drew them
+  training.json           epoch, batches done in it and their losses, history, best scores, epochs without
+                          improvement, the scheduler's, GradScaler's and AdamW's other state, Python's and NumPy's
+                          RNG states, and the fingerprint of what must match to resume: data, labels, training
+                          arguments, base and revision, max length, device kind and precision
+  README.txt              what the folder is
+
+Ctrl-C (or SIGTERM) during a training step is held until the step is complete, and the checkpoint is then
+saved at that step: at most one step is lost, not an epoch. A second Ctrl-C stops at once, mid-step; then the
+last checkpoint saved is kept, an equally exact place to resume from. A checkpoint is written into a hidden
+sibling and renamed into place, so an interrupted save leaves the previous one. The TF-IDF baseline trains in
+seconds and keeps no checkpoint: --resume there trains it again.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import random
 import re
+import shutil
+import signal
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +51,7 @@ from review_sentiment.bases import (
 )
 from review_sentiment.config import FinetuneArguments
 from review_sentiment.console import console, progress_bar, silence_library_logs
-from review_sentiment.errors import RsError
+from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.inference import batched_probabilities, pad_batch, pick_device, use_fast_attention
 from review_sentiment.labels import read_gold_labels, sort_labels
 from review_sentiment.modelstore import (
@@ -34,8 +63,8 @@ from review_sentiment.modelstore import (
     save_transformer,
 )
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
-from review_sentiment.preprocess import PROCESSED_DIR, latest_processed_file, read_sidecar
-from review_sentiment.tables import find_text_column, read_table, table_stem
+from review_sentiment.preprocess import PROCESSED_DIR, latest_processed_file, read_reviews, read_sidecar
+from review_sentiment.tables import find_text_column, table_stem
 
 
 @dataclass
@@ -88,12 +117,13 @@ def load_training_data(
     label_options: LabelOptions | None = None,
     processed_dir: str | Path = PROCESSED_DIR,
     encoding: str | None = None,
+    sheet: str | None = None,
 ) -> TrainingData:
     """Read labeled reviews. A file from `rs preprocess` brings its normalized column and recipe; any other
     file is normalized here with the default recipe."""
     label_options = label_options or LabelOptions()
     path = (Path(data_path) if data_path else latest_processed_file(processed_dir)).resolve()
-    table = read_table(path, encoding)
+    table = read_reviews(path, encoding, sheet)
     sidecar = read_sidecar(path)
     from_preprocess = bool(sidecar) and sidecar.get("normalized_column") in table.columns and text_col is None
     if from_preprocess:
@@ -161,7 +191,24 @@ def stratified_split(labels: list[str], fraction: float, seed: int) -> tuple[lis
 
 def default_model_name(base_part: str, data_path: Path) -> str:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return re.sub(r"[^\w.-]+", "-", f"{base_part}-{table_stem(data_path)}-{stamp}")
+    return _default_name_prefix(base_part, data_path) + stamp
+
+
+def _default_name_prefix(base_part: str, data_path: Path) -> str:
+    return re.sub(r"[^\w.-]+", "-", f"{base_part}-{table_stem(data_path)}-")
+
+
+def _default_named_checkpoint(models_dir: Path, base_part: str, data_path: Path) -> Path | None:
+    """The newest checkpoint of a run that chose its default name (BASE-DATA-TIME) for this base and data, so
+    that rerunning the same command finds it although the time in the name has moved on."""
+    prefix = _default_name_prefix(base_part, data_path)
+    stamp = re.compile(re.escape(prefix) + r"\d{8}-\d{6}" + re.escape(CHECKPOINT_SUFFIX))
+    found = set()
+    for path in models_dir.glob(f"*{prefix}*{CHECKPOINT_SUFFIX}*"):
+        name = path.name.removeprefix(".").removesuffix(".old")
+        if stamp.fullmatch(name) and (path.name == name or path.name == f".{name}.old"):
+            found.add(name)
+    return models_dir / max(found) if found else None
 
 
 def _scores(gold: list[int], predicted: list[int], labels: list[str]) -> dict:
@@ -195,6 +242,272 @@ def _class_weights(train_targets: list[int], n_classes: int) -> list[float]:
     return [len(train_targets) / (n_classes * counts[i]) for i in range(n_classes)]
 
 
+# ------------------------------------------------------------------------------------ checkpoints
+
+
+CHECKPOINT_SUFFIX = ".rs-checkpoint"
+CHECKPOINT_FORMAT = 1
+_CHECKPOINT_STATE = "training.json"
+_CHECKPOINT_TENSORS = "training.safetensors"
+_CHECKPOINT_MODEL = "model.safetensors"
+_CHECKPOINT_BEST = "best.safetensors"
+RESUME_HINT = "rerun the same command with --resume"
+
+# How the training arguments are spelled on the command line, for messages.
+_OPTION_NAMES = {
+    "learning_rate": "--learning-rate",
+    "batch_size": "--batch-size",
+    "max_length": "--max-length",
+    "epochs": "--epochs",
+    "validation_fraction": "--validation-fraction",
+    "early_stopping_patience": "--patience",
+    "class_weights": "--no-class-weights",
+    "seed": "--seed",
+}
+
+
+def checkpoint_dir_for(output_dir: str | Path) -> Path:
+    """Where fine-tuning into `output_dir` keeps its checkpoint: a sibling folder, never inside the model."""
+    output_dir = Path(output_dir)
+    return output_dir.with_name(output_dir.name + CHECKPOINT_SUFFIX)
+
+
+def _staging_dir(folder: Path, kind: str) -> Path:
+    return folder.with_name(f".{folder.name}.{kind}")
+
+
+def _recover_checkpoint(folder: Path) -> bool:
+    """Whether a checkpoint exists at `folder`, after finishing a swap that a crash cut short."""
+    previous = _staging_dir(folder, "old")
+    if not folder.exists() and previous.exists():
+        previous.rename(folder)  # the crash fell between moving the old one aside and the new one in
+    return folder.is_dir()
+
+
+def delete_checkpoint(folder: Path) -> None:
+    for path in (folder, _staging_dir(folder, "old"), _staging_dir(folder, "partial")):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _weights_on_cpu(model) -> dict:
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+
+
+def _precision(device: str):
+    """The autocast dtype fine-tuning uses on `device` (None: fp32)."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@dataclass
+class TrainingCheckpoint:
+    """The resumable state of one fine-tuning run (the module docstring lists the files)."""
+
+    folder: Path
+    fingerprint: dict  # what must match to resume
+    resume: bool = False  # restore it before training
+    resumes: int = 0  # how often this run was resumed, once restored
+
+    def read(self) -> dict:
+        """The checkpoint's training.json, checked against this run's fingerprint."""
+        path = self.folder / _CHECKPOINT_STATE
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise RsError(
+                f"The checkpoint in {self.folder} is damaged ({error}); rerun without --resume and with --force "
+                "to start over."
+            ) from None
+        if state.get("format", 0) > CHECKPOINT_FORMAT:
+            raise RsError(f"The checkpoint in {self.folder} was made by a newer rs; upgrade rs to resume it.")
+        difference = _fingerprint_difference(state.get("fingerprint", {}), self.fingerprint)
+        if difference:
+            raise RsError(
+                f"Cannot resume from {self.folder}: {difference}. Pass the same options as the interrupted run, "
+                "or rerun without --resume and with --force to start over."
+            )
+        return state
+
+    def save(self, model, optimizer, scheduler, scaler, batch_order, run: dict, best: dict) -> None:
+        """Write the checkpoint into a hidden sibling, then swap it in for the previous one."""
+        import numpy
+        import torch
+        from safetensors.torch import save_file, save_model
+
+        staging = _staging_dir(self.folder, "partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            save_model(model, str(staging / _CHECKPOINT_MODEL))
+            best_weights = None
+            if "state" in best:
+                best_weights = "model" if run["best_is_current"] else "best"
+                if best_weights == "best":
+                    save_file(best["state"], str(staging / _CHECKPOINT_BEST))
+            optimizer_state = optimizer.state_dict()
+            tensors = {"rng.torch": torch.get_rng_state(), "rng.batch_order": batch_order}
+            if self.fingerprint["device"] == "cuda":
+                for index, cuda_state in enumerate(torch.cuda.get_rng_state_all()):
+                    tensors[f"rng.cuda.{index}"] = cuda_state
+            other_optimizer_state: dict = {}
+            for index, values in optimizer_state["state"].items():
+                for key, value in values.items():
+                    if torch.is_tensor(value):
+                        tensors[f"optimizer.{index}.{key}"] = value.detach().to("cpu").contiguous()
+                    else:
+                        other_optimizer_state.setdefault(str(index), {})[key] = value
+            save_file(tensors, str(staging / _CHECKPOINT_TENSORS))
+            numpy_state = numpy.random.get_state()
+            state = {
+                "format": CHECKPOINT_FORMAT,
+                "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "fingerprint": self.fingerprint,
+                "run": run,
+                "best": {key: value for key, value in best.items() if key != "state"},
+                "best_weights": best_weights,
+                "optimizer": {"param_groups": optimizer_state["param_groups"], "state": other_optimizer_state},
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "python_rng": random.getstate(),
+                "numpy_rng": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
+            }
+            (staging / _CHECKPOINT_STATE).write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
+            (staging / "README.txt").write_text(
+                "Checkpoint of an interrupted `rs finetune` run: not a model, `rs predict` cannot use it.\n"
+                f"To continue, {RESUME_HINT}; to start over, rerun it with --force (deletes this folder).\n"
+                "It is deleted when the model folder is saved.\n",
+                encoding="utf-8",
+            )
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        previous = _staging_dir(self.folder, "old")
+        shutil.rmtree(previous, ignore_errors=True)
+        if self.folder.exists():
+            self.folder.rename(previous)
+        staging.rename(self.folder)
+        shutil.rmtree(previous, ignore_errors=True)
+
+    def restore(self, model, optimizer, scheduler, scaler):
+        """Load the checkpoint into the freshly built model, optimizer, scheduler and scaler, and restore the RNG
+        states. Returns (batch-order generator state, run counters, best)."""
+        import numpy
+        import torch
+        from safetensors.torch import load_file, load_model
+
+        state = self.read()
+        try:
+            load_model(model, str(self.folder / _CHECKPOINT_MODEL), device=str(next(model.parameters()).device))
+            tensors = load_file(str(self.folder / _CHECKPOINT_TENSORS))
+            best = dict(state["best"])
+            if state["best_weights"] == "model":
+                best["state"] = _weights_on_cpu(model)
+            elif state["best_weights"] == "best":
+                best["state"] = load_file(str(self.folder / _CHECKPOINT_BEST))
+        except (OSError, RuntimeError, KeyError) as error:
+            raise RsError(
+                f"The checkpoint in {self.folder} is damaged ({error}); rerun without --resume and with --force "
+                "to start over."
+            ) from None
+        optimizer_state: dict = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, index, name = key.split(".", 2)
+                optimizer_state.setdefault(int(index), {})[name] = value
+        for index, values in state["optimizer"]["state"].items():
+            optimizer_state.setdefault(int(index), {}).update(values)
+        groups = [
+            {key: tuple(value) if isinstance(value, list) and key != "params" else value for key, value in g.items()}
+            for g in state["optimizer"]["param_groups"]
+        ]
+        optimizer.load_state_dict({"state": optimizer_state, "param_groups": groups})
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        cuda_states = [tensors[f"rng.cuda.{i}"] for i in range(len(tensors)) if f"rng.cuda.{i}" in tensors]
+        if cuda_states:
+            torch.cuda.set_rng_state_all(cuda_states)
+        random.setstate((state["python_rng"][0], tuple(state["python_rng"][1]), state["python_rng"][2]))
+        name, keys, *rest = state["numpy_rng"]
+        numpy.random.set_state((name, numpy.array(keys, dtype=numpy.uint32), *rest))
+        run = state["run"]
+        run["resumes"] = self.resumes = run.get("resumes", 0) + 1
+        return tensors["rng.batch_order"], run, best
+
+
+def _fingerprint_difference(saved: dict, current: dict) -> str:
+    """What differs between a checkpoint's fingerprint and this run's, in words ('' when nothing does)."""
+    differences = []
+    for key in [*current, *(key for key in saved if key not in current)]:
+        old, new = saved.get(key), current.get(key)
+        if old == new:
+            continue
+        if key == "data":
+            differences.append("the training data differs (another file, rows, labels or normalization)")
+        elif key == "training_args" and isinstance(old, dict) and isinstance(new, dict):
+            for arg in [*new, *(arg for arg in old if arg not in new)]:
+                if old.get(arg) != new.get(arg):
+                    option = _OPTION_NAMES.get(arg, arg)
+                    differences.append(f"{option} was {old.get(arg)} there, {new.get(arg)} now")
+        else:
+            differences.append(f"{key.replace('_', ' ')} was {old} there, {new} now")
+    return "; ".join(differences)
+
+
+class _InterruptGuard:
+    """Holds Ctrl-C (and `kill`, SIGTERM) back while a training step or an epoch's bookkeeping runs, so a
+    checkpoint is never taken of a half-updated state: the first signal stops the run once the step is
+    complete, a second one stops it at once."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self, say: Callable[[str], None]):
+        self.say = say
+        self.holding = False
+        self.requested = False
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach only the main thread
+            return
+        previous = {}
+        for name in self.SIGNALS:
+            number = getattr(signal, name, None)
+            if number is not None:
+                previous[number] = signal.signal(number, self._handle)
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                # None: a handler installed outside Python, which cannot be put back; use Python's default.
+                default = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
+                signal.signal(number, handler if handler is not None else default)
+
+    def _handle(self, signum, frame) -> None:
+        if self.holding and not self.requested:
+            self.requested = True
+            self.say("Stopping after this step to save a checkpoint (Ctrl-C again stops at once).")
+            return
+        raise KeyboardInterrupt
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if self.requested:
+            raise KeyboardInterrupt
+
+
+# --------------------------------------------------------------------------------------- training loop
+
+
 def train_classifier(
     model,
     encoded: list[list[int]],
@@ -206,8 +519,15 @@ def train_classifier(
     device: str,
     pad_token_id: int,
     say=print,
+    *,
+    checkpoint: TrainingCheckpoint | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> tuple[list[dict], dict]:
-    """The training loop. Returns the per-epoch history and the best epoch's scores and weights ("state")."""
+    """The training loop. Returns the per-epoch history and the best epoch's scores and weights ("state").
+
+    With `checkpoint`, it saves one after every epoch and on Ctrl-C (then raises Interrupted), and
+    first restores it when `checkpoint.resume`. `on_step(epoch, step)` is called after every completed step.
+    """
     import torch
     from transformers import get_linear_schedule_with_warmup
 
@@ -226,69 +546,156 @@ def train_classifier(
     )
     total_steps = math.ceil(len(train_rows) / args.batch_size) * args.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * args.warmup_ratio), total_steps)
-    use_amp = device.startswith("cuda")
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    amp_dtype = _precision(device)
+    use_amp = amp_dtype is not None
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     generator = torch.Generator().manual_seed(args.seed)
     validation_gold = [targets[i] for i in validation_rows]
 
-    history: list[dict] = []
+    # Everything below that changes during training is in `run`, `best`, `batch_order` (the generator's state
+    # before the current epoch drew its batches), the model, optimizer, scheduler, scaler and the RNGs.
+    run: dict = {
+        "epoch": 1,  # the epoch being trained
+        "position": 0,  # its batches done
+        "step": 0,  # all batches done
+        "done": False,
+        "losses": [],  # this epoch's
+        "tokens": 0,
+        "slots": 0,
+        "epoch_seconds": 0.0,
+        "history": [],
+        "epochs_without_improvement": 0,
+        "best_is_current": False,
+        "resumes": 0,
+    }
     best: dict = {"macro_f1": -1.0}
-    epochs_without_improvement = 0
-    with progress_bar() as progress:
-        task = progress.add_task("Training", total=total_steps, info="")
-        for epoch in range(1, args.epochs + 1):
-            model.train()
-            losses = []
-            epoch_started = time.perf_counter()
-            tokens = slots = 0
-            for rows in length_grouped_batches(train_rows, encoded, args.batch_size, generator):
-                ids, mask = pad_batch([encoded[r] for r in rows], pad_token_id)
-                tokens += int(mask.sum())
-                slots += mask.numel()
-                gold = torch.tensor([targets[r] for r in rows], device=device)
-                with torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
-                    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-                loss = loss_function(logits.float(), gold)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                losses.append(loss.item())
-                progress.update(task, advance=1, info=f"epoch {epoch}/{args.epochs} loss {np.mean(losses[-50:]):.4f}")
+    batch_order = generator.get_state()
+    if checkpoint is not None and checkpoint.resume:
+        batch_order, run, best = checkpoint.restore(model, optimizer, scheduler, scaler)
+        finished = " (training had finished: writing the model)" if run["done"] else ""
+        say(f"Resuming from {checkpoint.folder} at step {run['step']} of {total_steps}{finished}")
+    saved_at = run["step"] if checkpoint is not None and checkpoint.resume else None  # step of the last checkpoint
+    consistent = True  # whether model, optimizer, RNGs and `run` describe one moment of training
+    unsaved = False  # whether that moment is newer than the last checkpoint
+    guard = _InterruptGuard(say)
 
-            with torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
-                probabilities = batched_probabilities(
-                    model, [encoded[i] for i in validation_rows], pad_token_id, batch_size=64, device=device
-                )
-            scores = _scores(validation_gold, probabilities.argmax(axis=1).tolist(), label_names)
-            history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": round(float(np.mean(losses)), 4),
-                    **scores,
-                    "train_tokens_per_second": round(tokens / (time.perf_counter() - epoch_started), 1),
-                    "padding_share": round(1 - tokens / slots, 4),
-                }
+    def save() -> None:
+        nonlocal saved_at, unsaved
+        checkpoint.save(model, optimizer, scheduler, scaler, batch_order, run, best)
+        saved_at, unsaved = run["step"], False
+
+    try:
+        with guard.installed(), progress_bar() as progress:
+            task = progress.add_task("Training", total=total_steps, completed=run["step"], info="")
+            while not run["done"]:
+                epoch = run["epoch"]
+                model.train()
+                generator.set_state(batch_order)
+                batches = length_grouped_batches(train_rows, encoded, args.batch_size, generator)
+                resumed_at, seconds_before = time.perf_counter(), run["epoch_seconds"]
+                for position in range(run["position"], len(batches)):
+                    rows = batches[position]
+                    with guard.hold():
+                        consistent = unsaved = False
+                        ids, mask = pad_batch([encoded[r] for r in rows], pad_token_id)
+                        gold = torch.tensor([targets[r] for r in rows], device=device)
+                        with torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
+                            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+                        loss = loss_function(logits.float(), gold)
+                        optimizer.zero_grad(set_to_none=True)
+                        scaler.scale(loss).backward()
+                        scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                        scaler.step(optimizer)
+                        scaler.update()
+                        scheduler.step()
+                        run["losses"].append(loss.item())
+                        run["tokens"] += int(mask.sum())
+                        run["slots"] += mask.numel()
+                        run["epoch_seconds"] = seconds_before + time.perf_counter() - resumed_at
+                        run["position"] = position + 1
+                        run["step"] += 1
+                        run["best_is_current"] = False
+                        consistent = unsaved = True
+                        progress.update(
+                            task,
+                            advance=1,
+                            info=f"epoch {epoch}/{args.epochs} loss {np.mean(run['losses'][-50:]):.4f}",
+                        )
+                        if on_step:
+                            on_step(epoch, run["step"])
+
+                # A Ctrl-C during validation stops at once: it changes nothing that a checkpoint holds.
+                model.eval()
+                with torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
+                    probabilities = batched_probabilities(
+                        model, [encoded[i] for i in validation_rows], pad_token_id, batch_size=64, device=device
+                    )
+                scores = _scores(validation_gold, probabilities.argmax(axis=1).tolist(), label_names)
+                with guard.hold():
+                    consistent = unsaved = False
+                    history = run["history"]
+                    history.append(
+                        {
+                            "epoch": epoch,
+                            "train_loss": round(float(np.mean(run["losses"])), 4),
+                            **scores,
+                            "train_tokens_per_second": round(run["tokens"] / max(run["epoch_seconds"], 1e-9), 1),
+                            "padding_share": round(1 - run["tokens"] / run["slots"], 4),
+                        }
+                    )
+                    improved = scores["macro_f1"] > best["macro_f1"]
+                    say(
+                        f"epoch {epoch}: train loss {history[-1]['train_loss']:.4f} · validation accuracy "
+                        f"{scores['accuracy']:.4f} · macro-F1 {scores['macro_f1']:.4f}{'  (best)' if improved else ''}"
+                    )
+                    stop = epoch == args.epochs
+                    if improved:
+                        best = {"epoch": epoch, **scores, "state": _weights_on_cpu(model)}
+                        run["epochs_without_improvement"] = 0
+                    else:
+                        run["epochs_without_improvement"] += 1
+                        patience = args.early_stopping_patience
+                        if patience and run["epochs_without_improvement"] >= patience:
+                            say(
+                                "Early stopping: no better validation macro-F1 for "
+                                f"{run['epochs_without_improvement']} epochs."
+                            )
+                            stop = True
+                    batch_order = generator.get_state()
+                    run.update(
+                        epoch=epoch + 1,
+                        position=0,
+                        done=stop,
+                        losses=[],
+                        tokens=0,
+                        slots=0,
+                        epoch_seconds=0.0,
+                        best_is_current=improved,
+                    )
+                    consistent = unsaved = True
+                    if checkpoint is not None:
+                        save()
+    except KeyboardInterrupt:
+        if checkpoint is None:
+            raise
+        if consistent and unsaved and run["step"] > 0:
+            save()
+        epoch_part = "training had finished" if run["done"] else f"epoch {min(run['epoch'], args.epochs)}"
+        if consistent and saved_at is not None:
+            message = (
+                f"Stopped at step {run['step']} of {total_steps} ({epoch_part}); checkpoint saved in "
+                f"{checkpoint.folder}. To continue, {RESUME_HINT}."
             )
-            improved = scores["macro_f1"] > best["macro_f1"]
-            say(
-                f"epoch {epoch}: train loss {history[-1]['train_loss']:.4f} · validation accuracy "
-                f"{scores['accuracy']:.4f} · macro-F1 {scores['macro_f1']:.4f}{'  (best)' if improved else ''}"
+        elif saved_at is not None:
+            message = (
+                f"Stopped during step {run['step'] + 1} of {total_steps}; the checkpoint of step {saved_at} in "
+                f"{checkpoint.folder} is kept. To continue from there, {RESUME_HINT}."
             )
-            if improved:
-                state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                best = {"epoch": epoch, **scores, "state": state}
-                epochs_without_improvement = 0
-            else:
-                epochs_without_improvement += 1
-                if args.early_stopping_patience and epochs_without_improvement >= args.early_stopping_patience:
-                    say(f"Early stopping: no better validation macro-F1 for {epochs_without_improvement} epochs.")
-                    break
-    return history, best
+        else:
+            message = "Stopped before the first training step was complete: nothing to resume. Rerun to start over."
+        raise Interrupted(message) from None
+    return run["history"], best
 
 
 def finetune(
@@ -306,10 +713,19 @@ def finetune(
     processed_dir: str | Path = PROCESSED_DIR,
     device: str | None = None,
     encoding: str | None = None,
+    sheet: str | None = None,
     quiet: bool = False,
+    resume: bool = False,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> FinetuneResult:
     """Train a classifier on labeled reviews: fine-tune `base_name` (keeping the best epoch by validation
-    macro-F1), or with `base_name="tfidf"` fit the TF-IDF + logistic-regression baseline."""
+    macro-F1), or with `base_name="tfidf"` fit the TF-IDF + logistic-regression baseline.
+
+    Fine-tuning keeps a checkpoint in `<output_dir>.rs-checkpoint/` (see the module docstring); `resume`
+    continues from it (or starts afresh, with a note, when there is none), `force` deletes it and starts over.
+    Ctrl-C raises Interrupted, a KeyboardInterrupt whose message says how to continue. `on_step(epoch,
+    step)` is called after every training step (tests use it to interrupt a run at a known point).
+    """
     started = time.perf_counter()
     args = args or FinetuneArguments()
     say = (lambda message: None) if quiet else console.print
@@ -321,7 +737,12 @@ def finetune(
     is_tfidf = base_name.lower() == TFIDF
     base = None if is_tfidf else resolve_base(base_name, base_revision)
     data = load_training_data(
-        data_path, text_col=text_col, label_options=label_options, processed_dir=processed_dir, encoding=encoding
+        data_path,
+        text_col=text_col,
+        label_options=label_options,
+        processed_dir=processed_dir,
+        encoding=encoding,
+        sheet=sheet,
     )
     label_names = sort_labels(data.labels)
     if len(label_names) < 2:
@@ -333,10 +754,41 @@ def finetune(
             f"Only {len(validation_rows)} reviews are held out for validation: the best epoch and the reported "
             "scores are noisy. More labeled data (or --validation-fraction) helps."
         )
-    name = name or default_model_name(TFIDF if is_tfidf else (base.alias or Path(base.source).name), data.path)
+    base_part = TFIDF if is_tfidf else (base.alias or Path(base.source).name)
+    default_checkpoint = looked = None
+    name_given = name is not None or output_dir is not None
+    if not is_tfidf and not name_given:
+        default_checkpoint = _default_named_checkpoint(Path(models_dir), base_part, data.path)
+    if default_checkpoint is not None and resume:
+        output_dir = default_checkpoint.with_name(default_checkpoint.name.removesuffix(CHECKPOINT_SUFFIX))
+    name = name or default_model_name(base_part, data.path)
     output_dir = Path(output_dir) if output_dir else Path(models_dir) / name
+    checkpoint_dir = (
+        None if is_tfidf else (default_checkpoint if default_checkpoint is not None else checkpoint_dir_for(output_dir))
+    )
+    if is_tfidf:
+        if resume:
+            say("The TF-IDF baseline trains in seconds and keeps no checkpoint: --resume trains it again.")
+    elif _recover_checkpoint(checkpoint_dir):
+        if not (resume or force):
+            raise RsError(
+                f"An interrupted run left a checkpoint in {checkpoint_dir}. Pass --resume to continue it "
+                "(with the same options), or --force to start over and delete it."
+            )
+        if not resume:
+            delete_checkpoint(checkpoint_dir)
+            checkpoint_dir = checkpoint_dir_for(output_dir)
+    elif resume:
+        looked = (
+            checkpoint_dir
+            if default_checkpoint is not None or name_given
+            else Path(models_dir) / (_default_name_prefix(base_part, data.path) + "*" + CHECKPOINT_SUFFIX)
+        )
+        resume = False
     if output_dir.exists() and not force:
         raise RsError(f"{output_dir} already exists. Pass --name with another name, or --force to replace it.")
+    if looked is not None:
+        say(f"No checkpoint to resume ({looked}): starting from the beginning.")
     counts = ", ".join(f"{label} {data.labels.count(label)}" for label in label_names)
     say(
         f"Data: {data.path} — {len(data.texts)} labeled reviews ({counts}) from the {data.label_source}; "
@@ -347,7 +799,19 @@ def finetune(
     if is_tfidf:
         trained = _fit_tfidf(data, label_names, split, args, warnings, say)
     else:
-        trained = _fine_tune_transformer(data, label_names, split, base, args, device, warnings, say)
+        try:
+            trained = _fine_tune_transformer(
+                data, label_names, split, base, args, device, warnings, say, checkpoint_dir, resume, on_step
+            )
+        except Interrupted:
+            raise
+        except KeyboardInterrupt:  # before training started: a checkpoint being resumed is still there
+            if not resume:
+                raise
+            raise Interrupted(
+                f"Stopped before training resumed; the checkpoint in {checkpoint_dir} is kept. To continue, "
+                f"{RESUME_HINT}."
+            ) from None
 
     data_info = {
         "path": str(data.path),
@@ -387,7 +851,17 @@ def finetune(
         "warnings": warnings,
         "library_versions": library_versions(),
     }
-    save_model_folder(trained.write, meta, output_dir, force=force)
+    try:
+        save_model_folder(trained.write, meta, output_dir, force=force)
+    except KeyboardInterrupt:
+        if is_tfidf:
+            raise
+        raise Interrupted(
+            f"Stopped while saving the model; training had finished and its checkpoint in {checkpoint_dir} is "
+            f"kept. To write the model, {RESUME_HINT}."
+        ) from None
+    if not is_tfidf:
+        delete_checkpoint(checkpoint_dir)
     return FinetuneResult(
         output_dir, label_names, best["epoch"], metrics, trained.history, data_info, warnings, seconds
     )
@@ -402,7 +876,10 @@ class _Trained:
     truncated: int = 0
 
 
-def _fine_tune_transformer(data, label_names, split, base, args, device, warnings, say) -> _Trained:
+def _fine_tune_transformer(
+    data, label_names, split, base, args, device, warnings, say, checkpoint_dir, resume, on_step
+) -> _Trained:
+    import torch
     from transformers import set_seed
 
     train_rows, validation_rows = split
@@ -416,6 +893,23 @@ def _fine_tune_transformer(data, label_names, split, base, args, device, warning
     max_length = clamp_max_length(args.max_length, tokenizer, config, warnings)
     for warning in warnings:
         say(f"[yellow]Warning:[/] {warning}")
+    device = pick_device(device)
+    precision = _precision(device)
+    checkpoint = TrainingCheckpoint(
+        checkpoint_dir,
+        {
+            "data": data.fingerprint(),
+            "labels": label_names,
+            "training_args": args.to_dict(),
+            "base": {"source": base.source, "revision": base.revision, "commit": getattr(config, "_commit_hash", None)},
+            "max_length": max_length,
+            "device": torch.device(device).type,
+            "precision": str(precision).removeprefix("torch.") if precision else "fp32",
+        },
+        resume,
+    )
+    if resume:
+        checkpoint.read()  # a mismatch fails before the weights are loaded
 
     set_seed(args.seed)  # before the classifier head is initialized
     label_ids = {label: i for i, label in enumerate(label_names)}
@@ -423,7 +917,6 @@ def _fine_tune_transformer(data, label_names, split, base, args, device, warning
         base, num_labels=len(label_names), id2label=dict(enumerate(label_names)), label2id=label_ids
     )
     model.config.problem_type = "single_label_classification"
-    device = pick_device(device)
     use_fast_attention(model, device)
     model.to(device)
 
@@ -434,7 +927,18 @@ def _fine_tune_transformer(data, label_names, split, base, args, device, warning
         f"train {len(train_rows)} / validation {len(validation_rows)} · max length {max_length} · {device}"
     )
     history, best = train_classifier(
-        model, encoded, targets, train_rows, validation_rows, label_names, args, device, tokenizer.pad_token_id, say
+        model,
+        encoded,
+        targets,
+        train_rows,
+        validation_rows,
+        label_names,
+        args,
+        device,
+        tokenizer.pad_token_id,
+        say,
+        checkpoint=checkpoint,
+        on_step=on_step,
     )
     model.load_state_dict(best.pop("state"))
     model.to("cpu")
@@ -448,6 +952,7 @@ def _fine_tune_transformer(data, label_names, split, base, args, device, warning
         },
         "training_args": args.to_dict(),
         "device": device,
+        "resumed": checkpoint.resumes,
     }
     truncated = sum(len(ids) >= max_length for ids in encoded)
     return _Trained(save_transformer(model, tokenizer), meta, history, best, truncated)

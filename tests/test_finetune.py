@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from review_sentiment.config import FinetuneArguments
-from review_sentiment.errors import RsError
+from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.finetune import LabelOptions, finetune, load_training_data, stratified_split
 from review_sentiment.normalize import NormalizationRecipe
 from review_sentiment.preprocess import preprocess_file
@@ -123,3 +123,135 @@ def test_split_is_stratified_and_checks_rare_labels():
 def test_invalid_arguments_say_what_is_wrong():
     with pytest.raises(RsError, match="learning_rate must be positive"):
         FinetuneArguments(learning_rate=0)
+
+
+# ------------------------------------------------------------------------------------ checkpoints and --resume
+
+RESUMABLE = FinetuneArguments(
+    epochs=3, learning_rate=3e-3, batch_size=8, validation_fraction=0.25, early_stopping_patience=0
+)  # 12 steps per epoch on `easy_reviews`; macro-F1 improves at epochs 2 and 3, so the trajectory decides the model
+
+
+@pytest.fixture
+def easy_reviews(tmp_path):
+    positive = [f"정말 최고 좋아요 추천 {i}" for i in range(40)]
+    negative = [f"진짜 최악 별로 환불 {i}" for i in range(40)]
+    neutral = [f"그냥 보통 무난 {i}" for i in range(40)]
+    path = tmp_path / "easy.csv"
+    pd.DataFrame(
+        {"review": positive + negative + neutral, "label": ["긍정"] * 40 + ["부정"] * 40 + ["중립"] * 40}
+    ).to_csv(path, index=False)
+    return path
+
+
+def _interrupt_at(wanted: int):
+    def on_step(epoch, step):
+        if step == wanted:
+            raise KeyboardInterrupt
+
+    return on_step
+
+
+def _without_timing(history):
+    return [{k: v for k, v in epoch.items() if k != "train_tokens_per_second"} for epoch in history]
+
+
+def test_interrupted_runs_resume_to_the_same_model(tmp_path, tiny_base, easy_reviews, monkeypatch):
+    import os
+    import signal
+
+    import review_sentiment.finetune as finetune_module
+
+    straight = finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=tmp_path / "straight", quiet=True)
+    assert straight.best_epoch == 3
+    out, checkpoint = tmp_path / "resumed", tmp_path / "resumed.rs-checkpoint"
+
+    # 1. Stopped after the last step of epoch 1, before its validation.
+    with pytest.raises(Interrupted, match="step 12 of 36.*rerun the same command with --resume"):
+        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, quiet=True, on_step=_interrupt_at(12))
+    assert not out.exists() and (checkpoint / "training.json").exists() and (checkpoint / "model.safetensors").exists()
+
+    # 2. A real Ctrl-C (SIGINT) in the middle of epoch 2: the step finishes, then the checkpoint is saved there.
+    def ctrl_c_at_18(epoch, step):
+        if step == 18:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted, match="step 18 of 36"):
+        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, quiet=True, resume=True, on_step=ctrl_c_at_18)
+    state = json.loads((checkpoint / "training.json").read_text())
+    assert (state["run"]["epoch"], state["run"]["position"], state["run"]["step"]) == (2, 6, 18)
+    assert state["best_weights"] == "best"  # epoch 1's weights, kept apart from the current ones
+
+    # 3. Stopped in the middle of a step of epoch 3 (as a second Ctrl-C would): the checkpoint of epoch 2 is kept.
+    calls = {"n": 0}
+    pad_batch = finetune_module.pad_batch
+
+    def interrupted_pad_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 9:  # steps 19-24 finish epoch 2, steps 25 and 26 complete, step 27 is cut off
+            raise KeyboardInterrupt
+        return pad_batch(*args, **kwargs)
+
+    monkeypatch.setattr(finetune_module, "pad_batch", interrupted_pad_batch)
+    with pytest.raises(Interrupted, match="during step 27 .*checkpoint of step 24"):
+        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, quiet=True, resume=True)
+    monkeypatch.setattr(finetune_module, "pad_batch", pad_batch)
+    assert json.loads((checkpoint / "training.json").read_text())["run"]["step"] == 24
+
+    resumed = finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, quiet=True, resume=True)
+    assert not checkpoint.exists()  # deleted once the model folder is saved
+    assert _without_timing(resumed.history) == _without_timing(straight.history)
+    assert resumed.best_epoch == straight.best_epoch
+    assert (out / "model.safetensors").read_bytes() == (tmp_path / "straight" / "model.safetensors").read_bytes()
+    assert json.loads((out / "rs_meta.json").read_text())["resumed"] == 3
+
+
+def test_resume_refuses_other_options_and_force_starts_over(tmp_path, tiny_base, easy_reviews):
+    out, checkpoint = tmp_path / "m", tmp_path / "m.rs-checkpoint"
+    with pytest.raises(KeyboardInterrupt):
+        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, quiet=True, on_step=_interrupt_at(2))
+    other = FinetuneArguments(**{**RESUMABLE.to_dict(), "learning_rate": 1e-3, "early_stopping_patience": 1})
+    with pytest.raises(RsError, match=r"--learning-rate was 0.003 there, 0.001 now; --patience was 0 there, 1 now"):
+        finetune(easy_reviews, str(tiny_base), other, output_dir=out, quiet=True, resume=True)
+    with pytest.raises(RsError, match="Pass --resume to continue it .*or --force to start over"):
+        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, quiet=True)
+    assert checkpoint.exists()
+    started_over = []
+    finetune(
+        easy_reviews,
+        str(tiny_base),
+        FinetuneArguments(**{**RESUMABLE.to_dict(), "epochs": 1}),
+        output_dir=out,
+        quiet=True,
+        force=True,
+        on_step=lambda epoch, step: started_over.append(step),
+    )
+    assert started_over[0] == 1 and (out / "model.safetensors").exists() and not checkpoint.exists()
+
+
+def test_resume_without_checkpoint_starts_fresh_and_finds_a_default_named_one(
+    tmp_path, tiny_base, easy_reviews, capsys
+):
+    args = FinetuneArguments(**{**RESUMABLE.to_dict(), "epochs": 1})
+    finetune(easy_reviews, str(tiny_base), args, models_dir=tmp_path / "fresh", resume=True)
+    assert "No checkpoint to resume" in capsys.readouterr().err
+    assert len(list((tmp_path / "fresh").glob("tiny-easy-*/model.safetensors"))) == 1
+
+    # A default name holds the start time; rerunning the same command with --resume finds the checkpoint anyway.
+    models = tmp_path / "models"
+    with pytest.raises(KeyboardInterrupt):
+        finetune(easy_reviews, str(tiny_base), args, models_dir=models, quiet=True, on_step=_interrupt_at(5))
+    (checkpoint,) = models.glob("tiny-easy-*.rs-checkpoint")
+    with pytest.raises(RsError, match="--resume"):
+        finetune(easy_reviews, str(tiny_base), args, models_dir=models, quiet=True)
+    result = finetune(easy_reviews, str(tiny_base), args, models_dir=models, quiet=True, resume=True)
+    assert result.output_dir.name == checkpoint.name.removesuffix(".rs-checkpoint")
+    assert not checkpoint.exists() and len(list(models.glob("tiny-easy-*/model.safetensors"))) == 1
+
+
+def test_tfidf_resume_just_trains_again(tmp_path, easy_reviews, capsys):
+    finetune(
+        easy_reviews, "tfidf", FinetuneArguments(validation_fraction=0.25), output_dir=tmp_path / "tf", resume=True
+    )
+    assert "keeps no checkpoint" in capsys.readouterr().err
+    assert (tmp_path / "tf" / "rs_meta.json").exists() and not (tmp_path / "tf.rs-checkpoint").exists()
