@@ -8,7 +8,12 @@ from pathlib import Path
 import typer
 
 from review_sentiment.console import console
-from review_sentiment.errors import RsError
+from review_sentiment.errors import Interrupted, RsError
+
+EXIT_CODES = (
+    "Exit codes: 0 success · 1 a problem with data, files or models (one line says what and how to fix it) · "
+    "2 a usage error · 130 interrupted."
+)
 
 app = typer.Typer(
     name="rs",
@@ -19,7 +24,7 @@ app = typer.Typer(
         "`rs predict reviews.csv -o labeled.csv`\n\n"
         "Offline? Download a base on a connected machine and pass its folder: --base ./KcELECTRA-base-v2022. "
         "Exit codes: 0 success, 1 a problem with data, files or models (the message says how to fix it), "
-        "2 a usage error."
+        "2 a usage error (unknown option, missing argument), 130 interrupted (Ctrl-C or kill)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -45,6 +50,13 @@ def _main(
     """Korean review sentiment."""
 
 
+SHEET_HELP = "The .xlsx sheet to read: its name or number (1 = first) [default: the first sheet]."
+ESCAPE_HELP = (
+    "Write .csv/.tsv/.xlsx text exactly as it is. By default a cell starting with = + - @ (or tab, CR) gets a "
+    "leading ' so that a spreadsheet shows it instead of running it as a formula; .jsonl and .parquet never change."
+)
+
+
 @contextmanager
 def _reported_errors():
     """Turn data/file problems into one line and exit code 1, Ctrl-C into exit code 130; no tracebacks."""
@@ -53,6 +65,9 @@ def _reported_errors():
     except RsError as error:
         console.print(f"[bold red]Error:[/] {error}")
         raise typer.Exit(code=1) from None
+    except Interrupted as interrupted:
+        console.print(f"[bold red]Interrupted.[/] {interrupted}")
+        raise typer.Exit(code=130) from None
     except KeyboardInterrupt:
         console.print(
             "[bold red]Interrupted.[/] Outputs are written only when complete: nothing half-written was left behind."
@@ -60,11 +75,17 @@ def _reported_errors():
         raise typer.Exit(code=130) from None
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def preprocess(
-    input_path: Path = typer.Argument(..., metavar="INPUT", help="Review file: .csv, .tsv, .txt or .jsonl."),
+    input_path: Path = typer.Argument(
+        ..., metavar="INPUT", help="Review file: .csv, .tsv, .txt (one review per line), .jsonl, .xlsx or .parquet."
+    ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Where to write the processed file [default: data/processed/NAME.csv]."
+        None,
+        "--output",
+        "-o",
+        help="Where to write the processed file (.csv, .tsv, .jsonl, .xlsx, .parquet) [default: "
+        "data/processed/NAME.csv].",
     ),
     text_col: str | None = typer.Option(
         None,
@@ -81,6 +102,8 @@ def preprocess(
         False, "--drop-duplicates", help="Drop rows whose cleaned text repeats an earlier row."
     ),
     encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
+    sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
+    no_escape_formulas: bool = typer.Option(False, "--no-escape-formulas", help=ESCAPE_HELP),
 ) -> None:
     """Normalize review text so `rs finetune` can pick it up.
 
@@ -102,6 +125,8 @@ def preprocess(
             drop_empty=drop_empty,
             drop_duplicates=drop_duplicates,
             encoding=encoding,
+            sheet=sheet,
+            escape_formulas=not no_escape_formulas,
         )
     flagged = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in summary.flagged.items())
     console.print(f"Read {summary.rows_in} rows from {summary.input_path} (text column '{summary.text_column}')")
@@ -112,11 +137,12 @@ def preprocess(
     console.print(f"Flagged: {flagged}")
     for reason, n in summary.dropped.items():
         console.print(f"Dropped {n} {reason} rows")
+    _print_output_changes(summary.output_changes)
     console.print(f"Wrote {summary.rows_out} rows to [bold]{summary.output_path}[/] in {summary.seconds:.1f}s")
     console.print("Next: rs finetune --base kcelectra")
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def finetune(
     data: Path | None = typer.Argument(
         None, metavar="[DATA]", help="Labeled review file [default: the file `rs preprocess` wrote last]."
@@ -131,7 +157,16 @@ def finetune(
     revision: str | None = typer.Option(None, "--revision", help="Hub revision (overrides the alias's pin)."),
     name: str | None = typer.Option(None, "--name", help="Model name [default: BASE-DATA-TIME]."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Model folder [default: models/NAME]."),
-    force: bool = typer.Option(False, "--force", "-F", help="Replace an existing model folder."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="After Ctrl-C or a crash: continue from the checkpoint (models/NAME.rs-checkpoint) with the same "
+        "command and options, to the model an uninterrupted run gives. No checkpoint: starts from the beginning, so "
+        "scripts can always pass it. --base tfidf keeps none (it trains in seconds) and just trains again.",
+    ),
+    force: bool = typer.Option(
+        False, "--force", "-F", help="Replace an existing model folder; start over, deleting a checkpoint."
+    ),
     text_col: str | None = typer.Option(None, "--text-col", help="Column with the review text."),
     label_col: str | None = typer.Option(
         None,
@@ -160,12 +195,17 @@ def finetune(
     seed: int = typer.Option(42, "--seed", help="Random seed."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
     encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949, utf-16)."),
+    sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
 ) -> None:
     """Fine-tune a Korean ELECTRA into a positive/negative/neutral classifier, saved under models/NAME/.
 
     Labels come from a label column or from star ratings (5-point: 1-2 negative, 3 neutral, 4-5 positive;
     10-point: 1-4, 5-8, 9-10). A stratified validation split picks the best epoch by macro-F1. Without
     internet, download the base on a connected machine and pass its folder: --base ./KcELECTRA-base-v2022.
+
+    A checkpoint is saved beside the model folder (models/NAME.rs-checkpoint) after every epoch and on Ctrl-C
+    (at the step that was running), and deleted once the model is saved. After Ctrl-C or a crash, rerun the
+    same command with --resume: it ends with the same model as an uninterrupted run. --force starts over.
     """
     from review_sentiment.config import FinetuneArguments
     from review_sentiment.finetune import LabelOptions
@@ -190,9 +230,11 @@ def finetune(
             name=name,
             output_dir=output,
             force=force,
+            resume=resume,
             text_col=text_col,
             device=device,
             encoding=encoding,
+            sheet=sheet,
             label_options=LabelOptions(label_col, rating_col, rating_scale, rating_bins),
         )
     console.print(
@@ -203,9 +245,11 @@ def finetune(
     console.print(f"Next: rs predict reviews.csv -o labeled.csv --model {result.output_dir}")
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def pretrain(
-    corpus: Path = typer.Argument(..., metavar="CORPUS", help="Unlabeled reviews: .csv, .tsv, .txt or .jsonl."),
+    corpus: Path = typer.Argument(
+        ..., metavar="CORPUS", help="Unlabeled reviews: .csv, .tsv, .txt, .jsonl, .xlsx or .parquet."
+    ),
     size: str = typer.Option("mini", "--size", help="From scratch: mini (CPU), small (ELECTRA-Small) or base."),
     base: str | None = typer.Option(
         None, "--base", "-b", help="Continue from this ELECTRA checkpoint (alias or folder) instead of scratch."
@@ -231,6 +275,8 @@ def pretrain(
     checkpoint_minutes: float = typer.Option(10.0, "--checkpoint-minutes", help="Minutes between checkpoints."),
     seed: int = typer.Option(42, "--seed", help="Random seed."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
+    encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
+    sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
 ) -> None:
     """Pretrain an ELECTRA on unlabeled reviews by replaced-token detection; the result is a --base for finetune.
 
@@ -267,6 +313,8 @@ def pretrain(
             resume=resume,
             force=force,
             device=device,
+            encoding=encoding,
+            sheet=sheet,
         )
     final = result.final
     console.print(
@@ -283,11 +331,19 @@ def pretrain(
     console.print(f"Next: rs finetune labeled.csv --base {result.output_dir}")
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def predict(
-    input_path: Path = typer.Argument(..., metavar="INPUT", help="Review file to label (raw or preprocessed)."),
+    input_path: Path = typer.Argument(
+        ...,
+        metavar="INPUT",
+        help="Review file to label (raw or preprocessed): .csv, .tsv, .txt, .jsonl, .xlsx or .parquet.",
+    ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Output file (.csv, .tsv, .jsonl) [default: INPUT.labeled.csv]."
+        None,
+        "--output",
+        "-o",
+        help="Output file; its extension picks the format: .csv, .tsv, .jsonl, .xlsx, .parquet (.gz for the text "
+        "ones) [default: INPUT.labeled.csv].",
     ),
     model: Path | None = typer.Option(
         None, "--model", "-m", help="Model folder [default: the newest model under models/]."
@@ -319,14 +375,28 @@ def predict(
     ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
     encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
+    sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
+    no_escape_formulas: bool = typer.Option(False, "--no-escape-formulas", help=ESCAPE_HELP),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue a run that Ctrl-C or a kill interrupted, from its last finished chunk; the output is the "
+        "same as an uninterrupted run's. Pass the same file and options as before.",
+    ),
 ) -> None:
     """Label every review in INPUT with a fine-tuned model.
 
-    The output keeps every input column and row in order and adds predicted_label, confidence and one
-    prob_LABEL column per class (existing columns are never overwritten: a clash gets an _rs suffix).
-    The model's own normalization is applied, so raw and preprocessed files get the same labels. Rows
-    whose text is empty get an empty label. Files of any size are streamed in chunks; the output appears
-    only when complete.
+    The output keeps every input column and row in order and adds predicted_label, confidence, one
+    prob_LABEL column per class and note (existing columns are never overwritten: a clash gets an _rs
+    suffix). The model's own normalization is applied, so raw and preprocessed files get the same labels.
+
+    Rows whose text is empty (or only URLs and invisible characters) get an empty label and the reason in
+    note. A review longer than the model's maximum length is cut into sentences with kiwipiepy, packed into
+    parts that fit, and its probabilities are the parts' average weighted by their tokens (note says into how
+    many parts).
+
+    Files of any size are streamed in chunks; the output appears only when complete. Finished chunks are kept
+    beside the output until then, so an interrupted run continues with --resume.
     """
     from review_sentiment.predict import predict_file
 
@@ -347,6 +417,9 @@ def predict(
             device=device,
             encoding=encoding,
             chunk_rows=chunk_size,
+            resume=resume,
+            sheet=sheet,
+            escape_formulas=not no_escape_formulas,
         )
     chosen = "" if model else "newest under models/, "
     precision = f", {summary.precision}" if summary.precision else ""
@@ -359,13 +432,23 @@ def predict(
         f"Labeled {summary.scored} of {summary.rows} rows in {summary.seconds:.1f}s "
         f"({summary.reviews_per_second:.0f} reviews/s): {distribution}"
     )
-    if summary.unscored_empty:
-        console.print(f"{summary.unscored_empty} rows have empty text and got no label")
-    if summary.truncated:
-        console.print(f"Truncated to the model's maximum length: {summary.truncated} review(s)")
+    if summary.resumed_chunks:
+        console.print(f"Resumed: {summary.resumed_chunks} of {summary.chunks} chunks came from the interrupted run")
+    if summary.unscored:
+        console.print(f"{summary.unscored} rows have no text to score and got no label (reason in the note column)")
+    if summary.split:
+        console.print(
+            f"{summary.split} review(s) longer than the model's maximum length were scored in parts (see note)"
+        )
     for wanted, name in summary.renamed_columns.items():
         console.print(f"The input already has a '{wanted}' column: the prediction is in '{name}'")
+    _print_output_changes(summary.output_changes)
     console.print(f"Wrote [bold]{summary.output_path}[/]")
+
+
+def _print_output_changes(changes: dict[str, int]) -> None:
+    for what, count in changes.items():
+        console.print(f"Note: {count} {what}")
 
 
 def _quantization(quantize: str | None) -> str | None:
@@ -374,7 +457,7 @@ def _quantization(quantize: str | None) -> str | None:
     return quantize
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def evaluate(
     data: Path = typer.Argument(..., metavar="DATA", help="Labeled review file (label or star-rating column)."),
     model: Path | None = typer.Option(
@@ -396,6 +479,8 @@ def evaluate(
     ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
     encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
+    sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
+    no_escape_formulas: bool = typer.Option(False, "--no-escape-formulas", help=ESCAPE_HELP),
 ) -> None:
     """Measure a model on labeled reviews it has not seen: accuracy, macro-F1, per-class scores, confusion.
 
@@ -419,6 +504,8 @@ def evaluate(
             precision=_quantization(quantize),
             device=device,
             encoding=encoding,
+            sheet=sheet,
+            escape_formulas=not no_escape_formulas,
         )
     scored_as = " · --quantize int8" if quantize else ""
     console.print(f"Model: {report.model_dir}{scored_as} · data: {report.data_path} ({report.label_source})")
@@ -449,7 +536,7 @@ def _print_scores(scores: dict, title: str) -> None:
     console.print(matrix)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def models(
     models_dir: Path = typer.Option(Path("models"), "--models-dir", help="Folder that holds the models."),
 ) -> None:
@@ -477,7 +564,7 @@ def models(
     console.print(table)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES)
 def info() -> None:
     """Versions of rs, Python, torch, transformers, kiwipiepy and whether CUDA is available (for bug reports)."""
     from review_sentiment.info import environment_info
@@ -486,5 +573,13 @@ def info() -> None:
         console.print(f"{key}: {value}")
 
 
+def _stop_like_ctrl_c(signal_number, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+
+    # `kill` (SIGTERM) unwinds like Ctrl-C: temporary files are removed, progress is kept for --resume.
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     app()

@@ -24,7 +24,8 @@ from review_sentiment.inference import MAX_BATCH_ROWS
 from review_sentiment.labels import read_gold_labels, sort_labels
 from review_sentiment.modelstore import newest_model_dir
 from review_sentiment.predict import Predictor
-from review_sentiment.tables import read_table, table_stem, write_table
+from review_sentiment.preprocess import read_reviews
+from review_sentiment.tables import table_stem, write_table
 
 METRICS_FILE = "metrics.json"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -124,11 +125,13 @@ def evaluate_file(
     precision: str | None = None,
     device: str | None = None,
     encoding: str | None = None,
+    sheet: str | None = None,
+    escape_formulas: bool = True,
 ) -> EvaluationReport:
     """Score a model on a labeled file and write metrics.json, confusion_matrix.png and misclassified.csv."""
     data_path = Path(data_path)
     model_dir = Path(model_dir) if model_dir else newest_model_dir(models_dir)
-    table = read_table(data_path, encoding)
+    table = read_reviews(data_path, encoding, sheet)
     gold = read_gold_labels(table, label_col, rating_col, rating_scale, rating_bins)
     predictor = Predictor(model_dir, device=device, batch_size=batch_size, precision=precision)
     text_column = predictor.text_column(list(table.columns), text_col)
@@ -172,7 +175,7 @@ def evaluate_file(
             "confidence": [round(float(confidence[j]), 4) for j in wrong],
         }
     )
-    write_table(misclassified, files["misclassified"])
+    write_table(misclassified, files["misclassified"], escape_formulas)
     plot_confusion_matrix(
         scores["confusion_matrix"],
         predictor.labels,

@@ -194,6 +194,18 @@ def _ends_inside_word(char: str) -> bool:
 _SPLIT_CANDIDATE = re.compile(r"(?:[^\s\w]|[_\u3131-\u318e])\S")
 
 
+def _blocks(text: str, limit: int) -> list[str]:
+    """`text` cut into pieces of at most `limit` characters, after a space where there is one in the second
+    half of the piece; joined, the pieces are `text` again."""
+    blocks = []
+    while len(text) > limit:
+        cut = text.rfind(" ", limit // 2, limit)
+        cut = cut + 1 if cut > 0 else limit
+        blocks.append(text[:cut])
+        text = text[cut:]
+    return [*blocks, text] if text else blocks
+
+
 def _join_sentences(text: str, sentences) -> str:
     """Insert one space at sentence boundaries that follow punctuation, emoji or jamo and lack one."""
     pieces = []
@@ -267,6 +279,22 @@ class ReviewNormalizer:
 
     @staticmethod
     def _split_sentences(kiwi, texts: list[str]) -> list[str]:
+        # Long texts go to kiwipiepy in blocks cut at spaces (see SENTENCE_BLOCK_CHARS); a block's trailing
+        # space is kept aside so the blocks join back exactly.
+        blocks, owners = [], []
+        for owner, text in enumerate(texts):
+            for block in _blocks(text, SENTENCE_BLOCK_CHARS):
+                blocks.append(block)
+                owners.append(owner)
+        trailing = [block[len(block.rstrip(" ")) :] for block in blocks]
+        joined = ReviewNormalizer._split_blocks(kiwi, [block.rstrip(" ") for block in blocks])
+        out = [""] * len(texts)
+        for owner, block, space in zip(owners, joined, trailing, strict=True):
+            out[owner] += block + space
+        return out
+
+    @staticmethod
+    def _split_blocks(kiwi, texts: list[str]) -> list[str]:
         # Splitting a text changes how kiwipiepy splits it next time, so repeat until nothing changes:
         # normalization must be idempotent (a processed file normalized again stays the same).
         pending = [i for i, text in enumerate(texts) if _SPLIT_CANDIDATE.search(text)]
@@ -291,6 +319,32 @@ class ReviewNormalizer:
             tokens = kiwi.tokenize(text, typos="basic")
             out.append(kiwi.join(tokens) if tokens else text)
         return out
+
+
+SENTENCE_BLOCK_CHARS = 5000  # kiwipiepy's sentence splitting slows down sharply on longer texts
+
+
+def split_sentences(texts: list[str]) -> list[list[str]]:
+    """Each text cut into its sentences with kiwipiepy, only ever at a space: joining a text's sentences with
+    spaces gives the text back, so nothing is lost and no word is cut.
+
+    Texts are first cut at a space (or anywhere, when there is none) into blocks of at most
+    SENTENCE_BLOCK_CHARS characters: kiwipiepy takes seconds on a 100,000-character text, and a block is far
+    longer than any sentence a model reads at once.
+    """
+    blocks, owners = [], []
+    for owner, text in enumerate(texts):
+        for block in _blocks(text, SENTENCE_BLOCK_CHARS):
+            blocks.append(block)
+            owners.append(owner)
+    out: list[list[str]] = [[] for _ in texts]
+    for owner, block, sentences in zip(owners, blocks, shared_kiwi().split_into_sents(blocks), strict=True):
+        # Cut at the sentence starts rather than keeping kiwipiepy's spans, so characters it skips stay in, and
+        # only where a space precedes: kiwipiepy sometimes starts a sentence inside a word (재미지|다).
+        starts = sorted({0, *(s.start for s in sentences if 0 < s.start < len(block) and block[s.start - 1] == " ")})
+        pieces = (block[a:b].strip() for a, b in zip(starts, [*starts[1:], len(block)], strict=True))
+        out[owner].extend(piece for piece in pieces if piece)
+    return out
 
 
 def normalize_texts(texts: Iterable[object], recipe: NormalizationRecipe | None = None) -> list[str]:

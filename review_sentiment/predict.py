@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from review_sentiment.console import row_progress, silence_library_logs
-from review_sentiment.errors import RsError
+from review_sentiment.console import console, row_progress, silence_library_logs
+from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.inference import (
     MAX_BATCH_ROWS,
     batched_probabilities,
@@ -27,13 +31,14 @@ from review_sentiment.modelstore import (
     read_meta,
     recipe_of,
 )
-from review_sentiment.normalize import ReviewNormalizer
+from review_sentiment.normalize import ReviewNormalizer, coerce_text
+from review_sentiment.preprocess import open_reviews
 from review_sentiment.tables import (
     DEFAULT_CHUNK_ROWS,
-    TableSource,
     TableWriter,
     check_output_path,
     find_text_column,
+    output_changes,
     prefetched,
     same_file,
     table_stem,
@@ -42,6 +47,8 @@ from review_sentiment.tables import (
 
 LABEL_COLUMN = "predicted_label"
 CONFIDENCE_COLUMN = "confidence"
+NOTE_COLUMN = "note"  # why a row has no label, or that a long text was scored in parts
+SPLIT_NOTE_START = "long text: scored in"
 
 
 @dataclass
@@ -52,14 +59,16 @@ class PredictSummary:
     text_column: str
     rows: int
     scored: int
-    unscored_empty: int
+    unscored: int  # rows without a label: empty text, or none left after normalization
     label_counts: dict[str, int]
-    truncated: int
+    split: int  # long texts scored in several parts
     renamed_columns: dict[str, str]
     seconds: float
     device: str
     precision: str
     chunks: int
+    resumed_chunks: int = 0  # chunks taken from an interrupted run
+    output_changes: dict[str, int] = field(default_factory=dict)  # cells the output format could not hold as is
 
     @property
     def reviews_per_second(self) -> float:
@@ -71,7 +80,12 @@ def default_output_path(input_path: Path) -> Path:
 
 
 class TransformerClassifier:
-    """A fine-tuned transformer: tokenizes normalized texts and returns class probabilities."""
+    """A fine-tuned transformer: tokenizes normalized texts and returns class probabilities.
+
+    A text longer than the model reads at once is cut into sentences with kiwipiepy, the sentences are packed
+    into pieces that fit, each piece is scored, and the text's probabilities are the pieces' average weighted
+    by their number of tokens. A sentence longer than a piece on its own is cut between tokens.
+    """
 
     def __init__(
         self,
@@ -84,6 +98,8 @@ class TransformerClassifier:
     ):
         model, self.tokenizer, meta = load_transformer_folder(model_dir)
         self.max_length = int(meta.get("max_length", 128))
+        self._prefix, self._suffix = special_tokens_around(self.tokenizer)
+        self.piece_tokens = self.max_length - len(self._prefix) - len(self._suffix)
         self.device = pick_device(device)
         if self.device == "cpu":
             set_cpu_threads(threads)
@@ -91,22 +107,108 @@ class TransformerClassifier:
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
 
-    def encode(self, texts: list[str]) -> list[list[int]]:
-        return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"] if texts else []
+    def encode(self, texts: list[str]) -> EncodedTexts:
+        token_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        long = [i for i, ids in enumerate(token_ids) if len(ids) > self.piece_tokens]
+        pieces_of = dict(zip(long, self._pieces([texts[i] for i in long]), strict=True))
+        encoded = EncodedTexts()
+        for owner, ids in enumerate(token_ids):
+            pieces = pieces_of.get(owner, [ids])
+            for piece in pieces:
+                encoded.ids.append(self._prefix + piece + self._suffix)
+                encoded.owners.append(owner)
+                encoded.weights.append(max(len(piece), 1))
+            encoded.parts.append(len(pieces))
+        return encoded
 
-    def truncated(self, encoded: list[list[int]]) -> int:
-        return sum(len(ids) >= self.max_length for ids in encoded)
+    def _pieces(self, texts: list[str]) -> list[list[list[int]]]:
+        """Token ids of long texts, each cut into sentences and packed into pieces of `piece_tokens`."""
+        from review_sentiment.normalize import split_sentences
 
-    def predict_proba(self, encoded: list[list[int]], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        return batched_probabilities(
+        out = []
+        for sentences in split_sentences(texts):
+            sentence_ids = self.tokenizer(sentences, add_special_tokens=False)["input_ids"] if sentences else []
+            out.append(pack_pieces(sentence_ids, self.piece_tokens))
+        return out
+
+    @staticmethod
+    def parts(encoded: EncodedTexts) -> list[int]:
+        return encoded.parts
+
+    def predict_proba(self, encoded: EncodedTexts, on_batch: Callable[[float], None] | None = None) -> np.ndarray:
+        texts_per_piece = len(encoded.parts) / max(len(encoded.ids), 1)  # progress counts texts, not pieces
+        probabilities = batched_probabilities(
             self.model,
-            encoded,
+            encoded.ids,
             self.tokenizer.pad_token_id,
             device=self.device,
             batch_tokens=self.batch_tokens,
             batch_size=self.batch_size,
-            on_batch=on_batch,
+            on_batch=(lambda pieces: on_batch(pieces * texts_per_piece)) if on_batch else None,
         )
+        return combine_pieces(probabilities, encoded)
+
+
+@dataclass
+class EncodedTexts:
+    """Model inputs for a list of texts: one piece per text, several for a text too long for the model."""
+
+    ids: list[list[int]] = field(default_factory=list)  # the pieces, special tokens included
+    owners: list[int] = field(default_factory=list)  # the text each piece belongs to
+    weights: list[int] = field(default_factory=list)  # tokens of text in each piece
+    parts: list[int] = field(default_factory=list)  # pieces per text
+
+
+def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
+    """The special tokens the tokenizer puts before and after one text ([CLS] and [SEP] for ELECTRA)."""
+    probe = "가"
+    inner = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe)["input_ids"]
+    for start in range(len(full) - len(inner) + 1):
+        if full[start : start + len(inner)] == inner:
+            return full[:start], full[start + len(inner) :]
+    raise RsError("The model's tokenizer adds special tokens in a way rs does not know; it cannot split long texts.")
+
+
+def pack_pieces(sentence_ids: list[list[int]], limit: int) -> list[list[int]]:
+    """Consecutive sentences packed greedily into pieces of at most `limit` tokens; a sentence longer than
+    `limit` is cut into pieces of its own. Every token lands in exactly one piece, in order."""
+    pieces: list[list[int]] = []
+    current: list[int] = []
+    for ids in sentence_ids:
+        if current and len(current) + len(ids) > limit:
+            pieces.append(current)
+            current = []
+        while len(ids) > limit:
+            if current:
+                pieces.append(current)
+                current = []
+            pieces.append(ids[:limit])
+            ids = ids[limit:]
+        current.extend(ids)
+    if current or not pieces:
+        pieces.append(current)
+    return pieces
+
+
+def combine_pieces(probabilities: np.ndarray, encoded: EncodedTexts) -> np.ndarray:
+    """One probability row per text: its piece's, or for a split text the token-weighted mean of its pieces."""
+    if len(encoded.ids) == len(encoded.parts):
+        return probabilities  # nothing was split: one piece per text, in order
+    owners = np.asarray(encoded.owners)
+    weights = np.asarray(encoded.weights, dtype=np.float64)[:, None]
+    sums = np.zeros((len(encoded.parts), probabilities.shape[1]), dtype=np.float64)
+    np.add.at(sums, owners, probabilities * weights)
+    totals = np.bincount(owners, weights[:, 0], minlength=len(encoded.parts))[:, None]
+    combined = (sums / totals).astype(np.float32)
+    single = np.asarray(encoded.parts) == 1
+    first_piece = np.searchsorted(owners, np.arange(len(encoded.parts)))
+    combined[single] = probabilities[first_piece[single]]  # exactly the piece's numbers, no round trip
+    return combined
+
+
+EMPTY_TEXT = "empty text"
+NOTHING_LEFT = "no text left after removing URLs, control and invisible characters"
 
 
 @dataclass
@@ -116,7 +218,8 @@ class PreparedTexts:
     rows: int
     scored: list[int]
     encoded: object
-    truncated: int
+    notes: list[str]  # per row: why it has no label, or into how many parts it was split; "" otherwise
+    split: int  # rows scored in several parts
 
 
 class Predictor:
@@ -158,21 +261,31 @@ class Predictor:
         self.labels: list[str] = list(self.meta["labels"])
         self.normalizer = ReviewNormalizer(recipe_of(self.meta))
 
-    def prepare(self, texts: list[object]) -> PreparedTexts:
+    def prepare(self, texts: Iterable[object]) -> PreparedTexts:
         """Normalize raw texts with the model's recipe and encode the non-empty ones for the classifier."""
+        texts = list(texts)
         normalized = self.normalizer.normalize(texts)
         scored = [i for i, text in enumerate(normalized) if text]
         encoded = self.classifier.encode([normalized[i] for i in scored])
-        return PreparedTexts(len(normalized), scored, encoded, self.classifier.truncated(encoded))
+        notes = [
+            "" if text else EMPTY_TEXT if not coerce_text(raw).strip() else NOTHING_LEFT
+            for raw, text in zip(texts, normalized, strict=True)
+        ]
+        split = 0
+        for row, parts in zip(scored, self.classifier.parts(encoded), strict=True):
+            if parts > 1:
+                notes[row] = f"{SPLIT_NOTE_START} {parts} parts"
+                split += 1
+        return PreparedTexts(len(normalized), scored, encoded, notes, split)
 
-    def score(self, prepared: PreparedTexts, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    def score(self, prepared: PreparedTexts, on_batch: Callable[[float], None] | None = None) -> np.ndarray:
         """Class probabilities, one row per prepared text (NaN rows for texts that were empty)."""
         result = np.full((prepared.rows, len(self.labels)), np.nan, dtype=np.float32)
         if prepared.scored:
             result[prepared.scored] = self.classifier.predict_proba(prepared.encoded, on_batch)
         return result
 
-    def probabilities(self, texts: list[object], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    def probabilities(self, texts: Iterable[object], on_batch: Callable[[float], None] | None = None) -> np.ndarray:
         """Normalize raw texts with the model's recipe and return class probabilities (NaN for empty texts)."""
         return self.score(self.prepare(texts), on_batch)
 
@@ -183,7 +296,7 @@ class Predictor:
             text_col = trained_on
         return find_text_column(columns, text_col)
 
-    def predict(self, texts: list[object]) -> list[str]:
+    def predict(self, texts: Iterable[object]) -> list[str]:
         """Predicted label per text ("" for texts that are empty after normalization)."""
         return labels_from_probabilities(self.probabilities(texts), self.labels)
 
@@ -207,12 +320,19 @@ def predict_file(
     threads: int | None = None,
     device: str | None = None,
     encoding: str | None = None,
+    sheet: str | None = None,
+    escape_formulas: bool = True,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    resume: bool = False,
+    on_chunk_done: Callable[[int], None] | None = None,
 ) -> PredictSummary:
     """Label every row of a review file; the output keeps all input columns and rows in order.
 
     The file is read, labeled and written `chunk_rows` rows at a time, so memory does not grow with its size;
-    the output is written to a temporary file renamed into place at the end.
+    the output is written to a temporary file renamed into place at the end. Each finished chunk's results
+    are also kept in a folder beside the output until the output is complete: after Ctrl-C or a kill,
+    `resume=True` takes the finished chunks from there and scores only the rest, and the output is the same
+    as an uninterrupted run's. `on_chunk_done(chunks)` is called after each chunk is kept.
     """
     started = time.perf_counter()
     input_path = Path(input_path)
@@ -221,34 +341,61 @@ def predict_file(
         raise RsError(f"The output {output_path} is the input file; rs never overwrites its input. Pass another -o.")
     check_output_path(output_path)
     model_dir = Path(model_dir) if model_dir else newest_model_dir(models_dir)
-    source = TableSource(input_path, encoding)
+    source = open_reviews(input_path, encoding, sheet)
+    check_output_path(output_path, rows=source.rows)
     predictor = Predictor(
         model_dir, device, batch_size, batch_tokens=batch_tokens, precision=precision, threads=threads
     )
     text_column = predictor.text_column(source.columns, text_col)
-    added = [LABEL_COLUMN, CONFIDENCE_COLUMN, *(f"prob_{label}" for label in predictor.labels)]
+    added = [LABEL_COLUMN, CONFIDENCE_COLUMN, *(f"prob_{label}" for label in predictor.labels), NOTE_COLUMN]
     names: dict[str, str] = {}
     for wanted in added:
         names[wanted] = unique_column_name([*source.columns, *names.values()], wanted)
 
+    store = ResumeStore(output_path)
+    settings = _run_settings(source, predictor, text_column, chunk_rows, batch_tokens, batch_size)
+    finished = store.open(settings, resume)
+
+    def results_of(numbered_chunk):
+        number, chunk = numbered_chunk
+        return store.load(number) if number < finished else predictor.prepare(chunk[text_column])
+
     counts: Counter = Counter()
-    unscored = truncated = chunks = 0
-    with TableWriter(output_path) as writer, row_progress("Predicting", source.rows) as advance:
-        for chunk, prepared in prefetched(source.chunks(chunk_rows), lambda c: predictor.prepare(c[text_column])):
-            probabilities = predictor.score(prepared, on_batch=advance)
-            advance(prepared.rows - len(prepared.scored))
-            predicted = labels_from_probabilities(probabilities, predictor.labels)
-            # float64 before rounding, so JSON output shows 0.4928 rather than float32's 0.4927999973
-            probabilities = probabilities.astype(np.float64)
-            chunk[names[LABEL_COLUMN]] = predicted
-            chunk[names[CONFIDENCE_COLUMN]] = np.round(probabilities.max(axis=1), 4)
-            for index, label in enumerate(predictor.labels):
-                chunk[names[f"prob_{label}"]] = np.round(probabilities[:, index], 4)
-            writer.write(chunk)
-            counts.update(label for label in predicted if label)
-            unscored += prepared.rows - len(prepared.scored)
-            truncated += prepared.truncated
-            chunks += 1
+    unscored = split = chunks = 0
+    try:
+        writer = TableWriter(output_path, escape_formulas=escape_formulas, temporary_dir=store.folder)
+        with writer, row_progress("Predicting", source.rows) as advance:
+            for (number, chunk), results in prefetched(enumerate(source.chunks(chunk_rows)), results_of):
+                if number < finished:
+                    probabilities, notes = results
+                    advance(len(chunk))
+                else:
+                    probabilities = predictor.score(results, on_batch=advance)
+                    advance(results.rows - len(results.scored))
+                    notes = results.notes
+                    store.save(number, probabilities, notes)
+                    if on_chunk_done:
+                        on_chunk_done(number + 1)
+                predicted = labels_from_probabilities(probabilities, predictor.labels)
+                # float64 before rounding, so JSON output shows 0.4928 rather than float32's 0.4927999973
+                probabilities = probabilities.astype(np.float64)
+                chunk[names[LABEL_COLUMN]] = predicted
+                chunk[names[CONFIDENCE_COLUMN]] = np.round(probabilities.max(axis=1), 4)
+                for index, label in enumerate(predictor.labels):
+                    chunk[names[f"prob_{label}"]] = np.round(probabilities[:, index], 4)
+                chunk[names[NOTE_COLUMN]] = notes
+                writer.write(chunk)
+                counts.update(label for label in predicted if label)
+                unscored += sum(1 for label in predicted if not label)
+                split += sum(1 for note in notes if note.startswith(SPLIT_NOTE_START))
+                chunks += 1
+    except KeyboardInterrupt:
+        kept = store.finished()
+        raise Interrupted(
+            f"{min(kept * chunk_rows, source.rows)} of {source.rows} rows were labeled ({kept} chunk(s), kept in "
+            f"{store.folder}). Rerun the same command with --resume to continue from there."
+        ) from None
+    store.remove()
 
     return PredictSummary(
         input_path=str(input_path),
@@ -257,12 +404,138 @@ def predict_file(
         text_column=text_column,
         rows=source.rows,
         scored=sum(counts.values()),
-        unscored_empty=unscored,
+        unscored=unscored,
         label_counts={label: counts.get(label, 0) for label in predictor.labels},
-        truncated=truncated,
+        split=split,
         renamed_columns={wanted: name for wanted, name in names.items() if wanted != name},
         seconds=round(time.perf_counter() - started, 2),
         device=predictor.device,
         precision=predictor.precision,
         chunks=chunks,
+        resumed_chunks=finished,
+        output_changes=output_changes(source, writer),
     )
+
+
+def _run_settings(source, predictor, text_column, chunk_rows, batch_tokens, batch_size) -> dict:
+    """What decides a run's numbers: a resumed run must match the interrupted one in all of it."""
+    import torch
+
+    return {
+        "input": {"path": str(source.path.resolve()), "sha256": file_digest(source.path)},
+        "model": {"path": str(predictor.model_dir.resolve()), "files": folder_digest(predictor.model_dir)},
+        "text_column": text_column,
+        "chunk_size": chunk_rows,
+        "device": predictor.device,
+        "precision": predictor.precision,
+        "batch_tokens": batch_tokens,
+        "batch_size": batch_size,
+        "threads": torch.get_num_threads() if predictor.device == "cpu" else None,
+    }
+
+
+SETTING_NAMES = {
+    "input": "the input file (changed or another file)",
+    "model": "the model (--model, or its files changed)",
+    "text_column": "the text column (--text-col)",
+    "chunk_size": "--chunk-size",
+    "device": "--device",
+    "precision": "--precision / --quantize",
+    "batch_tokens": "--batch-tokens",
+    "batch_size": "--batch-size",
+    "threads": "--threads",
+}
+
+
+def file_digest(path: Path) -> str:
+    import hashlib
+
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def folder_digest(folder: Path) -> str:
+    """A digest of a model folder's metadata and of its files' names, sizes and modification times."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        status = path.stat()
+        digest.update(f"{path.name}\t{status.st_size}\t{status.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+class ResumeStore:
+    """The finished chunks of one `rs predict` output, kept in a hidden folder beside it until it is complete.
+
+    state.json records the run's settings; chunk-NNNNNN.npz holds a chunk's probabilities (float32, NaN for
+    unscored rows) and notes, written atomically after the chunk is scored. Loading never unpickles.
+    """
+
+    def __init__(self, output_path: Path) -> None:
+        self.folder = output_path.parent / f".{output_path.name}.rs-resume"
+
+    def open(self, settings: dict, resume: bool) -> int:
+        """Start a run: the number of chunks a resumed run takes from the folder (0 when starting afresh)."""
+        state_path = self.folder / "state.json"
+        if self.folder.exists():
+            finished = self.finished()
+            try:
+                stored = json.loads(state_path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                stored = None
+            if not resume:
+                raise RsError(
+                    f"An interrupted run of this prediction kept {finished} finished chunk(s) in {self.folder}. "
+                    "Rerun with --resume to continue it, or delete that folder to start over."
+                )
+            if not isinstance(stored, dict) or stored.get("format") != RESUME_FORMAT:
+                raise RsError(
+                    f"{state_path} is damaged or from another rs version; delete {self.folder} to start over."
+                )
+            differs = [SETTING_NAMES[key] for key in SETTING_NAMES if stored.get(key) != settings[key]]
+            if differs:
+                raise RsError(
+                    f"Cannot resume: {', '.join(differs)} differ(s) from the interrupted run. Pass the same file and "
+                    f"options as before, or delete {self.folder} to start over."
+                )
+            return finished
+        if resume:
+            console.print("Nothing to resume for this output: starting from the beginning.")
+        self.folder.mkdir(parents=True)
+        _write_atomically(state_path, json.dumps({"format": RESUME_FORMAT, **settings}, indent=2).encode())
+        return 0
+
+    def _chunk_path(self, number: int) -> Path:
+        return self.folder / f"chunk-{number:06d}.npz"
+
+    def finished(self) -> int:
+        """Chunks finished in order from the first (a gap ends the count)."""
+        number = 0
+        while self._chunk_path(number).exists():
+            number += 1
+        return number
+
+    def save(self, number: int, probabilities: np.ndarray, notes: list[str]) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, probabilities=probabilities, notes=np.array(notes, dtype=str))
+        _write_atomically(self._chunk_path(number), buffer.getvalue())
+
+    def load(self, number: int) -> tuple[np.ndarray, list[str]]:
+        with np.load(self._chunk_path(number), allow_pickle=False) as stored:
+            return stored["probabilities"], stored["notes"].tolist()
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+RESUME_FORMAT = 1
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.part")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)

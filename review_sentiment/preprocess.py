@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from review_sentiment import __version__
 from review_sentiment.console import row_progress
@@ -21,7 +22,9 @@ from review_sentiment.tables import (
     TableWriter,
     check_output_path,
     find_text_column,
+    output_changes,
     prefetched,
+    read_table,
     same_file,
     table_stem,
     unique_column_name,
@@ -48,6 +51,10 @@ class PreprocessSummary:
     changed_rows: int
     mean_length: float
     seconds: float
+    # CSV/TSV/XLSX text that a spreadsheet would run as a formula was written with a leading "'"; rs commands
+    # reading this file remove it again (`written_escaped`).
+    formulas_escaped: bool = False
+    output_changes: dict[str, int] = field(default_factory=dict)  # cells the output format could not hold as is
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     rs_version: str = __version__
 
@@ -70,6 +77,8 @@ def preprocess_file(
     drop_duplicates: bool = False,
     processed_dir: str | Path = PROCESSED_DIR,
     encoding: str | None = None,
+    sheet: str | None = None,
+    escape_formulas: bool = True,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> PreprocessSummary:
     """Normalize the text column of a review file; keep every column and row unless asked to drop.
@@ -85,7 +94,8 @@ def preprocess_file(
     check_output_path(output_path)
     recipe = recipe or NormalizationRecipe()
     normalizer = ReviewNormalizer(recipe)
-    source = TableSource(input_path, encoding)
+    source = open_reviews(input_path, encoding, sheet)
+    check_output_path(output_path, rows=source.rows)
     text_column = find_text_column(source.columns, text_col)
     names = list(source.columns)
     for wanted in (NORMALIZED_COLUMN, *FLAG_COLUMNS):
@@ -97,7 +107,8 @@ def preprocess_file(
     dropped = dict.fromkeys(["empty"] * drop_empty + ["duplicate"] * drop_duplicates, 0)
     rows_out = changed_rows = total_length = nonempty = 0
     chunks = source.chunks(chunk_rows)
-    with TableWriter(output_path) as writer, row_progress("Normalizing", source.rows) as advance:
+    writer = TableWriter(output_path, escape_formulas=escape_formulas)
+    with writer, row_progress("Normalizing", source.rows) as advance:
         for chunk, normalized in prefetched(chunks, lambda c: normalizer.normalize(c[text_column])):
             empty = np.array([not text for text in normalized], dtype=bool)
             no_hangul = np.array([bool(text) and not has_hangul(text) for text in normalized], dtype=bool)
@@ -139,6 +150,8 @@ def preprocess_file(
         changed_rows=changed_rows,
         mean_length=round(total_length / nonempty, 1) if nonempty else 0.0,
         seconds=round(time.perf_counter() - started, 2),
+        formulas_escaped=writer.escaped_cells > 0,
+        output_changes=output_changes(source, writer),
     )
     sidecar_path(output_path).write_text(json.dumps(asdict(summary), ensure_ascii=False, indent=2), encoding="utf-8")
     processed_dir.mkdir(parents=True, exist_ok=True)
@@ -171,3 +184,19 @@ def latest_processed_file(processed_dir: str | Path = PROCESSED_DIR) -> Path:
     if not path.exists():
         raise RsError(f"The last preprocessed file {path} no longer exists. {hint}")
     return path
+
+
+def written_escaped(path: str | Path) -> bool:
+    """Whether `path` is an `rs preprocess` output whose formula-like text cells got a leading "'"."""
+    sidecar = read_sidecar(Path(path))
+    return bool(sidecar and sidecar.get("formulas_escaped"))
+
+
+def open_reviews(path: str | Path, encoding: str | None = None, sheet: str | None = None) -> TableSource:
+    """A review file opened for reading; the spreadsheet escaping of an `rs preprocess` output is undone."""
+    return TableSource(path, encoding, sheet=sheet, unescape_formulas=written_escaped(path))
+
+
+def read_reviews(path: str | Path, encoding: str | None = None, sheet: str | None = None) -> pd.DataFrame:
+    """A whole review file as `read_table` gives it, with an `rs preprocess` output's escaping undone."""
+    return read_table(path, encoding, sheet=sheet, unescape_formulas=written_escaped(path))

@@ -55,7 +55,8 @@ from review_sentiment.console import console, progress_bar, silence_library_logs
 from review_sentiment.errors import RsError
 from review_sentiment.modelstore import MODELS_DIR, library_versions
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
-from review_sentiment.tables import find_text_column, read_table, table_stem
+from review_sentiment.preprocess import read_reviews
+from review_sentiment.tables import find_text_column, table_stem
 
 PRETRAIN_META = "rs_pretrain.json"
 PRETRAIN_RECIPE_VERSION = 1
@@ -337,8 +338,14 @@ class PretrainResult:
     stopped_by: str = ""
 
 
-def read_corpus(path: str | Path, text_col: str | None, recipe: NormalizationRecipe) -> list[str]:
-    table = read_table(path)
+def read_corpus(
+    path: str | Path,
+    text_col: str | None,
+    recipe: NormalizationRecipe,
+    encoding: str | None = None,
+    sheet: str | None = None,
+) -> list[str]:
+    table = read_reviews(path, encoding, sheet)
     texts = ReviewNormalizer(recipe).normalize(table[find_text_column(table, text_col)].tolist(), "Normalizing")
     texts = [text for text in texts if text]
     if not texts:
@@ -400,6 +407,8 @@ def pretrain(
     resume: bool = False,
     force: bool = False,
     device: str | None = None,
+    encoding: str | None = None,
+    sheet: str | None = None,
     quiet: bool = False,
     on_step: Callable[[int, StepResult], None] | None = None,
 ) -> PretrainResult:
@@ -429,7 +438,7 @@ def pretrain(
     set_seed(args.seed)
     if base is not None and not resume:  # before the corpus work, so a missing checkpoint fails fast
         tokenizer, generator, discriminator = load_continued_pair(base)
-    texts = read_corpus(corpus_path, text_col, recipe)
+    texts = read_corpus(corpus_path, text_col, recipe, encoding, sheet)
     fingerprint = corpus_fingerprint(texts)
     if resume:
         from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining

@@ -123,7 +123,7 @@ def test_predict_on_a_file_without_text_and_a_bad_output_name(tmp_path, tiny_mod
     assert result.exit_code == 0, result.output
     assert "Labeled 0 of 2 rows" in result.output
     result = runner.invoke(
-        app, ["predict", str(tmp_path / "blank.csv"), "-o", str(tmp_path / "o.xlsx"), "--model", str(tiny_model)]
+        app, ["predict", str(tmp_path / "blank.csv"), "-o", str(tmp_path / "o.xls"), "--model", str(tiny_model)]
     )
     assert result.exit_code == 1 and "rs writes .csv, .tsv, .jsonl" in result.output
 
@@ -191,3 +191,202 @@ def test_predict_quantized_and_bad_precision_options(tmp_path, tiny_model):
         )
         assert result.exit_code == 1 and message in result.output, result.output
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.slow
+def test_finetune_ctrl_c_then_resume(tmp_path, monkeypatch, tiny_base):
+    import os
+    import signal
+
+    import review_sentiment.finetune as finetune_module
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reviews.csv").write_bytes(SAMPLE.read_bytes())
+    command = ["finetune", "reviews.csv", "--base", str(tiny_base), "--name", "m", "--epochs", "2", "--lr", "1e-3"]
+    assert "--resume" in runner.invoke(app, ["finetune", "--help"]).output
+    calls = {"n": 0}
+    pad_batch = finetune_module.pad_batch
+
+    def ctrl_c_during_step_15(*args, **kwargs):  # a real SIGINT, as Ctrl-C sends, in the middle of a step
+        calls["n"] += 1
+        if calls["n"] == 15:
+            os.kill(os.getpid(), signal.SIGINT)
+        return pad_batch(*args, **kwargs)
+
+    monkeypatch.setattr(finetune_module, "pad_batch", ctrl_c_during_step_15)
+    result = runner.invoke(app, command)
+    assert result.exit_code == 130, result.output
+    assert "Stopped at step 15 of 22" in result.output and "rerun the same command with --resume" in result.output
+    assert (tmp_path / "models" / "m.rs-checkpoint").is_dir() and not (tmp_path / "models" / "m").exists()
+    monkeypatch.setattr(finetune_module, "pad_batch", pad_batch)
+    result = runner.invoke(app, command)
+    assert result.exit_code == 1 and "--resume" in result.output and "--force" in result.output
+    result = runner.invoke(app, [*command, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "Resuming from models/m.rs-checkpoint at step 15 of 22" in result.output
+    assert (tmp_path / "models" / "m" / "model.safetensors").exists()
+    assert not (tmp_path / "models" / "m.rs-checkpoint").exists()
+
+
+def _start_predict(folder, tiny_model, output="out.csv"):
+    """`rs predict` in its own process, on 7,200 rows in chunks of 100."""
+    import subprocess
+    import sys
+
+    table = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    pd.concat([table] * 20).to_csv(folder / "in.csv", index=False)
+    arguments = ["predict", "in.csv", "-o", output, "--model", str(tiny_model), "--chunk-size", "100"]
+    command = [sys.executable, "-m", "review_sentiment", *arguments]
+    process = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kept = folder / f".{output}.rs-resume"
+    deadline = time.monotonic() + 180
+    while not (kept / "chunk-000002.npz").exists():  # three chunks finished
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "rs predict did not finish a chunk in time"
+        time.sleep(0.01)
+    return process, arguments, kept
+
+
+@pytest.mark.slow
+def test_predict_killed_then_resumed_equals_an_uninterrupted_run(tmp_path, monkeypatch, tiny_model):
+    import signal
+
+    from review_sentiment.predict import predict_file
+
+    process, arguments, kept = _start_predict(tmp_path, tiny_model)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert not (tmp_path / "out.csv").exists() and kept.is_dir()
+
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 1 and "--resume" in result.output  # progress is never discarded silently
+    result = runner.invoke(app, [*arguments, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "Resumed:" in result.output and "Labeled 7200 of 7200 rows" in result.output
+    predict_file("in.csv", "whole.csv", model_dir=tiny_model, chunk_rows=100)
+    assert (tmp_path / "out.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert not kept.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_kill_prints_how_to_resume(tmp_path, tiny_model, signal_name):
+    import signal
+
+    process, _, kept = _start_predict(tmp_path, tiny_model)
+    process.send_signal(getattr(signal, signal_name))
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "out.csv").exists() and kept.is_dir()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []  # no half-written output
+
+
+ROWS = [("1", "배송이 빨라요. 좋아요"), ("2", ""), ("3", "별로예요 다신 안 사요"), ("4", '=HYPERLINK("x") 그냥 그래요')]
+
+
+def _predict(folder, tiny_model, input_name, output_name, *options):
+    arguments = ["predict", input_name, "-o", output_name, "--model", str(tiny_model), *options]
+    result = runner.invoke(app, arguments)
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.mark.slow
+def test_real_world_files_give_the_same_labels(tmp_path, monkeypatch, tiny_model):
+    """The same rows as UTF-8, UTF-8 with BOM, UTF-16 (Excel's "Unicode text"), cp949, euc-kr, TSV, .xlsx (on a
+    second sheet) and .parquet: every one gives the same labels, whatever the output format."""
+    import openpyxl
+
+    from review_sentiment.tables import read_table
+
+    monkeypatch.chdir(tmp_path)
+    csv_text = "id,review\n" + "".join(f'{i},"{text.replace(chr(34), chr(34) * 2)}"\n' for i, text in ROWS)
+    inputs = {}
+    for encoding in ("utf-8", "utf-8-sig", "utf-16", "cp949", "euc-kr"):
+        inputs[f"{encoding}.csv"] = []
+        (tmp_path / f"{encoding}.csv").write_bytes(csv_text.encode(encoding))
+    (tmp_path / "tabs.tsv").write_text("id\treview\n" + "".join(f"{i}\t{t}\n" for i, t in ROWS), encoding="utf-8")
+    inputs["tabs.tsv"] = []
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["notes"])
+    sheet = workbook.create_sheet("리뷰")
+    sheet.append(["id", "review"])
+    for i, text in ROWS:
+        sheet.append([int(i), text or None])
+    sheet["B5"].data_type = "s"  # the =HYPERLINK text is a string cell, not a formula
+    workbook.save(tmp_path / "book.xlsx")
+    inputs["book.xlsx"] = ["--sheet", "리뷰"]
+    pd.DataFrame({"id": [int(i) for i, _ in ROWS], "review": [t for _, t in ROWS]}).to_parquet(tmp_path / "p.parquet")
+    inputs["p.parquet"] = []
+
+    labels = {}
+    for number, (name, options) in enumerate(inputs.items()):
+        suffix = (".csv", ".jsonl", ".xlsx", ".parquet", ".tsv")[number % 5]
+        result = _predict(tmp_path, tiny_model, name, f"out-{number}{suffix}", *options)
+        assert result.exit_code == 0, (name, result.output)
+        out = read_table(f"out-{number}{suffix}", unescape_formulas=True)
+        assert out["id"].tolist() == ["1", "2", "3", "4"], name
+        assert out["review"].tolist() == [text for _, text in ROWS], name
+        labels[name] = out["predicted_label"].tolist()
+        assert labels[name][1] == "" and out["note"][1] == "empty text"
+    assert len({tuple(v) for v in labels.values()}) == 1, labels
+
+
+@pytest.mark.slow
+def test_formula_like_text_is_escaped_in_spreadsheet_outputs_only(tmp_path, monkeypatch, tiny_model):
+    import openpyxl
+
+    monkeypatch.chdir(tmp_path)
+    pd.DataFrame({"review": ["=1+1 좋아요", "-별로", "@멘션", "+82 최고", "-1"]}).to_csv("in.csv", index=False)
+    assert _predict(tmp_path, tiny_model, "in.csv", "out.csv").exit_code == 0
+    escaped = pd.read_csv("out.csv", dtype=str, encoding="utf-8-sig")["review"].tolist()
+    assert escaped == ["'=1+1 좋아요", "'-별로", "'@멘션", "'+82 최고", "-1"]  # a plain number stays a number
+    result = _predict(tmp_path, tiny_model, "in.csv", "out.xlsx")
+    assert result.exit_code == 0 and "4 formula-like cells escaped" in result.output
+    sheet = openpyxl.load_workbook("out.xlsx").active
+    assert [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)] == escaped
+    assert _predict(tmp_path, tiny_model, "in.csv", "raw.csv", "--no-escape-formulas").exit_code == 0
+    assert pd.read_csv("raw.csv", dtype=str, encoding="utf-8-sig")["review"][0] == "=1+1 좋아요"
+    assert _predict(tmp_path, tiny_model, "in.csv", "out.jsonl").exit_code == 0
+    assert pd.read_json("out.jsonl", lines=True, dtype=False)["review"][0] == "=1+1 좋아요"
+
+
+BAD_INPUTS = {
+    "junk.csv": (bytes(range(256)) * 64, "Cannot decode"),
+    "renamed.xlsx": ("review\n좋아요\n".encode(), "not a valid .xlsx"),
+    "noheader.csv": (b"id,stars\n1,5\n", "--text-col"),
+    "ragged.csv": ("id,review\n1,좋아요\n2,별로,예요,진짜\n".encode(), "line 3"),
+    "empty.csv": (b"", "empty"),
+    "twotext.csv": ("리뷰,내용\n좋아요,별로\n".encode(), "Several columns"),  # the model knows neither
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BAD_INPUTS)
+def test_bad_files_give_one_line_and_exit_1(tmp_path, monkeypatch, tiny_model, name):
+    monkeypatch.chdir(tmp_path)
+    content, message = BAD_INPUTS[name]
+    (tmp_path / name).write_bytes(content)
+    result = _predict(tmp_path, tiny_model, name, "out.csv")
+    assert result.exit_code == 1, result.output
+    assert message in result.output and result.output.startswith("Error:")
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.slow
+def test_awkward_rows_are_kept_and_labeled(tmp_path, monkeypatch, tiny_model):
+    """Short (ragged) rows, NUL and other control bytes, NFD text, whitespace: output, never a dropped row."""
+    monkeypatch.chdir(tmp_path)
+    nfd = "\u1107\u1162\u11bc\u1109\u1169\u11bc \u110c\u1169\u11c2\u110b\u1161\u110b\u116d"  # 배송 좋아요, NFD
+    content = f'id,review,extra\n1,"좋아요\x00\x07"\n2\n3,"{nfd}",x\n4,"   "\n5,\x1b[31m별로\x1b[0m,\n'
+    (tmp_path / "in.csv").write_bytes(content.encode("utf-8"))
+    result = _predict(tmp_path, tiny_model, "in.csv", "out.jsonl")
+    assert result.exit_code == 0, result.output
+    out = pd.read_json("out.jsonl", lines=True, dtype=False)
+    assert out["id"].tolist() == ["1", "2", "3", "4", "5"]
+    assert [bool(label) for label in out["predicted_label"]] == [True, False, True, False, True]
+    assert out["note"].tolist()[1] == out["note"].tolist()[3] == "empty text"

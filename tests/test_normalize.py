@@ -164,3 +164,17 @@ def test_texts_that_cannot_gain_a_space_skip_kiwipiepy_with_identical_output(mon
     monkeypatch.setattr(normalize, "_SPLIT_CANDIDATE", re.compile(""))  # every text goes through kiwipiepy
     assert normalize.ReviewNormalizer().normalize(texts) == filtered
     assert filtered[-8] == "좋아요. 배송도 빨라요"  # a candidate that kiwipiepy does split
+
+
+def test_long_texts_are_split_in_blocks_without_losing_or_cutting_words(sample_table):
+    from review_sentiment.normalize import SENTENCE_BLOCK_CHARS, _blocks, split_sentences
+
+    text = "".join(review.rstrip(".") + "." for review in sample_table["review"]) * 4  # no space after the dots
+    assert len(text) > 4 * SENTENCE_BLOCK_CHARS
+    normalized = normalize_texts([text])[0]
+    assert normalized.replace(" ", "") == clean_text(text).replace(" ", "")  # only spaces were added
+    assert normalize_texts([normalized]) == [normalized]  # still idempotent
+    assert "".join(_blocks(normalized, SENTENCE_BLOCK_CHARS)) == normalized
+    sentences = split_sentences([normalized, ""])
+    assert " ".join(sentences[0]) == normalized and sentences[1] == []
+    assert len(sentences[0]) > 100

@@ -1,10 +1,20 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from review_sentiment.errors import RsError
+from review_sentiment.errors import Interrupted, RsError
+from review_sentiment.inference import batched_probabilities
 from review_sentiment.modelstore import newest_model_dir
-from review_sentiment.predict import Predictor, predict_file
+from review_sentiment.predict import (
+    EMPTY_TEXT,
+    NOTHING_LEFT,
+    Predictor,
+    ResumeStore,
+    pack_pieces,
+    predict_file,
+)
 from review_sentiment.preprocess import preprocess_file
 
 pytestmark = pytest.mark.slow
@@ -15,11 +25,12 @@ def test_output_keeps_every_row_and_column(tmp_path, tiny_model, sample_table):
 
     summary = predict_file(SAMPLE, tmp_path / "labeled.csv", model_dir=tiny_model)
     out = pd.read_csv(tmp_path / "labeled.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    added = ["predicted_label", "confidence", "prob_negative", "prob_neutral", "prob_positive"]
+    added = ["predicted_label", "confidence", "prob_negative", "prob_neutral", "prob_positive", "note"]
     assert out.columns.tolist() == sample_table.columns.tolist() + added
     assert out[sample_table.columns].equals(sample_table)  # ground-truth label column untouched, same order
     assert set(out["predicted_label"]) <= {"negative", "neutral", "positive"}
-    probabilities = out[added[2:]].astype(float).to_numpy()
+    assert set(out["note"]) == {""}
+    probabilities = out[added[2:5]].astype(float).to_numpy()
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-3)
     assert np.allclose(out["confidence"].astype(float), probabilities.max(axis=1), atol=1e-4)
     assert summary.rows == summary.scored == 360
@@ -35,11 +46,14 @@ def test_raw_and_processed_twin_get_the_same_labels(tmp_path, tiny_model):
                 "별로예요.다신 안 사요",
                 "그냥 그래요 https://example.com/x",
                 "\u1107\u1162\u11bc\u1109\u1169\u11bc 좋아요",
+                "-별로예요 =_= 다신 안 사요",  # escaped in the processed CSV, unescaped when read back
+                "@판매자님 최고예요",
             ]
         }
     )
     raw.to_csv(tmp_path / "raw.csv", index=False)
-    preprocess_file(tmp_path / "raw.csv", tmp_path / "processed.csv", processed_dir=tmp_path)
+    summary = preprocess_file(tmp_path / "raw.csv", tmp_path / "processed.csv", processed_dir=tmp_path)
+    assert summary.formulas_escaped
     predict_file(tmp_path / "raw.csv", tmp_path / "a.csv", model_dir=tiny_model)
     predict_file(tmp_path / "processed.csv", tmp_path / "b.csv", model_dir=tiny_model)
     columns = ["predicted_label", "confidence", "prob_negative", "prob_neutral", "prob_positive"]
@@ -53,7 +67,7 @@ def test_empty_texts_get_no_label(tmp_path, tiny_model):
     assert out["n"].tolist() == [1, 2, 3, 4]
     assert out["predicted_label"].tolist()[1:3] == ["", ""]
     assert all(label for label in out["predicted_label"].tolist()[::3])
-    assert summary.unscored_empty == 2 and summary.scored == 2
+    assert summary.unscored == 2 and summary.scored == 2
 
 
 def test_existing_prediction_columns_are_not_overwritten(tmp_path, tiny_model):
@@ -116,8 +130,8 @@ def test_streamed_output_is_identical_to_one_chunk(tmp_path, tiny_model, sample_
     whole = predict_file(tmp_path / "in.csv", tmp_path / f"whole{suffix}", model_dir=tiny_model, chunk_rows=10**9)
     assert (streamed.chunks, whole.chunks) == (53, 1)
     assert (tmp_path / f"streamed{suffix}").read_bytes() == (tmp_path / f"whole{suffix}").read_bytes()
-    assert streamed.label_counts == whole.label_counts and streamed.unscored_empty == whole.unscored_empty == 2
-    assert streamed.truncated == whole.truncated == 1
+    assert streamed.label_counts == whole.label_counts and streamed.unscored == whole.unscored == 2
+    assert streamed.split == whole.split == 1
 
 
 def test_streamed_output_matches_in_memory_prediction(tmp_path, tiny_model, sample_table):
@@ -149,4 +163,154 @@ def test_a_file_with_a_header_and_no_rows(tmp_path, tiny_model):
     summary = predict_file(tmp_path / "in.csv", tmp_path / "out.csv", model_dir=tiny_model)
     assert (summary.rows, summary.scored, summary.chunks) == (0, 0, 1)
     header = (tmp_path / "out.csv").read_text(encoding="utf-8-sig").strip()
-    assert header == "review,n,predicted_label,confidence,prob_negative,prob_neutral,prob_positive"
+    assert header == "review,n,predicted_label,confidence,prob_negative,prob_neutral,prob_positive,note"
+
+
+def test_pack_pieces_keeps_every_token_in_order():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    @given(st.lists(st.lists(st.integers(0, 9), max_size=30), max_size=12), st.integers(1, 10))
+    def check(sentences, limit):
+        pieces = pack_pieces(sentences, limit)
+        assert [token for piece in pieces for token in piece] == [token for ids in sentences for token in ids]
+        assert all(len(piece) <= limit for piece in pieces)
+        assert pieces  # an empty text is still one (empty) piece
+
+    check()
+    # sentences are kept whole when they fit: [1,2] + [3] fit in 3 tokens, [4,5,6,7] is cut
+    assert pack_pieces([[1, 2], [3], [4, 5, 6, 7]], 3) == [[1, 2, 3], [4, 5, 6], [7]]
+
+
+def test_long_review_is_scored_in_parts_with_length_weights(tmp_path, tiny_model, sample_table):
+    reviews = sample_table["review"].tolist()
+    long_review = " ".join(reviews[:200]) * 60  # ~200,000 characters of real sentences
+    assert len(long_review) > 150_000
+    predictor = Predictor(tiny_model)
+    prepared = predictor.prepare([long_review, reviews[0]])
+    encoded = prepared.encoded
+    parts = encoded.parts[0]
+    assert parts > 100 and encoded.parts[1] == 1 and prepared.split == 1
+    assert prepared.notes == [f"long text: scored in {parts} parts", ""]
+    classifier = predictor.classifier
+    assert all(len(ids) <= classifier.max_length for ids in encoded.ids)
+    assert sum(encoded.weights[:parts]) == len(
+        classifier.tokenizer(predictor.normalizer.normalize([long_review])[0], add_special_tokens=False)["input_ids"]
+    )
+    combined = predictor.score(prepared)
+    pieces = batched_probabilities(classifier.model, encoded.ids, classifier.tokenizer.pad_token_id)
+    weights = np.asarray(encoded.weights[:parts], dtype=np.float64)
+    expected = (pieces[:parts] * weights[:, None]).sum(axis=0) / weights.sum()
+    assert np.allclose(combined[0], expected, atol=1e-6)
+    assert np.array_equal(combined[1], pieces[parts])  # an unsplit review keeps its own numbers exactly
+
+    pd.DataFrame({"review": [long_review, "좋아요"]}).to_csv(tmp_path / "in.csv", index=False)
+    summary = predict_file(tmp_path / "in.csv", tmp_path / "out.csv", model_dir=tiny_model)
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert summary.split == 1 and summary.scored == 2
+    assert out["note"].tolist() == [f"long text: scored in {parts} parts", ""]
+    assert out["review"][0] == long_review
+
+
+def test_rows_without_text_get_a_reason(tmp_path, tiny_model):
+    texts = ["", "   ", "https://example.com/item/1", "\u200b\x07", "좋아요"]
+    pd.DataFrame({"review": texts}).to_csv(tmp_path / "in.csv", index=False)
+    summary = predict_file(tmp_path / "in.csv", tmp_path / "out.csv", model_dir=tiny_model)
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert out["predicted_label"].tolist()[:4] == ["", "", "", ""] and out["predicted_label"][4]
+    assert out["note"].tolist() == [EMPTY_TEXT, EMPTY_TEXT, NOTHING_LEFT, NOTHING_LEFT, ""]
+    assert out["confidence"].tolist()[:4] == [""] * 4  # no guess
+    assert summary.unscored == 4 and summary.scored == 1
+
+
+def _interrupt_after(chunks: int):
+    def on_chunk_done(done: int) -> None:
+        if done == chunks:
+            raise KeyboardInterrupt
+
+    return on_chunk_done
+
+
+def test_resume_after_interruption_gives_the_same_output(tmp_path, tiny_model, sample_table):
+    _awkward_reviews(sample_table).to_csv(tmp_path / "in.csv", index=False)
+    whole = tmp_path / "whole.csv"
+    predict_file(tmp_path / "in.csv", whole, model_dir=tiny_model, chunk_rows=50)
+    output = tmp_path / "resumed.csv"
+    with pytest.raises(Interrupted, match="--resume") as interrupted:
+        predict_file(
+            tmp_path / "in.csv", output, model_dir=tiny_model, chunk_rows=50, on_chunk_done=_interrupt_after(3)
+        )
+    assert "150 of 366 rows were labeled" in str(interrupted.value)
+    assert not output.exists() and ResumeStore(output).finished() == 3
+    with pytest.raises(RsError, match="--resume"):  # never thrown away silently
+        predict_file(tmp_path / "in.csv", output, model_dir=tiny_model, chunk_rows=50)
+    with pytest.raises(RsError, match="--chunk-size"):
+        predict_file(tmp_path / "in.csv", output, model_dir=tiny_model, chunk_rows=40, resume=True)
+
+    # A second interruption while resuming, then the rest.
+    with pytest.raises(Interrupted):
+        predict_file(
+            tmp_path / "in.csv",
+            output,
+            model_dir=tiny_model,
+            chunk_rows=50,
+            resume=True,
+            on_chunk_done=_interrupt_after(5),
+        )
+    summary = predict_file(tmp_path / "in.csv", output, model_dir=tiny_model, chunk_rows=50, resume=True)
+    assert summary.resumed_chunks == 5 and summary.chunks == 8
+    assert output.read_bytes() == whole.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "resumed.csv", "whole.csv"]  # nothing left over
+
+
+def test_resume_refuses_a_changed_input(tmp_path, tiny_model, sample_table):
+    sample_table.to_csv(tmp_path / "in.csv", index=False)
+    with pytest.raises(Interrupted):
+        predict_file(
+            tmp_path / "in.csv",
+            tmp_path / "out.csv",
+            model_dir=tiny_model,
+            chunk_rows=100,
+            on_chunk_done=_interrupt_after(1),
+        )
+    sample_table.iloc[::-1].to_csv(tmp_path / "in.csv", index=False)
+    with pytest.raises(RsError, match="input file"):
+        predict_file(tmp_path / "in.csv", tmp_path / "out.csv", model_dir=tiny_model, chunk_rows=100, resume=True)
+
+
+def test_resume_without_an_interrupted_run_starts_afresh(tmp_path, tiny_model, sample_table):
+    sample_table.head(20).to_csv(tmp_path / "in.csv", index=False)
+    summary = predict_file(tmp_path / "in.csv", tmp_path / "out.csv", model_dir=tiny_model, resume=True)
+    assert summary.resumed_chunks == 0 and summary.scored == 20
+
+
+def test_one_output_row_per_input_row_in_order(tmp_path, tiny_model):
+    """For any texts at all (empty, whitespace, control characters, lone surrogates, long): exactly one output
+    row per input row, in order, with the text kept (lone surrogates, which UTF-8 cannot hold, become U+FFFD)."""
+    import json
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from review_sentiment.tables import read_table
+
+    any_character = st.characters(codec=None, categories=None)
+    texts = st.lists(
+        st.one_of(st.text(any_character, max_size=40), st.sampled_from(["", " ", "\r\n", "=1+1"])), min_size=1
+    )
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(texts)
+    def check(texts):
+        lines = [json.dumps({"id": i, "review": text}) for i, text in enumerate(texts)]
+        (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        expected = [re.sub("[\ud800-\udfff]", "\ufffd", text) for text in texts]
+        for suffix in (".jsonl", ".csv"):
+            output = tmp_path / f"out{suffix}"
+            summary = predict_file(tmp_path / "in.jsonl", output, model_dir=tiny_model, chunk_rows=7)
+            out = read_table(output, unescape_formulas=True)
+            assert out["id"].tolist() == [str(i) for i in range(len(texts))]
+            assert out["review"].tolist() == expected
+            assert summary.rows == len(texts) == summary.scored + summary.unscored
+
+    check()
