@@ -493,10 +493,15 @@ class ResumeStore:
                 raise RsError(
                     f"{state_path} is damaged or from another rs version; delete {self.folder} to start over."
                 )
-            differs = [SETTING_NAMES[key] for key in SETTING_NAMES if stored.get(key) != settings[key]]
+            differs = [
+                SETTING_NAMES[key]
+                + ("" if isinstance(settings[key], dict) else f" ({stored.get(key)} there, {settings[key]} now)")
+                for key in SETTING_NAMES
+                if stored.get(key) != settings[key]
+            ]
             if differs:
                 raise RsError(
-                    f"Cannot resume: {', '.join(differs)} differ(s) from the interrupted run. Pass the same file and "
+                    f"Cannot resume: not as in the interrupted run: {'; '.join(differs)}. Pass the same file and "
                     f"options as before, or delete {self.folder} to start over."
                 )
             return finished

@@ -235,12 +235,17 @@ class TableSource:
             self._sheet_index = self._find_sheet(workbook, sheet)
             self.sheet = workbook.worksheets[self._sheet_index].title
             rows = self._sheet_rows(workbook)
+            others = [w.title for w in workbook.worksheets if w.title != self.sheet]
+            # The first sheet of a report is often a title page; the reviews are on another sheet.
+            hint = f" Its other sheets: {', '.join(map(repr, others))}; pass --sheet NAME." if others else ""
             header = next(rows, None)
             if header is None:
-                raise RsError(f"{self.path}: sheet {self.sheet!r} is empty.")
+                raise RsError(f"{self.path}: sheet {self.sheet!r} is empty.{hint}")
             width, self.rows = len(header), 0
             for row in rows:  # read_only dimensions can be wrong, so the rows themselves give the width and count
                 width, self.rows = max(width, len(row)), self.rows + 1
+            if not self.rows and sheet is None and others:
+                raise RsError(f"{self.path}: the first sheet, {self.sheet!r}, has no rows below its header.{hint}")
         finally:
             workbook.close()
         header += [""] * (width - len(header))

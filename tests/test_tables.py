@@ -771,3 +771,18 @@ def test_a_repeated_text_header_is_an_error_naming_both(tmp_path):
     with pytest.raises(RsError, match=r"\['review', 'review.1'\]"):
         find_text_column(source.columns)
     assert find_text_column(source.columns, "review.1") == "review.1"
+
+
+def test_a_title_sheet_first_points_to_the_other_sheets(tmp_path):
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "요약"
+    workbook.active.append(["월간 리뷰 보고서"])
+    workbook.create_sheet("리뷰").append(["review"])
+    workbook["리뷰"].append(["좋아요"])
+    workbook.save(tmp_path / "report.xlsx")
+    with pytest.raises(RsError, match="first sheet, '요약', has no rows.*'리뷰'; pass --sheet"):
+        TableSource(tmp_path / "report.xlsx")
+    assert TableSource(tmp_path / "report.xlsx", sheet="리뷰").rows == 1
+    assert TableSource(tmp_path / "report.xlsx", sheet="1").rows == 0  # asked for by name: an empty table is fine
