@@ -256,8 +256,16 @@ def pretrain(
     ),
     name: str | None = typer.Option(None, "--name", help="Output name [default: pretrained-SIZE-CORPUS-TIME]."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Output folder [default: models/NAME]."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last checkpoint."),
-    force: bool = typer.Option(False, "--force", "-F", help="Start over in an existing output folder."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="After Ctrl-C or a crash: continue from the checkpoint (FOLDER/checkpoint) with the same command and "
+        "options, to the weights an uninterrupted run gives; without --name/-o, the newest unfinished run of this "
+        "size (or --base) and corpus. No checkpoint: starts from the beginning, so scripts can always pass it.",
+    ),
+    force: bool = typer.Option(
+        False, "--force", "-F", help="Start over in an existing output folder, deleting its checkpoint."
+    ),
     text_col: str | None = typer.Option(None, "--text-col", help="Column with the review text."),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps."),
     max_minutes: float | None = typer.Option(
@@ -284,8 +292,12 @@ def pretrain(
     (masked language model, 1/4 of the width) and a discriminator that learns which tokens the generator
     replaced; loss = MLM + 50 x discriminator loss. With --base it continues a checkpoint on your reviews
     (domain-adaptive pretraining). Short reviews are packed several to a sequence, each seeing only itself.
-    Ctrl-C saves a checkpoint; rerun with --resume. Output: the discriminator in Hugging Face format (use it as
-    `rs finetune --base FOLDER`), the generator in FOLDER/generator, and rs_pretrain.json.
+    Output: the discriminator in Hugging Face format (use it as `rs finetune --base FOLDER`), the generator in
+    FOLDER/generator, and rs_pretrain.json.
+
+    A checkpoint is saved in FOLDER/checkpoint every --checkpoint-minutes, at the end and on Ctrl-C (at the end of
+    the step that was running; Ctrl-C again stops at once, keeping the last one). After Ctrl-C or a crash, rerun
+    the same command with --resume: it ends with the same weights as an uninterrupted run. --force starts over.
     """
     from review_sentiment.config import PretrainArguments
     from review_sentiment.pretrain import pretrain as run_pretrain

@@ -34,6 +34,25 @@ instead of padding each one to the maximum length (the reference packs sentences
 attend to each other). Here every review keeps its own [CLS] … [SEP] frame, attends only to itself and
 starts at position 0 (`PackedBatch`, after Krell et al. 2021, packing without cross-contamination), so
 pretraining sees reviews exactly as fine-tuning and prediction do; the padding share is reported.
+
+Checkpoints and --resume. Pretraining saves a checkpoint in `OUTPUT/checkpoint/` every --checkpoint-minutes, on
+Ctrl-C and when training ends (it is kept with the outputs). It holds everything the rest of the run depends on,
+so `--resume` ends with the same weights and history as an uninterrupted run (bit-identical on a CPU):
+
+  discriminator/, generator/  both models (config.json + model.safetensors); the tokenizer beside them
+  training.safetensors        AdamW's moments and step counts; the RNG states: torch's global one (dropout),
+                              CUDA's when training on a GPU, and the generator that masks and samples
+  training.json               step, tokens, loss history and the steps not yet summarized in it, the schedule
+                              plan, the scheduler's and AdamW's other state, and the fingerprint of what must match
+                              to resume: the corpus, every argument that changes the result (size, learning rate,
+                              batch size, max length, seed, vocabulary size, epochs/steps/minutes budget, ...),
+                              the base and the device kind
+
+No pickle is written or read. Ctrl-C (or SIGTERM) during a step is held until the step is complete and the
+checkpoint is then saved at that step; a second Ctrl-C stops at once, keeping the last checkpoint. A checkpoint
+is written into a hidden sibling and renamed into place, so an interrupted save leaves the previous one. Without
+--name/-o, `--resume` continues the newest unfinished default-named run (pretrained-ORIGIN-CORPUS-TIME) of this
+size or base and corpus; with no checkpoint to resume it starts from the beginning, with a note.
 """
 
 from __future__ import annotations
@@ -42,17 +61,20 @@ import hashlib
 import json
 import math
 import random
+import re
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from review_sentiment.bases import ResolvedBase, load_base_tokenizer_and_config, load_base_weights, resolve_base
 from review_sentiment.config import PretrainArguments
 from review_sentiment.console import console, progress_bar, silence_library_logs
-from review_sentiment.errors import RsError
+from review_sentiment.errors import Interrupted, RsError
+from review_sentiment.finetune import RESUME_HINT, _InterruptGuard, _recover_checkpoint, _staging_dir
 from review_sentiment.modelstore import MODELS_DIR, library_versions
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
 from review_sentiment.preprocess import read_reviews
@@ -361,10 +383,13 @@ def corpus_fingerprint(texts: list[str]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def default_pretrain_name(args: PretrainArguments, base: ResolvedBase | None, corpus: Path) -> str:
+def _default_name_prefix(args: PretrainArguments, base: ResolvedBase | None, corpus: Path) -> str:
     origin = (base.alias or Path(base.source).name) if base else args.size
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"pretrained-{origin}-{table_stem(corpus)}-{stamp}".replace("/", "-")
+    return f"pretrained-{origin}-{table_stem(corpus)}-".replace("/", "-")
+
+
+def default_pretrain_name(args: PretrainArguments, base: ResolvedBase | None, corpus: Path) -> str:
+    return _default_name_prefix(args, base, corpus) + datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
 def scratch_learning_rate(config) -> float:
@@ -396,6 +421,248 @@ def _schedule(step: int, warmup: int, total: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
+# ------------------------------------------------------------------------------------ checkpoints and --resume
+
+
+CHECKPOINT_FORMAT = 1
+DISCRIMINATOR_DIR = "discriminator"
+_CHECKPOINT_STATE = "training.json"
+_CHECKPOINT_TENSORS = "training.safetensors"
+_UNPLANNED = 10**9  # planned steps with only --max-minutes, until the speed is measured
+
+# How the arguments that change the result are spelled on the command line, for messages.
+_OPTION_NAMES = {
+    "size": "--size",
+    "max_length": "--max-length",
+    "batch_size": "--batch-size",
+    "learning_rate": "--learning-rate",
+    "epochs": "--epochs",
+    "max_steps": "--max-steps",
+    "max_minutes": "--max-minutes",
+    "seed": "--seed",
+    "vocab_size": "--vocab-size",
+}
+
+
+def resume_fingerprint(args: PretrainArguments, base: ResolvedBase | None, device: str) -> dict:
+    """What must match to resume a checkpoint, but the corpus (added once it is read): every argument that changes
+    the result (all but --checkpoint-minutes), the base and the device kind."""
+    import torch
+
+    if base is None:
+        origin = None
+    elif base.is_local:
+        origin = str(Path(base.source).resolve())
+    else:
+        origin = f"{base.source}@{base.revision}" if base.revision else base.source
+    arguments = {key: value for key, value in args.to_dict().items() if key != "checkpoint_minutes"}
+    return {"arguments": arguments, "base": origin, "device": torch.device(device).type}
+
+
+def _shown(value) -> str:
+    return "not given" if value is None else str(value)
+
+
+def _fingerprint_difference(saved: dict, current: dict) -> str:
+    """What differs between a checkpoint's fingerprint and this run's, for the keys of `current`, in words."""
+    differences = []
+    for key, new in current.items():
+        old = saved.get(key)
+        if old == new:
+            continue
+        if key == "corpus":
+            differences.append("the corpus differs (another file, other rows or another --text-col)")
+        elif key == "arguments" and isinstance(old, dict):
+            for arg in [*new, *(arg for arg in old if arg not in new)]:
+                if old.get(arg) != new.get(arg):
+                    option = _OPTION_NAMES.get(arg, arg)
+                    differences.append(f"{option} was {_shown(old.get(arg))} there, {_shown(new.get(arg))} now")
+        elif key == "base":
+            differences.append(
+                f"--base was {old or 'not given (from scratch)'} there, {new or 'not given (from scratch)'} now"
+            )
+        else:
+            differences.append(f"--{key} was {_shown(old)} there, {_shown(new)} now")
+    return "; ".join(differences)
+
+
+@dataclass
+class PretrainCheckpoint:
+    """The resumable state of a pretraining run, in OUTPUT/checkpoint/ (the module docstring lists the files)."""
+
+    folder: Path
+    fingerprint: dict  # what must match to resume
+
+    def _damaged(self, error) -> RsError:
+        return RsError(
+            f"The checkpoint in {self.folder} is damaged ({error}); rerun without --resume and with --force to "
+            "start over."
+        )
+
+    def read(self) -> dict:
+        """The checkpoint's training.json, checked against this run's fingerprint (as far as it is known)."""
+        path = self.folder / _CHECKPOINT_STATE
+        if not path.exists() and (self.folder / "state.pt").exists():
+            raise RsError(
+                f"The checkpoint in {self.folder} was made by an earlier rs and cannot be resumed; rerun without "
+                "--resume and with --force to start over."
+            )
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise self._damaged(error) from None
+        if saved.get("format", 0) > CHECKPOINT_FORMAT:
+            raise RsError(f"The checkpoint in {self.folder} was made by a newer rs; upgrade rs to resume it.")
+        self.check(saved)
+        return saved
+
+    def check(self, saved: dict) -> None:
+        difference = _fingerprint_difference(saved.get("fingerprint", {}), self.fingerprint)
+        if difference:
+            raise RsError(
+                f"Cannot resume from {self.folder}: {difference}. Pass the same options as the interrupted run, "
+                "or rerun without --resume and with --force to start over."
+            )
+
+    def save(self, generator, discriminator, tokenizer, optimizer, scheduler, rng, plan: dict, state: dict) -> None:
+        """Write the checkpoint into a hidden sibling, then swap it in for the previous one."""
+        import torch
+        from safetensors.torch import save_file
+
+        staging = _staging_dir(self.folder, "partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            discriminator.save_pretrained(staging / DISCRIMINATOR_DIR)
+            generator.save_pretrained(staging / GENERATOR_DIR)
+            tokenizer.save_pretrained(staging)
+            tensors = {"rng.torch": torch.get_rng_state(), "rng.masking": rng.get_state()}
+            if rng.device.type == "cuda":  # dropout on the GPU draws from the device's own generator
+                tensors["rng.cuda"] = torch.cuda.get_rng_state(rng.device)
+            optimizer_state = optimizer.state_dict()
+            other_optimizer_state: dict = {}
+            for index, values in optimizer_state["state"].items():
+                for key, value in values.items():
+                    if torch.is_tensor(value):
+                        tensors[f"optimizer.{index}.{key}"] = value.detach().to("cpu").contiguous()
+                    else:
+                        other_optimizer_state.setdefault(str(index), {})[key] = value
+            save_file(tensors, str(staging / _CHECKPOINT_TENSORS))
+            payload = {
+                "format": CHECKPOINT_FORMAT,
+                "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "fingerprint": self.fingerprint,
+                "state": {**state, "window": [asdict(result) for result in state["window"]]},
+                "plan": plan,
+                "scheduler": scheduler.state_dict(),
+                "optimizer": {"param_groups": optimizer_state["param_groups"], "state": other_optimizer_state},
+            }
+            (staging / _CHECKPOINT_STATE).write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+            (staging / "README.txt").write_text(
+                "Checkpoint of an `rs pretrain` run: not a base, use the folder above it.\n"
+                f"To continue an interrupted run, {RESUME_HINT}; to start over, rerun it with --force.\n",
+                encoding="utf-8",
+            )
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        previous = _staging_dir(self.folder, "old")
+        shutil.rmtree(previous, ignore_errors=True)
+        if self.folder.exists():
+            self.folder.rename(previous)
+        staging.rename(self.folder)
+        shutil.rmtree(previous, ignore_errors=True)
+
+    def load_models(self):
+        """The tokenizer, generator and discriminator saved in the checkpoint (safetensors only)."""
+        from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
+
+        options = {"local_files_only": True, "trust_remote_code": False}
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.folder, **options)
+            discriminator = ElectraForPreTraining.from_pretrained(
+                self.folder / DISCRIMINATOR_DIR, use_safetensors=True, **options
+            )
+            generator = ElectraForMaskedLM.from_pretrained(self.folder / GENERATOR_DIR, use_safetensors=True, **options)
+        except (OSError, ValueError) as error:
+            raise self._damaged(error) from None
+        tie_embeddings(generator, discriminator)
+        return tokenizer, generator, discriminator
+
+    def restore(self, saved: dict, optimizer, scheduler, rng, plan: dict, state: dict) -> None:
+        """Load the optimizer, scheduler, plan, run state and RNG states of the checkpoint into this run's."""
+        import torch
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            tensors = load_file(str(self.folder / _CHECKPOINT_TENSORS))
+            optimizer_state: dict = {}
+            for key, value in tensors.items():
+                if key.startswith("optimizer."):
+                    _, index, name = key.split(".", 2)
+                    optimizer_state.setdefault(int(index), {})[name] = value
+            for index, values in saved["optimizer"]["state"].items():
+                optimizer_state.setdefault(int(index), {}).update(values)
+            groups = [
+                {
+                    key: tuple(value) if isinstance(value, list) and key != "params" else value
+                    for key, value in g.items()
+                }
+                for g in saved["optimizer"]["param_groups"]
+            ]
+            optimizer.load_state_dict({"state": optimizer_state, "param_groups": groups})
+            plan.update(saved["plan"])
+            scheduler.load_state_dict(saved["scheduler"])
+            rng.set_state(tensors["rng.masking"])
+            torch.set_rng_state(tensors["rng.torch"])
+            if "rng.cuda" in tensors:
+                torch.cuda.set_rng_state(tensors["rng.cuda"], rng.device)
+            restored = dict(saved["state"])
+            restored["window"] = [StepResult(**result) for result in restored["window"]]
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError, SafetensorError) as error:
+            raise self._damaged(error) from None
+        state.update(restored)
+        state["resumes"] += 1
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    return folder.is_dir() or _staging_dir(folder, "old").is_dir()
+
+
+def _interrupted_default_run(models_dir: Path, prefix: str) -> Path | None:
+    """The newest output folder named by default (PREFIX + start time) whose run left a checkpoint and did not
+    finish, so that rerunning the same command with --resume finds it although the time in the name has moved on."""
+    if not models_dir.is_dir():
+        return None
+    stamp = re.compile(re.escape(prefix) + r"\d{8}-\d{6}")
+    found = [
+        folder
+        for folder in models_dir.iterdir()
+        if stamp.fullmatch(folder.name)
+        and folder.is_dir()
+        and not (folder / PRETRAIN_META).exists()
+        and _has_checkpoint(folder / CHECKPOINT_DIR)
+    ]
+    return max(found, key=lambda folder: folder.name, default=None)
+
+
+@contextmanager
+def _interrupted_as(message: str | None) -> Iterator[None]:
+    """Turn a Ctrl-C in the block into Interrupted(message): what was kept and how to continue."""
+    try:
+        yield
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        if message is None:
+            raise
+        raise Interrupted(message) from None
+
+
+# ---------------------------------------------------------------------------------------- the run
+
+
 def pretrain(
     corpus_path: str | Path,
     args: PretrainArguments | None = None,
@@ -412,7 +679,14 @@ def pretrain(
     quiet: bool = False,
     on_step: Callable[[int, StepResult], None] | None = None,
 ) -> PretrainResult:
-    """Pretrain an ELECTRA discriminator by replaced-token detection; from scratch or from `base_name`."""
+    """Pretrain an ELECTRA discriminator by replaced-token detection; from scratch or from `base_name`.
+
+    A checkpoint is kept in `OUTPUT/checkpoint/` (see the module docstring). `resume` continues it (without
+    `output_dir`: the newest unfinished default-named run of this size or base and corpus), or starts from the
+    beginning, with a note, when there is none; `force` starts over. Ctrl-C raises Interrupted, a
+    KeyboardInterrupt whose message says what was kept and how to continue. `on_step(step, result)` is called
+    after every completed step (tests use it to interrupt a run at a known point).
+    """
     import torch
     from transformers import set_seed
 
@@ -426,211 +700,285 @@ def pretrain(
     corpus_path = Path(corpus_path)
     recipe = NormalizationRecipe()
     base = resolve_base(base_name) if base_name else None
-    output_dir = Path(output_dir) if output_dir else Path(models_dir) / default_pretrain_name(args, base, corpus_path)
-    checkpoint_path = output_dir / CHECKPOINT_DIR / "state.pt"
-    if resume and not checkpoint_path.exists():
-        raise RsError(f"Nothing to resume: {checkpoint_path} does not exist. Run without --resume to start.")
-    if output_dir.exists() and not (resume or force):
-        raise RsError(f"{output_dir} already exists. Pass --resume to continue it, or --force to start over.")
-    if force and not resume and output_dir.exists():
-        shutil.rmtree(output_dir)
-
-    set_seed(args.seed)
-    if base is not None and not resume:  # before the corpus work, so a missing checkpoint fails fast
-        tokenizer, generator, discriminator = load_continued_pair(base)
-    texts = read_corpus(corpus_path, text_col, recipe, encoding, sheet)
-    fingerprint = corpus_fingerprint(texts)
-    if resume:
-        from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
-
-        tokenizer = AutoTokenizer.from_pretrained(output_dir / CHECKPOINT_DIR)
-        discriminator = ElectraForPreTraining.from_pretrained(output_dir / CHECKPOINT_DIR / "discriminator")
-        generator = ElectraForMaskedLM.from_pretrained(output_dir / CHECKPOINT_DIR / GENERATOR_DIR)
-        tie_embeddings(generator, discriminator)
-    elif base is None:
-        from transformers import ElectraTokenizer
-
-        vocab = train_wordpiece_vocab(texts, args.vocab_size or args.model_size.vocab_size)
-        tokenizer = ElectraTokenizer(
-            vocab=vocab, do_lower_case=False, strip_accents=False, model_max_length=args.max_length
-        )
-        generator, discriminator = new_electra_pair(tokenizer, args)
-    max_positions = discriminator.config.max_position_embeddings
-    max_length = min(args.max_length, max_positions)
-    if max_length < args.max_length:
-        say(f"[yellow]Warning:[/] --max-length {args.max_length} exceeds the model's {max_positions} positions.")
-
-    token_lists = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    random.Random(args.seed).shuffle(token_lists)
-    sequences = pack_sequences(token_lists, max_length, tokenizer.cls_token_id, tokenizer.sep_token_id)
-    steps_per_epoch = math.ceil(len(sequences) / args.batch_size)
-    budgets = [args.max_steps]
-    if args.epochs is not None or not (args.max_steps or args.max_minutes):
-        budgets.append(math.ceil(steps_per_epoch * (args.epochs or 1.0)))
-    # With only --max-minutes, the plan is refined from the measured speed after a few steps.
-    planned = min((b for b in budgets if b), default=10**9)
-
     device = pick_device(device)
-    for model in (generator, discriminator):
-        use_fast_attention(model, device)
-        model.to(device)
-    learning_rate = args.learning_rate or (
-        CONTINUED_LR_FACTOR * scratch_learning_rate(discriminator.config) if base else args.model_size.learning_rate
-    )
-    optimizer, parameters = rtd_optimizer(generator, discriminator, learning_rate, args.weight_decay)
-    plan = {"total": planned, "warmup": max(1, int(planned * args.warmup_ratio))}
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: _schedule(step, plan["warmup"], plan["total"])
-    )
-    rng = torch.Generator(device=device).manual_seed(args.seed)
-    special_ids = torch.tensor(tokenizer.all_special_ids, device=device)
-    state = {"step": 0, "tokens_seen": 0, "padded": 0, "slots": 0, "train_seconds": 0.0, "history": []}
 
-    if resume:
-        saved = torch.load(checkpoint_path, weights_only=True, map_location="cpu")
-        if saved["fingerprint"] != fingerprint:
-            raise RsError(f"{corpus_path} is not the corpus this checkpoint was trained on; resume with the same file.")
-        optimizer.load_state_dict(saved["optimizer"])
-        plan.update(saved["plan"])
-        scheduler.load_state_dict(saved["scheduler"])
-        rng.set_state(saved["rng"])
-        torch.set_rng_state(saved["torch_rng"].cpu())
-        state.update(json.loads(saved["state"]))
-        say(f"Resuming {output_dir} at step {state['step']} of {plan['total']}")
+    # Where to write, and whether there is a checkpoint to resume.
+    looked = None  # where --resume looked for a checkpoint in vain
+    stale = None  # an unfinished default-named run that --force discards
+    if output_dir is None:
+        prefix = _default_name_prefix(args, base, corpus_path)
+        interrupted = _interrupted_default_run(Path(models_dir), prefix)
+        if interrupted is not None and resume:
+            output_dir = interrupted
+        elif interrupted is not None and not force:
+            raise RsError(
+                f"An interrupted run left a checkpoint in {interrupted / CHECKPOINT_DIR}. Pass --resume to continue "
+                "it (with the same options), or --force to start over and delete it."
+            )
+        else:
+            stale = interrupted
+            if resume:
+                looked = Path(models_dir) / (prefix + "*") / CHECKPOINT_DIR
+            output_dir = Path(models_dir) / default_pretrain_name(args, base, corpus_path)
+    output_dir = Path(output_dir)
+    checkpoint = PretrainCheckpoint(output_dir / CHECKPOINT_DIR, resume_fingerprint(args, base, device))
+    has_checkpoint = _recover_checkpoint(checkpoint.folder)
+    if resume and not has_checkpoint:
+        looked = looked or checkpoint.folder
+        resume = False
+    if output_dir.exists() and not (resume or force):
+        if looked is not None:
+            raise RsError(
+                f"{output_dir} already exists and holds no checkpoint to resume. Pass --name with another name, "
+                "or --force to start over in it."
+            )
+        if (output_dir / PRETRAIN_META).exists():
+            raise RsError(
+                f"{output_dir} holds a finished run. Pass --name with another name, or --force to start over "
+                "(--resume would only write the same outputs again)."
+            )
+        if has_checkpoint:
+            raise RsError(
+                f"An interrupted run left a checkpoint in {checkpoint.folder}. Pass --resume to continue it (with "
+                "the same options), or --force to start over and delete it."
+            )
+        raise RsError(f"{output_dir} already exists. Pass --name with another name, or --force to start over in it.")
+    if looked is not None:
+        say(f"No checkpoint to resume ({looked}): starting from the beginning.")
+    saved = checkpoint.read() if resume else None  # other arguments fail before the corpus is read
 
-    def save_checkpoint() -> None:
-        folder = output_dir / CHECKPOINT_DIR
-        staging = output_dir / (CHECKPOINT_DIR + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        discriminator.save_pretrained(staging / "discriminator")
-        generator.save_pretrained(staging / GENERATOR_DIR)
-        tokenizer.save_pretrained(staging)
-        payload = {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "plan": plan,
-            "rng": rng.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "state": json.dumps(state),
-            "fingerprint": fingerprint,
+    kept = (
+        f"Stopped before training resumed; the checkpoint in {checkpoint.folder} is kept. To continue, {RESUME_HINT}."
+    )
+    with _interrupted_as(kept if resume else None):
+        set_seed(args.seed)
+        if base is not None and not resume:  # before the corpus work, so a missing checkpoint fails fast
+            tokenizer, generator, discriminator = load_continued_pair(base)
+        texts = read_corpus(corpus_path, text_col, recipe, encoding, sheet)
+        fingerprint = corpus_fingerprint(texts)
+        checkpoint.fingerprint["corpus"] = fingerprint
+        if resume:
+            checkpoint.check(saved)
+            tokenizer, generator, discriminator = checkpoint.load_models()
+        elif base is None:
+            from transformers import ElectraTokenizer
+
+            vocab = train_wordpiece_vocab(texts, args.vocab_size or args.model_size.vocab_size)
+            tokenizer = ElectraTokenizer(
+                vocab=vocab, do_lower_case=False, strip_accents=False, model_max_length=args.max_length
+            )
+            generator, discriminator = new_electra_pair(tokenizer, args)
+        max_positions = discriminator.config.max_position_embeddings
+        max_length = min(args.max_length, max_positions)
+        if max_length < args.max_length:
+            say(f"[yellow]Warning:[/] --max-length {args.max_length} exceeds the model's {max_positions} positions.")
+
+        token_lists = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        random.Random(args.seed).shuffle(token_lists)
+        sequences = pack_sequences(token_lists, max_length, tokenizer.cls_token_id, tokenizer.sep_token_id)
+        steps_per_epoch = math.ceil(len(sequences) / args.batch_size)
+        budgets = [args.max_steps]
+        if args.epochs is not None or not (args.max_steps or args.max_minutes):
+            budgets.append(math.ceil(steps_per_epoch * (args.epochs or 1.0)))
+        # With only --max-minutes, the plan is refined from the measured speed after a few steps.
+        planned = min((b for b in budgets if b), default=_UNPLANNED)
+
+        for model in (generator, discriminator):
+            use_fast_attention(model, device)
+            model.to(device)
+        learning_rate = args.learning_rate or (
+            CONTINUED_LR_FACTOR * scratch_learning_rate(discriminator.config) if base else args.model_size.learning_rate
+        )
+        optimizer, parameters = rtd_optimizer(generator, discriminator, learning_rate, args.weight_decay)
+        plan = {"total": planned, "warmup": max(1, int(planned * args.warmup_ratio))}
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: _schedule(step, plan["warmup"], plan["total"])
+        )
+        rng = torch.Generator(device=device).manual_seed(args.seed)
+        special_ids = torch.tensor(tokenizer.all_special_ids, device=device)
+        budget_seconds = args.max_minutes * 60 if args.max_minutes else None
+        # Everything that changes during training is in `state`, `plan`, the models, optimizer, scheduler and RNGs.
+        state = {
+            "step": 0,
+            "tokens_seen": 0,
+            "padded": 0,
+            "slots": 0,
+            "train_seconds": 0.0,
+            "history": [],
+            "window": [],  # the steps since the last history entry
+            "calibrated": budget_seconds is None,  # whether the plan fits the time budget yet
+            "stopped_by": None,  # set when the time budget ends training
+            "resumes": 0,
         }
-        torch.save(payload, staging / "state.pt")
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
+        if resume:
+            checkpoint.restore(saved, optimizer, scheduler, rng, plan, state)
+            of_total = f" of {plan['total']}" if plan["total"] < _UNPLANNED else ""
+            finished = " (training had finished: writing the outputs)" if state["step"] >= plan["total"] else ""
+            say(f"Resuming {output_dir} at step {state['step']}{of_total}{finished}")
+        else:
+            for folder in (stale, output_dir if force else None):
+                if folder is not None and folder.exists():
+                    shutil.rmtree(folder)
+        say(
+            f"Corpus: {corpus_path} — {len(texts)} reviews, {sum(map(len, token_lists))} tokens packed into "
+            f"{len(sequences)} sequences of ≤{max_length} · vocabulary {len(tokenizer)} · "
+            f"{'continuing ' + base.source if base else 'from scratch, size ' + args.size} · "
+            f"lr {learning_rate:g} · {device}"
+        )
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    say(
-        f"Corpus: {corpus_path} — {len(texts)} reviews, {sum(map(len, token_lists))} tokens packed into "
-        f"{len(sequences)} sequences of ≤{max_length} · vocabulary {len(tokenizer)} · "
-        f"{'continuing ' + base.source if base else 'from scratch, size ' + args.size} · "
-        f"lr {learning_rate:g} · {device}"
-    )
-    stopped_by = "planned steps"
     last_checkpoint = time.perf_counter()
-    budget_seconds = args.max_minutes * 60 if args.max_minutes else None
-    calibrated = budget_seconds is None or resume
-    window: list[StepResult] = []
     order_epoch, order = -1, None
+    guard = _InterruptGuard(say)
+    saved_at = state["step"] if resume else None  # the step of the last checkpoint
+    consistent = True  # whether the models, optimizer, RNGs, plan and `state` describe one moment of training
+    unsaved = False  # whether that moment is newer than the last checkpoint
+    saving = False  # whether a checkpoint is being written
+    current = None  # the step under way while not consistent (None: the end of training)
+
+    def save() -> None:
+        nonlocal saved_at, unsaved, saving, last_checkpoint
+        saving = True
+        checkpoint.save(generator, discriminator, tokenizer, optimizer, scheduler, rng, plan, state)
+        saving = False
+        saved_at, unsaved, last_checkpoint = state["step"], False, time.perf_counter()
+
     discriminator.train()
     generator.train()
     try:
-        with progress_bar() as progress:
+        with guard.installed(), progress_bar() as progress:
             task = progress.add_task("Pretraining", total=plan["total"], completed=state["step"], info="")
-            while state["step"] < plan["total"]:
-                epoch, position = divmod(state["step"], steps_per_epoch)
-                if epoch != order_epoch:  # each epoch visits the sequences in its own seeded order
-                    order = torch.randperm(len(sequences), generator=torch.Generator().manual_seed(args.seed + epoch))
-                    order_epoch = epoch
-                rows = order[position * args.batch_size : (position + 1) * args.batch_size].tolist()
-                batch = PackedBatch.from_sequences(
-                    [sequences[r] for r in rows], tokenizer.pad_token_id, tokenizer.cls_token_id
-                )
-                step_started = time.perf_counter()
-                loss, result = rtd_step(
-                    generator, discriminator, batch.to(device), special_ids, tokenizer.mask_token_id, args, rng
-                )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-                optimizer.step()
-                scheduler.step()
-                state["step"] += 1
-                state["tokens_seen"] += result.tokens
-                state["padded"] += batch.input_ids.numel() - result.tokens
-                state["slots"] += batch.input_ids.numel()
-                state["train_seconds"] += time.perf_counter() - step_started
-                window.append(result)
-                if on_step:
-                    on_step(state["step"], result)
-                if not calibrated and state["step"] >= 10:
-                    # Plan the schedule to end when the time budget does, from the measured speed.
-                    seconds_per_step = state["train_seconds"] / state["step"]
-                    plan["total"] = max(state["step"] + 1, min(plan["total"], int(budget_seconds / seconds_per_step)))
-                    plan["warmup"] = max(1, int(plan["total"] * args.warmup_ratio))
-                    progress.update(task, total=plan["total"])
-                    calibrated = True
-                if state["step"] % 50 == 0 or state["step"] == plan["total"]:
-                    state["history"].append(_summarize(state["step"], window))
-                    window = []
-                progress.update(task, advance=1, info=_progress_info(result))
-                if budget_seconds and state["train_seconds"] >= budget_seconds:
-                    stopped_by = "time budget"
-                    break
-                if time.perf_counter() - last_checkpoint > args.checkpoint_minutes * 60:
-                    save_checkpoint()
-                    last_checkpoint = time.perf_counter()
+            while state["step"] < plan["total"] and not state["stopped_by"]:
+                with guard.hold():  # Ctrl-C waits for the end of the step
+                    current, consistent = state["step"] + 1, False
+                    epoch, position = divmod(state["step"], steps_per_epoch)
+                    if epoch != order_epoch:  # each epoch visits the sequences in its own seeded order
+                        seeded = torch.Generator().manual_seed(args.seed + epoch)
+                        order, order_epoch = torch.randperm(len(sequences), generator=seeded), epoch
+                    rows = order[position * args.batch_size : (position + 1) * args.batch_size].tolist()
+                    batch = PackedBatch.from_sequences(
+                        [sequences[r] for r in rows], tokenizer.pad_token_id, tokenizer.cls_token_id
+                    )
+                    step_started = time.perf_counter()
+                    loss, result = rtd_step(
+                        generator, discriminator, batch.to(device), special_ids, tokenizer.mask_token_id, args, rng
+                    )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+                    optimizer.step()
+                    scheduler.step()
+                    state["step"] += 1
+                    state["tokens_seen"] += result.tokens
+                    state["padded"] += batch.input_ids.numel() - result.tokens
+                    state["slots"] += batch.input_ids.numel()
+                    state["train_seconds"] += time.perf_counter() - step_started
+                    state["window"].append(result)
+                    if not state["calibrated"] and state["step"] >= 10:
+                        # Plan the schedule to end when the time budget does, from the measured speed.
+                        seconds_per_step = state["train_seconds"] / state["step"]
+                        plan["total"] = max(
+                            state["step"] + 1, min(plan["total"], int(budget_seconds / seconds_per_step))
+                        )
+                        plan["warmup"] = max(1, int(plan["total"] * args.warmup_ratio))
+                        progress.update(task, total=plan["total"])
+                        state["calibrated"] = True
+                    if state["step"] % 50 == 0 or state["step"] == plan["total"]:
+                        state["history"].append(_summarize(state["step"], state["window"]))
+                        state["window"] = []
+                    if budget_seconds and state["train_seconds"] >= budget_seconds:
+                        state["stopped_by"] = "time budget"
+                    consistent = unsaved = True
+                    progress.update(task, advance=1, info=_progress_info(result))
+                    if on_step:
+                        on_step(state["step"], result)
+                    if time.perf_counter() - last_checkpoint > args.checkpoint_minutes * 60:
+                        save()
+            with guard.hold():
+                if state["window"]:
+                    current, consistent = None, False
+                    state["history"].append(_summarize(state["step"], state["window"]))
+                    state["window"] = []
+                    consistent = unsaved = True
+                if unsaved:
+                    save()
     except KeyboardInterrupt:
-        save_checkpoint()
-        say(f"Interrupted at step {state['step']}; checkpoint saved. Continue with the same command plus --resume.")
-        raise
-    if window:
-        state["history"].append(_summarize(state["step"], window))
-    save_checkpoint()
+        if consistent and unsaved and not saving:
+            try:
+                save()
+            except KeyboardInterrupt:
+                pass  # Ctrl-C again: stop at once; the previous checkpoint is kept
+        of_total = f" of {plan['total']}" if plan["total"] < _UNPLANNED else ""
+        if saved_at is not None and saved_at == state["step"] and consistent:
+            done = " (training had finished)" if state["step"] >= plan["total"] or state["stopped_by"] else ""
+            message = (
+                f"Stopped at step {state['step']}{of_total}{done}; checkpoint saved in {checkpoint.folder}. "
+                f"To continue, {RESUME_HINT}."
+            )
+        elif saved_at is not None:
+            if not consistent:
+                where = f"during step {current}{of_total}" if current else "at the end of training"
+            else:
+                where = f"while saving the checkpoint of step {state['step']}{of_total}"
+            message = (
+                f"Stopped {where}; the checkpoint of step {saved_at} in {checkpoint.folder} is kept. To continue "
+                f"from there, {RESUME_HINT}."
+            )
+        else:
+            if output_dir.is_dir() and not any(output_dir.iterdir()):
+                output_dir.rmdir()  # made for the checkpoint that was not saved
+            message = "Stopped before the first checkpoint was saved: nothing to resume. Rerun the same command."
+        raise Interrupted(message) from None
 
-    discriminator.to("cpu")
-    generator.to("cpu")
-    discriminator.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
-    generator.save_pretrained(output_dir / GENERATOR_DIR)
-    tokenizer.save_pretrained(output_dir / GENERATOR_DIR)
+    stopped_by = state["stopped_by"] or "planned steps"
     tokens_per_second = state["tokens_seen"] / state["train_seconds"] if state["train_seconds"] else 0.0
     padding_share = state["padded"] / state["slots"] if state["slots"] else 0.0
     final = state["history"][-1] if state["history"] else {}
-    meta = {
-        "kind": "electra-rtd",
-        "recipe_version": PRETRAIN_RECIPE_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "corpus": {
-            "path": str(corpus_path),
-            "fingerprint": fingerprint,
-            "reviews": len(texts),
-            "tokens": sum(map(len, token_lists)),
-            "sequences": len(sequences),
-        },
-        "normalization": recipe.to_dict(),
-        "base": base.to_dict() if base else None,
-        "arguments": args.to_dict(),
-        "learning_rate": learning_rate,
-        "planned_steps": plan["total"],
-        "steps": state["step"],
-        "stopped_by": stopped_by,
-        "tokens_seen": state["tokens_seen"],
-        "train_seconds": round(state["train_seconds"], 1),
-        "tokens_per_second": round(tokens_per_second, 1),
-        "padding_share": round(padding_share, 4),
-        "final": final,
-        "history": state["history"],
-        "discriminator": {
-            "hidden_size": discriminator.config.hidden_size,
-            "layers": discriminator.config.num_hidden_layers,
-            "vocab_size": discriminator.config.vocab_size,
-        },
-        "generator": {"hidden_size": generator.config.hidden_size},
-        "device": device,
-        "library_versions": library_versions(),
-    }
-    (output_dir / PRETRAIN_META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    writing = (
+        f"Stopped while writing the outputs; training had finished and its checkpoint in {checkpoint.folder} is "
+        f"kept. To write them, {RESUME_HINT}."
+    )
+    with _interrupted_as(writing):
+        discriminator.to("cpu")
+        generator.to("cpu")
+        discriminator.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+        generator.save_pretrained(output_dir / GENERATOR_DIR)
+        tokenizer.save_pretrained(output_dir / GENERATOR_DIR)
+        meta = {
+            "kind": "electra-rtd",
+            "recipe_version": PRETRAIN_RECIPE_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "corpus": {
+                "path": str(corpus_path),
+                "fingerprint": fingerprint,
+                "reviews": len(texts),
+                "tokens": sum(map(len, token_lists)),
+                "sequences": len(sequences),
+            },
+            "normalization": recipe.to_dict(),
+            "base": base.to_dict() if base else None,
+            "arguments": args.to_dict(),
+            "learning_rate": learning_rate,
+            "planned_steps": plan["total"],
+            "steps": state["step"],
+            "stopped_by": stopped_by,
+            "resumed": state["resumes"],
+            "tokens_seen": state["tokens_seen"],
+            "train_seconds": round(state["train_seconds"], 1),
+            "tokens_per_second": round(tokens_per_second, 1),
+            "padding_share": round(padding_share, 4),
+            "final": final,
+            "history": state["history"],
+            "discriminator": {
+                "hidden_size": discriminator.config.hidden_size,
+                "layers": discriminator.config.num_hidden_layers,
+                "vocab_size": discriminator.config.vocab_size,
+            },
+            "generator": {"hidden_size": generator.config.hidden_size},
+            "device": device,
+            "library_versions": library_versions(),
+        }
+        (output_dir / PRETRAIN_META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     return PretrainResult(
         output_dir=output_dir,
         steps=state["step"],

@@ -390,3 +390,70 @@ def test_awkward_rows_are_kept_and_labeled(tmp_path, monkeypatch, tiny_model):
     assert out["id"].tolist() == ["1", "2", "3", "4", "5"]
     assert [bool(label) for label in out["predicted_label"]] == [True, False, True, False, True]
     assert out["note"].tolist()[1] == out["note"].tolist()[3] == "empty text"
+
+
+PRETRAIN_SMALL = ["--batch-size", "8", "--max-length", "64", "--vocab-size", "800"]
+
+
+@pytest.mark.slow
+def test_pretrain_ctrl_c_then_the_same_command_with_resume(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import review_sentiment.pretrain as pretrain_module
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus.csv").write_bytes(SAMPLE.read_bytes())
+    # No --name: the default name holds the start time, and the same command with --resume must still find it.
+    command = ["pretrain", "corpus.csv", "--max-steps", "4", *PRETRAIN_SMALL]
+    assert "--resume" in runner.invoke(app, ["pretrain", "--help"]).output
+    calls = {"n": 0}
+    rtd_step = pretrain_module.rtd_step
+
+    def ctrl_c_during_step_2(*args, **kwargs):  # a real SIGINT, as Ctrl-C sends, in the middle of a step
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return rtd_step(*args, **kwargs)
+
+    monkeypatch.setattr(pretrain_module, "rtd_step", ctrl_c_during_step_2)
+    result = runner.invoke(app, command)
+    assert result.exit_code == 130, result.output
+    assert "Interrupted. Stopped at step 2 of 4; checkpoint saved in models/pretrained-mini-corpus-" in result.output
+    assert "rerun the same command with --resume" in result.output and "Traceback" not in result.output
+    (folder,) = (tmp_path / "models").iterdir()
+    monkeypatch.setattr(pretrain_module, "rtd_step", rtd_step)
+    result = runner.invoke(app, command)
+    assert result.exit_code == 1 and "--resume" in result.output and "--force" in result.output
+    result = runner.invoke(app, [*command, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert f"Resuming models/{folder.name} at step 2 of 4" in result.output
+    assert "4 steps (planned steps)" in result.output and (folder / "rs_pretrain.json").exists()
+    assert len(list((tmp_path / "models").iterdir())) == 1
+
+
+@pytest.mark.slow
+def test_pretrain_killed_in_its_own_process_keeps_a_checkpoint(tmp_path):
+    """`kill` (SIGTERM) of a real `rs pretrain` process: exit code 130, one line saying how to continue."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "corpus.csv").write_bytes(SAMPLE.read_bytes())
+    arguments = ["pretrain", "corpus.csv", "--max-steps", "200", *PRETRAIN_SMALL, "--name", "p"]
+    command = [sys.executable, "-m", "review_sentiment", *arguments, "--checkpoint-minutes", "0.001"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoint = tmp_path / "models" / "p" / "checkpoint"
+    deadline = time.monotonic() + 120
+    while not (checkpoint / "training.json").exists():  # training is under way
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "rs pretrain saved no checkpoint in time"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Interrupted. Stopped" in stderr and "rerun the same command with --resume" in stderr, stderr
+    assert "Traceback" not in stderr and not (tmp_path / "models" / "p" / "rs_pretrain.json").exists()
+    step = json.loads((checkpoint / "training.json").read_text())["state"]["step"]
+    assert 1 <= step < 200 and "models/p/checkpoint" in stderr

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from review_sentiment.config import MODEL_SIZES, PretrainArguments
-from review_sentiment.errors import RsError
+from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.pretrain import (
     PackedBatch,
     choose_mask_positions,
@@ -177,34 +177,151 @@ def test_continued_pretraining_uses_the_saved_generator(tmp_path):
     assert meta["learning_rate"] == pytest.approx(0.2 * mini.learning_rate)
 
 
-@pytest.mark.slow
-def test_resume_after_interruption_reaches_the_same_state(tmp_path):
-    from safetensors.torch import load_file
-
-    args = PretrainArguments(**{**QUICK, "max_steps": 6})
-    pretrain(SAMPLE, args, output_dir=tmp_path / "straight", quiet=True)
-
-    def interrupt_at_three(step, result):
-        if step == 3:
+def _interrupt_at(wanted: int):
+    def on_step(step, result):
+        if step == wanted:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        pretrain(SAMPLE, args, output_dir=tmp_path / "resumed", quiet=True, on_step=interrupt_at_three)
-    assert (tmp_path / "resumed" / "checkpoint" / "state.pt").exists()
-    result = pretrain(SAMPLE, args, output_dir=tmp_path / "resumed", quiet=True, resume=True)
-    assert result.steps == 6
-    straight = load_file(tmp_path / "straight" / "model.safetensors")
-    resumed = load_file(tmp_path / "resumed" / "model.safetensors")
-    assert straight.keys() == resumed.keys()
-    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    return on_step
 
 
-def test_existing_output_needs_resume_or_force(tmp_path):
+def _ctrl_c_during_step(monkeypatch, call: int, presses: int = 1):
+    """Send a real SIGINT `presses` times in the middle of the `call`-th step of the next run (in its forward
+    pass, before the backward pass and the optimizer step)."""
+    import os
+    import signal
+
+    import review_sentiment.pretrain as pretrain_module
+
+    calls = {"n": 0}
+    rtd_step_unchanged = pretrain_module.rtd_step
+
+    def rtd_step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            for _ in range(presses):
+                os.kill(os.getpid(), signal.SIGINT)
+        return rtd_step_unchanged(*args, **kwargs)
+
+    monkeypatch.setattr(pretrain_module, "rtd_step", rtd_step)
+
+
+def _checkpoint_state(folder):
+    return json.loads((folder / "checkpoint" / "training.json").read_text())["state"]
+
+
+@pytest.mark.slow
+def test_resume_after_interruptions_reaches_the_same_state(tmp_path, monkeypatch):
+    import review_sentiment.pretrain as pretrain_module
+
+    args = PretrainArguments(**{**QUICK, "max_steps": 8})
+    straight = pretrain(SAMPLE, args, output_dir=tmp_path / "straight", quiet=True)
+    out = tmp_path / "resumed"
+
+    # 1. Stopped after step 3 is complete (a KeyboardInterrupt from the hook: no wait).
+    with pytest.raises(
+        Interrupted, match=r"Stopped at step 3 of 8; checkpoint saved in .*rerun the same command with --resume"
+    ):
+        pretrain(SAMPLE, args, output_dir=out, quiet=True, on_step=_interrupt_at(3))
+    checkpoint = out / "checkpoint"
+    assert _checkpoint_state(out)["step"] == 3 and not (out / "rs_pretrain.json").exists()
+    assert (checkpoint / "discriminator" / "model.safetensors").exists() and (checkpoint / "generator").is_dir()
+    assert not [p.name for p in checkpoint.rglob("*") if p.suffix in (".pt", ".pth", ".bin", ".pkl")]  # no pickle
+
+    # 2. A real Ctrl-C in the middle of step 5: the step is finished, then the checkpoint is saved there.
+    _ctrl_c_during_step(monkeypatch, call=2)  # the resumed run's steps 4, 5
+    with pytest.raises(Interrupted, match=r"Stopped at step 5 of 8; checkpoint saved"):
+        pretrain(SAMPLE, args, output_dir=out, quiet=True, resume=True)
+    assert _checkpoint_state(out)["step"] == 5
+
+    # 3. Ctrl-C twice in the middle of step 7: it stops at once, the checkpoint of step 5 is kept.
+    _ctrl_c_during_step(monkeypatch, call=2, presses=2)  # steps 6, 7
+    with pytest.raises(Interrupted, match=r"Stopped during step 7 of 8; the checkpoint of step 5 in .* is kept"):
+        pretrain(SAMPLE, args, output_dir=out, quiet=True, resume=True)
+    assert _checkpoint_state(out)["step"] == 5
+    assert not list(out.glob(".checkpoint.*"))  # no half-written checkpoint left behind
+
+    monkeypatch.undo()
+    assert pretrain_module.rtd_step is rtd_step
+    result = pretrain(SAMPLE, args, output_dir=out, quiet=True, resume=True)
+    assert result.steps == 8 and result.history == straight.history and result.final == straight.final
+    for part in ("model.safetensors", "generator/model.safetensors"):  # bit-identical weights on a CPU
+        assert (out / part).read_bytes() == (tmp_path / "straight" / part).read_bytes()
+    meta = json.loads((out / "rs_pretrain.json").read_text())
+    assert meta["steps"] == 8 and meta["history"] == straight.history
+    assert meta["resumed"] == 2  # the third run saved nothing: its resume does not count
+
+
+@pytest.mark.slow
+def test_resume_refuses_other_arguments_or_corpus(tmp_path, sample_table):
+    out = tmp_path / "m"
+    with pytest.raises(Interrupted):
+        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=out, quiet=True, on_step=_interrupt_at(2))
+    other = PretrainArguments(**{**QUICK, "learning_rate": 1e-3, "max_steps": 5, "seed": 4})
+    with pytest.raises(
+        RsError,
+        match=r"Cannot resume from .*: --learning-rate was not given there, 0.001 now; --max-steps was 4 there, 5 "
+        r"now; --seed was 3 there, 4 now\. Pass the same options",
+    ):
+        pretrain(SAMPLE, other, output_dir=out, quiet=True, resume=True)
+    discriminator = out / "checkpoint" / "discriminator"  # any ELECTRA folder will do as another --base
+    with pytest.raises(RsError, match=r"--base was not given \(from scratch\) there, .*discriminator now"):
+        pretrain(SAMPLE, PretrainArguments(**QUICK), base_name=str(discriminator), output_dir=out, resume=True)
+    fewer = tmp_path / "fewer.csv"
+    sample_table.head(300).to_csv(fewer, index=False)
+    with pytest.raises(RsError, match="the corpus differs"):
+        pretrain(fewer, PretrainArguments(**QUICK), output_dir=out, quiet=True, resume=True)
+    with pytest.raises(RsError, match=r"An interrupted run left a checkpoint in .*Pass --resume to continue it"):
+        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=out, quiet=True)
+    assert _checkpoint_state(out)["step"] == 2
+
+    steps = []
+    every_minute = PretrainArguments(**{**QUICK, "checkpoint_minutes": 1.0})  # does not change the result
+    result = pretrain(
+        SAMPLE, every_minute, output_dir=out, quiet=True, resume=True, on_step=lambda s, r: steps.append(s)
+    )
+    assert steps == [3, 4] and result.steps == 4
+    with pytest.raises(RsError, match="holds a finished run.*--force"):
+        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=out, quiet=True)
+    steps = []
+    pretrain(SAMPLE, other, output_dir=out, quiet=True, force=True, on_step=lambda s, r: steps.append(s))
+    assert steps == [1, 2, 3, 4, 5]  # --force starts over
+
+
+@pytest.mark.slow
+def test_resume_finds_the_default_named_run_or_starts_from_the_beginning(tmp_path, capsys):
+    args = PretrainArguments(**{**QUICK, "max_steps": 2})
+    pretrain(SAMPLE, args, models_dir=tmp_path / "fresh", resume=True)
+    assert "No checkpoint to resume" in capsys.readouterr().err
+    assert len(list((tmp_path / "fresh").glob("pretrained-mini-sample_reviews-*/rs_pretrain.json"))) == 1
+
+    # A default name holds the start time; rerunning the same command with --resume finds the checkpoint anyway.
+    models = tmp_path / "models"
+    with pytest.raises(Interrupted, match="step 1 of 2"):
+        pretrain(SAMPLE, args, models_dir=models, quiet=True, on_step=_interrupt_at(1))
+    (interrupted,) = models.glob("pretrained-mini-sample_reviews-*")
+    with pytest.raises(RsError, match="An interrupted run left a checkpoint .*--resume.*--force"):
+        pretrain(SAMPLE, args, models_dir=models, quiet=True)
+    result = pretrain(SAMPLE, args, models_dir=models, quiet=True, resume=True)
+    assert result.output_dir == interrupted and result.steps == 2
+    assert (interrupted / "rs_pretrain.json").exists() and len(list(models.iterdir())) == 1
+
+
+def test_existing_output_needs_resume_or_force(tmp_path, capsys):
     (tmp_path / "out").mkdir()
-    with pytest.raises(RsError, match="--resume"):
+    with pytest.raises(RsError, match="out already exists. Pass --name with another name, or --force"):
         pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "out", quiet=True)
-    with pytest.raises(RsError, match="Nothing to resume"):
-        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "out", quiet=True, resume=True)
+    with pytest.raises(RsError, match="out already exists and holds no checkpoint to resume"):
+        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "out", resume=True)
+    assert "No checkpoint to resume" not in capsys.readouterr().err  # the error comes first
+
+
+@pytest.mark.slow
+def test_ctrl_c_twice_in_the_first_step_leaves_nothing(tmp_path, monkeypatch):
+    _ctrl_c_during_step(monkeypatch, call=1, presses=2)
+    with pytest.raises(Interrupted, match="Stopped before the first checkpoint was saved: nothing to resume"):
+        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "out", quiet=True)
+    assert not (tmp_path / "out").exists()
 
 
 def test_arguments_are_validated():
