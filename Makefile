@@ -53,6 +53,9 @@ bench: install
 	$(BIN)/python bench/normalize_effects.py
 	$(BIN)/python bench/baseline_tfidf.py --train-size 150000
 	$(BIN)/python bench/predict_speed.py --million
+	@# long reviews: truncation vs scored parts, on the NSMC model that make bench-pretrain fine-tunes
+	if [ -d bench/results/finetuned-random-init-mini ]; then $(BIN)/python bench/long_reviews.py; \
+	else echo "skipped bench/long_reviews.py: run make bench-pretrain first (it makes the model)"; fi
 
 # About an hour on 2 cores: ELECTRA pretraining vs random initialization (needs ../shared/data).
 bench-pretrain: install
