@@ -478,6 +478,8 @@ class ResumeStore:
     def open(self, settings: dict, resume: bool) -> int:
         """Start a run: the number of chunks a resumed run takes from the folder (0 when starting afresh)."""
         state_path = self.folder / "state.json"
+        if self.folder.exists() and not self.finished():
+            self.remove()  # a run that stopped before its first chunk: nothing worth keeping
         if self.folder.exists():
             finished = self.finished()
             try:

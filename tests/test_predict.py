@@ -282,6 +282,10 @@ def test_resume_without_an_interrupted_run_starts_afresh(tmp_path, tiny_model, s
     sample_table.head(20).to_csv(tmp_path / "in.csv", index=False)
     summary = predict_file(tmp_path / "in.csv", tmp_path / "out.csv", model_dir=tiny_model, resume=True)
     assert summary.resumed_chunks == 0 and summary.scored == 20
+    # a run that died before its first chunk was kept leaves nothing worth resuming: no --resume needed
+    ResumeStore(tmp_path / "out.csv").folder.mkdir()
+    summary = predict_file(tmp_path / "in.csv", tmp_path / "out.csv", model_dir=tiny_model)
+    assert summary.scored == 20 and not ResumeStore(tmp_path / "out.csv").folder.exists()
 
 
 def test_one_output_row_per_input_row_in_order(tmp_path, tiny_model):
