@@ -65,6 +65,10 @@ def _reported_errors():
     except RsError as error:
         console.print(f"[bold red]Error:[/] {error}")
         raise typer.Exit(code=1) from None
+    except OSError as error:  # a folder rs may not write to, a full disk, a file that vanished mid-run
+        where = f": {error.filename}" if error.filename else ""
+        console.print(f"[bold red]Error:[/] {error.strerror or error}{where}")
+        raise typer.Exit(code=1) from None
     except Interrupted as interrupted:
         console.print(f"[bold red]Interrupted.[/] {interrupted}")
         raise typer.Exit(code=130) from None

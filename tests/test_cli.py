@@ -457,3 +457,11 @@ def test_pretrain_killed_in_its_own_process_keeps_a_checkpoint(tmp_path):
     assert "Traceback" not in stderr and not (tmp_path / "models" / "p" / "rs_pretrain.json").exists()
     step = json.loads((checkpoint / "training.json").read_text())["state"]["step"]
     assert 1 <= step < 200 and "models/p/checkpoint" in stderr
+
+
+def test_an_output_rs_cannot_create_is_one_line(tmp_path, monkeypatch, tiny_model):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.csv").write_text("review\n좋아요\n", encoding="utf-8")
+    result = runner.invoke(app, ["predict", "in.csv", "-o", "in.csv/out.csv", "--model", str(tiny_model)])
+    assert result.exit_code == 1 and result.output.startswith("Error:"), result.output
+    assert "in.csv" in result.output and "Traceback" not in result.output
