@@ -30,13 +30,9 @@ import json
 import math
 import random
 import re
-import shutil
-import signal
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,6 +44,22 @@ from review_sentiment.bases import (
     load_base_tokenizer_and_config,
     load_base_weights,
     resolve_base,
+)
+from review_sentiment.checkpoints import (
+    RESUME_HINT,
+    STATE_FILE,
+    TENSORS_FILE,
+    InterruptGuard,
+    argument_differences,
+    check_fingerprint,
+    check_format,
+    damaged,
+    delete_checkpoint,
+    join_optimizer_state,
+    recover_checkpoint,
+    split_optimizer_state,
+    write_atomically,
+    write_state,
 )
 from review_sentiment.config import FinetuneArguments
 from review_sentiment.console import console, progress_bar, silence_library_logs
@@ -247,11 +259,8 @@ def _class_weights(train_targets: list[int], n_classes: int) -> list[float]:
 
 CHECKPOINT_SUFFIX = ".rs-checkpoint"
 CHECKPOINT_FORMAT = 1
-_CHECKPOINT_STATE = "training.json"
-_CHECKPOINT_TENSORS = "training.safetensors"
 _CHECKPOINT_MODEL = "model.safetensors"
 _CHECKPOINT_BEST = "best.safetensors"
-RESUME_HINT = "rerun the same command with --resume"
 
 # How the training arguments are spelled on the command line, for messages.
 _OPTION_NAMES = {
@@ -270,23 +279,6 @@ def checkpoint_dir_for(output_dir: str | Path) -> Path:
     """Where fine-tuning into `output_dir` keeps its checkpoint: a sibling folder, never inside the model."""
     output_dir = Path(output_dir)
     return output_dir.with_name(output_dir.name + CHECKPOINT_SUFFIX)
-
-
-def _staging_dir(folder: Path, kind: str) -> Path:
-    return folder.with_name(f".{folder.name}.{kind}")
-
-
-def _recover_checkpoint(folder: Path) -> bool:
-    """Whether a checkpoint exists at `folder`, after finishing a swap that a crash cut short."""
-    previous = _staging_dir(folder, "old")
-    if not folder.exists() and previous.exists():
-        previous.rename(folder)  # the crash fell between moving the old one aside and the new one in
-    return folder.is_dir()
-
-
-def delete_checkpoint(folder: Path) -> None:
-    for path in (folder, _staging_dir(folder, "old"), _staging_dir(folder, "partial")):
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _weights_on_cpu(model) -> dict:
@@ -313,22 +305,13 @@ class TrainingCheckpoint:
 
     def read(self) -> dict:
         """The checkpoint's training.json, checked against this run's fingerprint."""
-        path = self.folder / _CHECKPOINT_STATE
+        path = self.folder / STATE_FILE
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise RsError(
-                f"The checkpoint in {self.folder} is damaged ({error}); rerun without --resume and with --force "
-                "to start over."
-            ) from None
-        if state.get("format", 0) > CHECKPOINT_FORMAT:
-            raise RsError(f"The checkpoint in {self.folder} was made by a newer rs; upgrade rs to resume it.")
-        difference = _fingerprint_difference(state.get("fingerprint", {}), self.fingerprint)
-        if difference:
-            raise RsError(
-                f"Cannot resume from {self.folder}: {difference}. Pass the same options as the interrupted run, "
-                "or rerun without --resume and with --force to start over."
-            )
+        except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8
+            raise damaged(self.folder, error) from None
+        check_format(self.folder, state, CHECKPOINT_FORMAT)
+        check_fingerprint(self.folder, _fingerprint_difference(state.get("fingerprint", {}), self.fingerprint))
         return state
 
     def save(self, model, optimizer, scheduler, scaler, batch_order, run: dict, best: dict) -> None:
@@ -337,59 +320,37 @@ class TrainingCheckpoint:
         import torch
         from safetensors.torch import save_file, save_model
 
-        staging = _staging_dir(self.folder, "partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        try:
+        with write_atomically(self.folder) as staging:
             save_model(model, str(staging / _CHECKPOINT_MODEL))
             best_weights = None
             if "state" in best:
                 best_weights = "model" if run["best_is_current"] else "best"
                 if best_weights == "best":
                     save_file(best["state"], str(staging / _CHECKPOINT_BEST))
-            optimizer_state = optimizer.state_dict()
+            optimizer_tensors, optimizer_state = split_optimizer_state(optimizer.state_dict())
             tensors = {"rng.torch": torch.get_rng_state(), "rng.batch_order": batch_order}
             if self.fingerprint["device"] == "cuda":
                 for index, cuda_state in enumerate(torch.cuda.get_rng_state_all()):
                     tensors[f"rng.cuda.{index}"] = cuda_state
-            other_optimizer_state: dict = {}
-            for index, values in optimizer_state["state"].items():
-                for key, value in values.items():
-                    if torch.is_tensor(value):
-                        tensors[f"optimizer.{index}.{key}"] = value.detach().to("cpu").contiguous()
-                    else:
-                        other_optimizer_state.setdefault(str(index), {})[key] = value
-            save_file(tensors, str(staging / _CHECKPOINT_TENSORS))
+            save_file({**tensors, **optimizer_tensors}, str(staging / TENSORS_FILE))
             numpy_state = numpy.random.get_state()
             state = {
-                "format": CHECKPOINT_FORMAT,
-                "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "fingerprint": self.fingerprint,
                 "run": run,
                 "best": {key: value for key, value in best.items() if key != "state"},
                 "best_weights": best_weights,
-                "optimizer": {"param_groups": optimizer_state["param_groups"], "state": other_optimizer_state},
+                "optimizer": optimizer_state,
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
                 "python_rng": random.getstate(),
                 "numpy_rng": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
             }
-            (staging / _CHECKPOINT_STATE).write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
+            write_state(staging, CHECKPOINT_FORMAT, self.fingerprint, state)
             (staging / "README.txt").write_text(
                 "Checkpoint of an interrupted `rs finetune` run: not a model, `rs predict` cannot use it.\n"
                 f"To continue, {RESUME_HINT}; to start over, rerun it with --force (deletes this folder).\n"
                 "It is deleted when the model folder is saved.\n",
                 encoding="utf-8",
             )
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        previous = _staging_dir(self.folder, "old")
-        shutil.rmtree(previous, ignore_errors=True)
-        if self.folder.exists():
-            self.folder.rename(previous)
-        staging.rename(self.folder)
-        shutil.rmtree(previous, ignore_errors=True)
 
     def restore(self, model, optimizer, scheduler, scaler):
         """Load the checkpoint into the freshly built model, optimizer, scheduler and scaler, and restore the RNG
@@ -401,29 +362,15 @@ class TrainingCheckpoint:
         state = self.read()
         try:
             load_model(model, str(self.folder / _CHECKPOINT_MODEL), device=str(next(model.parameters()).device))
-            tensors = load_file(str(self.folder / _CHECKPOINT_TENSORS))
+            tensors = load_file(str(self.folder / TENSORS_FILE))
             best = dict(state["best"])
             if state["best_weights"] == "model":
                 best["state"] = _weights_on_cpu(model)
             elif state["best_weights"] == "best":
                 best["state"] = load_file(str(self.folder / _CHECKPOINT_BEST))
         except (OSError, RuntimeError, KeyError) as error:
-            raise RsError(
-                f"The checkpoint in {self.folder} is damaged ({error}); rerun without --resume and with --force "
-                "to start over."
-            ) from None
-        optimizer_state: dict = {}
-        for key, value in tensors.items():
-            if key.startswith("optimizer."):
-                _, index, name = key.split(".", 2)
-                optimizer_state.setdefault(int(index), {})[name] = value
-        for index, values in state["optimizer"]["state"].items():
-            optimizer_state.setdefault(int(index), {}).update(values)
-        groups = [
-            {key: tuple(value) if isinstance(value, list) and key != "params" else value for key, value in g.items()}
-            for g in state["optimizer"]["param_groups"]
-        ]
-        optimizer.load_state_dict({"state": optimizer_state, "param_groups": groups})
+            raise damaged(self.folder, error) from None
+        optimizer.load_state_dict(join_optimizer_state(tensors, state["optimizer"]))
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(tensors["rng.torch"])
@@ -448,61 +395,10 @@ def _fingerprint_difference(saved: dict, current: dict) -> str:
         if key == "data":
             differences.append("the training data differs (another file, rows, labels or normalization)")
         elif key == "training_args" and isinstance(old, dict) and isinstance(new, dict):
-            for arg in [*new, *(arg for arg in old if arg not in new)]:
-                if old.get(arg) != new.get(arg):
-                    option = _OPTION_NAMES.get(arg, arg)
-                    differences.append(f"{option} was {old.get(arg)} there, {new.get(arg)} now")
+            differences.extend(argument_differences(old, new, _OPTION_NAMES))
         else:
             differences.append(f"{key.replace('_', ' ')} was {old} there, {new} now")
     return "; ".join(differences)
-
-
-class _InterruptGuard:
-    """Holds Ctrl-C (and `kill`, SIGTERM) back while a training step or an epoch's bookkeeping runs, so a
-    checkpoint is never taken of a half-updated state: the first signal stops the run once the step is
-    complete, a second one stops it at once."""
-
-    SIGNALS = ("SIGINT", "SIGTERM")
-
-    def __init__(self, say: Callable[[str], None]):
-        self.say = say
-        self.holding = False
-        self.requested = False
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signals reach only the main thread
-            return
-        previous = {}
-        for name in self.SIGNALS:
-            number = getattr(signal, name, None)
-            if number is not None:
-                previous[number] = signal.signal(number, self._handle)
-        try:
-            yield
-        finally:
-            for number, handler in previous.items():
-                # None: a handler installed outside Python, which cannot be put back; use Python's default.
-                default = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
-                signal.signal(number, handler if handler is not None else default)
-
-    def _handle(self, signum, frame) -> None:
-        if self.holding and not self.requested:
-            self.requested = True
-            self.say("Stopping after this step to save a checkpoint (Ctrl-C again stops at once).")
-            return
-        raise KeyboardInterrupt
-
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        self.holding = True
-        try:
-            yield
-        finally:
-            self.holding = False
-        if self.requested:
-            raise KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------------------- training loop
@@ -577,7 +473,7 @@ def train_classifier(
     saved_at = run["step"] if checkpoint is not None and checkpoint.resume else None  # step of the last checkpoint
     consistent = True  # whether model, optimizer, RNGs and `run` describe one moment of training
     unsaved = False  # whether that moment is newer than the last checkpoint
-    guard = _InterruptGuard(say)
+    guard = InterruptGuard(say)
 
     def save() -> None:
         nonlocal saved_at, unsaved
@@ -769,7 +665,7 @@ def finetune(
     if is_tfidf:
         if resume:
             say("The TF-IDF baseline trains in seconds and keeps no checkpoint: --resume trains it again.")
-    elif _recover_checkpoint(checkpoint_dir):
+    elif recover_checkpoint(checkpoint_dir):
         if not (resume or force):
             raise RsError(
                 f"An interrupted run left a checkpoint in {checkpoint_dir}. Pass --resume to continue it "

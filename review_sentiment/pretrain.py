@@ -71,10 +71,25 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from review_sentiment.bases import ResolvedBase, load_base_tokenizer_and_config, load_base_weights, resolve_base
+from review_sentiment.checkpoints import (
+    RESUME_HINT,
+    STATE_FILE,
+    TENSORS_FILE,
+    InterruptGuard,
+    argument_differences,
+    check_fingerprint,
+    check_format,
+    damaged,
+    join_optimizer_state,
+    recover_checkpoint,
+    split_optimizer_state,
+    staging_dir,
+    write_atomically,
+    write_state,
+)
 from review_sentiment.config import PretrainArguments
 from review_sentiment.console import console, progress_bar, silence_library_logs
 from review_sentiment.errors import Interrupted, RsError
-from review_sentiment.finetune import RESUME_HINT, _InterruptGuard, _recover_checkpoint, _staging_dir
 from review_sentiment.modelstore import MODELS_DIR, library_versions
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
 from review_sentiment.preprocess import read_reviews
@@ -426,8 +441,6 @@ def _schedule(step: int, warmup: int, total: int) -> float:
 
 CHECKPOINT_FORMAT = 1
 DISCRIMINATOR_DIR = "discriminator"
-_CHECKPOINT_STATE = "training.json"
-_CHECKPOINT_TENSORS = "training.safetensors"
 _UNPLANNED = 10**9  # planned steps with only --max-minutes, until the speed is measured
 
 # How the arguments that change the result are spelled on the command line, for messages.
@@ -473,10 +486,7 @@ def _fingerprint_difference(saved: dict, current: dict) -> str:
         if key == "corpus":
             differences.append("the corpus differs (another file, other rows or another --text-col)")
         elif key == "arguments" and isinstance(old, dict):
-            for arg in [*new, *(arg for arg in old if arg not in new)]:
-                if old.get(arg) != new.get(arg):
-                    option = _OPTION_NAMES.get(arg, arg)
-                    differences.append(f"{option} was {_shown(old.get(arg))} there, {_shown(new.get(arg))} now")
+            differences.extend(argument_differences(old, new, _OPTION_NAMES, _shown))
         elif key == "base":
             differences.append(
                 f"--base was {old or 'not given (from scratch)'} there, {new or 'not given (from scratch)'} now"
@@ -493,15 +503,9 @@ class PretrainCheckpoint:
     folder: Path
     fingerprint: dict  # what must match to resume
 
-    def _damaged(self, error) -> RsError:
-        return RsError(
-            f"The checkpoint in {self.folder} is damaged ({error}); rerun without --resume and with --force to "
-            "start over."
-        )
-
     def read(self) -> dict:
         """The checkpoint's training.json, checked against this run's fingerprint (as far as it is known)."""
-        path = self.folder / _CHECKPOINT_STATE
+        path = self.folder / STATE_FILE
         if not path.exists() and (self.folder / "state.pt").exists():
             raise RsError(
                 f"The checkpoint in {self.folder} was made by an earlier rs and cannot be resumed; rerun without "
@@ -510,68 +514,40 @@ class PretrainCheckpoint:
         try:
             saved = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
-            raise self._damaged(error) from None
-        if saved.get("format", 0) > CHECKPOINT_FORMAT:
-            raise RsError(f"The checkpoint in {self.folder} was made by a newer rs; upgrade rs to resume it.")
+            raise damaged(self.folder, error) from None
+        check_format(self.folder, saved, CHECKPOINT_FORMAT)
         self.check(saved)
         return saved
 
     def check(self, saved: dict) -> None:
-        difference = _fingerprint_difference(saved.get("fingerprint", {}), self.fingerprint)
-        if difference:
-            raise RsError(
-                f"Cannot resume from {self.folder}: {difference}. Pass the same options as the interrupted run, "
-                "or rerun without --resume and with --force to start over."
-            )
+        check_fingerprint(self.folder, _fingerprint_difference(saved.get("fingerprint", {}), self.fingerprint))
 
     def save(self, generator, discriminator, tokenizer, optimizer, scheduler, rng, plan: dict, state: dict) -> None:
         """Write the checkpoint into a hidden sibling, then swap it in for the previous one."""
         import torch
         from safetensors.torch import save_file
 
-        staging = _staging_dir(self.folder, "partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        try:
+        with write_atomically(self.folder) as staging:
             discriminator.save_pretrained(staging / DISCRIMINATOR_DIR)
             generator.save_pretrained(staging / GENERATOR_DIR)
             tokenizer.save_pretrained(staging)
             tensors = {"rng.torch": torch.get_rng_state(), "rng.masking": rng.get_state()}
             if rng.device.type == "cuda":  # dropout on the GPU draws from the device's own generator
                 tensors["rng.cuda"] = torch.cuda.get_rng_state(rng.device)
-            optimizer_state = optimizer.state_dict()
-            other_optimizer_state: dict = {}
-            for index, values in optimizer_state["state"].items():
-                for key, value in values.items():
-                    if torch.is_tensor(value):
-                        tensors[f"optimizer.{index}.{key}"] = value.detach().to("cpu").contiguous()
-                    else:
-                        other_optimizer_state.setdefault(str(index), {})[key] = value
-            save_file(tensors, str(staging / _CHECKPOINT_TENSORS))
+            optimizer_tensors, optimizer_state = split_optimizer_state(optimizer.state_dict())
+            save_file({**tensors, **optimizer_tensors}, str(staging / TENSORS_FILE))
             payload = {
-                "format": CHECKPOINT_FORMAT,
-                "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "fingerprint": self.fingerprint,
                 "state": {**state, "window": [asdict(result) for result in state["window"]]},
                 "plan": plan,
                 "scheduler": scheduler.state_dict(),
-                "optimizer": {"param_groups": optimizer_state["param_groups"], "state": other_optimizer_state},
+                "optimizer": optimizer_state,
             }
-            (staging / _CHECKPOINT_STATE).write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+            write_state(staging, CHECKPOINT_FORMAT, self.fingerprint, payload)
             (staging / "README.txt").write_text(
                 "Checkpoint of an `rs pretrain` run: not a base, use the folder above it.\n"
                 f"To continue an interrupted run, {RESUME_HINT}; to start over, rerun it with --force.\n",
                 encoding="utf-8",
             )
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        previous = _staging_dir(self.folder, "old")
-        shutil.rmtree(previous, ignore_errors=True)
-        if self.folder.exists():
-            self.folder.rename(previous)
-        staging.rename(self.folder)
-        shutil.rmtree(previous, ignore_errors=True)
 
     def load_models(self):
         """The tokenizer, generator and discriminator saved in the checkpoint (safetensors only)."""
@@ -585,7 +561,7 @@ class PretrainCheckpoint:
             )
             generator = ElectraForMaskedLM.from_pretrained(self.folder / GENERATOR_DIR, use_safetensors=True, **options)
         except (OSError, ValueError) as error:
-            raise self._damaged(error) from None
+            raise damaged(self.folder, error) from None
         tie_embeddings(generator, discriminator)
         return tokenizer, generator, discriminator
 
@@ -596,22 +572,8 @@ class PretrainCheckpoint:
         from safetensors.torch import load_file
 
         try:
-            tensors = load_file(str(self.folder / _CHECKPOINT_TENSORS))
-            optimizer_state: dict = {}
-            for key, value in tensors.items():
-                if key.startswith("optimizer."):
-                    _, index, name = key.split(".", 2)
-                    optimizer_state.setdefault(int(index), {})[name] = value
-            for index, values in saved["optimizer"]["state"].items():
-                optimizer_state.setdefault(int(index), {}).update(values)
-            groups = [
-                {
-                    key: tuple(value) if isinstance(value, list) and key != "params" else value
-                    for key, value in g.items()
-                }
-                for g in saved["optimizer"]["param_groups"]
-            ]
-            optimizer.load_state_dict({"state": optimizer_state, "param_groups": groups})
+            tensors = load_file(str(self.folder / TENSORS_FILE))
+            optimizer.load_state_dict(join_optimizer_state(tensors, saved["optimizer"]))
             plan.update(saved["plan"])
             scheduler.load_state_dict(saved["scheduler"])
             rng.set_state(tensors["rng.masking"])
@@ -621,13 +583,13 @@ class PretrainCheckpoint:
             restored = dict(saved["state"])
             restored["window"] = [StepResult(**result) for result in restored["window"]]
         except (OSError, RuntimeError, KeyError, ValueError, TypeError, SafetensorError) as error:
-            raise self._damaged(error) from None
+            raise damaged(self.folder, error) from None
         state.update(restored)
         state["resumes"] += 1
 
 
 def _has_checkpoint(folder: Path) -> bool:
-    return folder.is_dir() or _staging_dir(folder, "old").is_dir()
+    return folder.is_dir() or staging_dir(folder, "old").is_dir()
 
 
 def _interrupted_default_run(models_dir: Path, prefix: str) -> Path | None:
@@ -722,7 +684,7 @@ def pretrain(
             output_dir = Path(models_dir) / default_pretrain_name(args, base, corpus_path)
     output_dir = Path(output_dir)
     checkpoint = PretrainCheckpoint(output_dir / CHECKPOINT_DIR, resume_fingerprint(args, base, device))
-    has_checkpoint = _recover_checkpoint(checkpoint.folder)
+    has_checkpoint = recover_checkpoint(checkpoint.folder)
     if resume and not has_checkpoint:
         looked = looked or checkpoint.folder
         resume = False
@@ -828,7 +790,7 @@ def pretrain(
 
     last_checkpoint = time.perf_counter()
     order_epoch, order = -1, None
-    guard = _InterruptGuard(say)
+    guard = InterruptGuard(say)
     saved_at = state["step"] if resume else None  # the step of the last checkpoint
     consistent = True  # whether the models, optimizer, RNGs, plan and `state` describe one moment of training
     unsaved = False  # whether that moment is newer than the last checkpoint
