@@ -753,7 +753,11 @@ class TableWriter:
             self._write_parquet(chunk)
         else:
             sep = "\t" if self._suffix == ".tsv" else ","
-            self._cleaned(chunk).to_csv(self._handle, sep=sep, index=False, header=not self._started)
+            # CRLF line ends, as RFC 4180 and Excel have them: the csv module then quotes a field holding a lone
+            # "\r" too (with "\n" ends it does not, and the field would be read back as two rows).
+            self._cleaned(chunk).to_csv(
+                self._handle, sep=sep, index=False, header=not self._started, lineterminator="\r\n"
+            )
         self._started = True
 
     def _text(self, text: str) -> str:

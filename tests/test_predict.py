@@ -293,18 +293,21 @@ def test_one_output_row_per_input_row_in_order(tmp_path, tiny_model):
     row per input row, in order, with the text kept (lone surrogates, which UTF-8 cannot hold, become U+FFFD)."""
     import json
 
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import HealthCheck, example, given, settings
     from hypothesis import strategies as st
 
     from review_sentiment.tables import read_table
 
     any_character = st.characters(codec=None, categories=None)
     texts = st.lists(
-        st.one_of(st.text(any_character, max_size=40), st.sampled_from(["", " ", "\r\n", "=1+1"])), min_size=1
+        st.one_of(st.text(any_character, max_size=40), st.sampled_from(["", " ", "\r", "\r\n", "=1+1", "\x00"])),
+        min_size=1,
     )
 
     @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(texts)
+    @example(["\r"])  # a lone CR in a CSV field was once read back as two rows
+    @example(["\ud800", "", "a\rb\nc"])
     def check(texts):
         lines = [json.dumps({"id": i, "review": text}) for i, text in enumerate(texts)]
         (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")

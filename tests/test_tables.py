@@ -277,7 +277,7 @@ def test_writer_in_chunks_writes_what_write_table_writes(tmp_path, name):
 def test_writer_without_rows_writes_the_header(tmp_path):
     with TableWriter(tmp_path / "out.csv", columns=["review", "label"]):
         pass
-    assert (tmp_path / "out.csv").read_bytes() == b"\xef\xbb\xbfreview,label\n"
+    assert (tmp_path / "out.csv").read_bytes() == b"\xef\xbb\xbfreview,label\r\n"
     with TableWriter(tmp_path / "out.jsonl") as writer:
         writer.write(WRITTEN.iloc[:0])
     assert (tmp_path / "out.jsonl").read_bytes() == b""
