@@ -44,12 +44,13 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _main(
     version: bool = typer.Option(
-        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        False, "--version", metavar="", callback=_print_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
     """Korean review sentiment."""
 
 
+# Every flag (a bool option) has metavar="": typer would show it as `--resume <bool>`, as if it took a value.
 SHEET_HELP = "The .xlsx sheet to read: its name or number (1 = first) [default: the first sheet]."
 ESCAPE_HELP = (
     "Write .csv/.tsv/.xlsx text exactly as it is. By default a cell starting with = + - @ (or tab, CR) gets a "
@@ -70,13 +71,28 @@ def _reported_errors():
         console.print(f"[bold red]Error:[/] {error.strerror or error}{where}")
         raise typer.Exit(code=1) from None
     except Interrupted as interrupted:
+        _ignore_further_interrupts()
         console.print(f"[bold red]Interrupted.[/] {interrupted}")
         raise typer.Exit(code=130) from None
     except KeyboardInterrupt:
+        _ignore_further_interrupts()
         console.print(
             "[bold red]Interrupted.[/] Outputs are written only when complete: nothing half-written was left behind."
         )
         raise typer.Exit(code=130) from None
+
+
+_EXITS_AFTER_COMMAND = False  # set by main(): this process ends with the command (not so under CliRunner)
+
+
+def _ignore_further_interrupts() -> None:
+    """rs is exiting after an interruption: another Ctrl-C must not kill it halfway through its shutdown."""
+    import signal
+
+    if not _EXITS_AFTER_COMMAND:
+        return
+    for name in ("SIGINT", "SIGTERM"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 @app.command(epilog=EXIT_CODES)
@@ -96,18 +112,22 @@ def preprocess(
         "--text-col",
         help="Column with the review text [default: a known name such as review, text, 리뷰, 내용].",
     ),
-    spacing: bool = typer.Option(False, "--spacing", help="Also correct word spacing with kiwipiepy (rewrites slang)."),
-    typos: bool = typer.Option(False, "--typos", help="Also correct common typos with kiwipiepy (slow)."),
-    no_sentence_split: bool = typer.Option(
-        False, "--no-sentence-split", help="Do not separate sentences glued by punctuation."
+    spacing: bool = typer.Option(
+        False, "--spacing", metavar="", help="Also correct word spacing with kiwipiepy (rewrites slang)."
     ),
-    drop_empty: bool = typer.Option(False, "--drop-empty", help="Drop rows whose text is empty after cleaning."),
+    typos: bool = typer.Option(False, "--typos", metavar="", help="Also correct common typos with kiwipiepy (slow)."),
+    no_sentence_split: bool = typer.Option(
+        False, "--no-sentence-split", metavar="", help="Do not separate sentences glued by punctuation."
+    ),
+    drop_empty: bool = typer.Option(
+        False, "--drop-empty", metavar="", help="Drop rows whose text is empty after cleaning."
+    ),
     drop_duplicates: bool = typer.Option(
-        False, "--drop-duplicates", help="Drop rows whose cleaned text repeats an earlier row."
+        False, "--drop-duplicates", metavar="", help="Drop rows whose cleaned text repeats an earlier row."
     ),
     encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
     sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
-    no_escape_formulas: bool = typer.Option(False, "--no-escape-formulas", help=ESCAPE_HELP),
+    no_escape_formulas: bool = typer.Option(False, "--no-escape-formulas", metavar="", help=ESCAPE_HELP),
 ) -> None:
     """Normalize review text so `rs finetune` can pick it up.
 
@@ -164,12 +184,13 @@ def finetune(
     resume: bool = typer.Option(
         False,
         "--resume",
+        metavar="",
         help="After Ctrl-C or a crash: continue from the checkpoint (models/NAME.rs-checkpoint) with the same "
         "command and options, to the model an uninterrupted run gives. No checkpoint: starts from the beginning, so "
         "scripts can always pass it. --base tfidf keeps none (it trains in seconds) and just trains again.",
     ),
     force: bool = typer.Option(
-        False, "--force", "-F", help="Replace an existing model folder; start over, deleting a checkpoint."
+        False, "--force", "-F", metavar="", help="Replace an existing model folder; start over, deleting a checkpoint."
     ),
     text_col: str | None = typer.Option(None, "--text-col", help="Column with the review text."),
     label_col: str | None = typer.Option(
@@ -195,7 +216,9 @@ def finetune(
     patience: int = typer.Option(
         2, "--patience", min=0, help="Early stopping: epochs without a better macro-F1 (0: off)."
     ),
-    no_class_weights: bool = typer.Option(False, "--no-class-weights", help="Do not reweight rare classes."),
+    no_class_weights: bool = typer.Option(
+        False, "--no-class-weights", metavar="", help="Do not reweight rare classes."
+    ),
     seed: int = typer.Option(42, "--seed", help="Random seed."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
     encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949, utf-16)."),
@@ -263,12 +286,13 @@ def pretrain(
     resume: bool = typer.Option(
         False,
         "--resume",
+        metavar="",
         help="After Ctrl-C or a crash: continue from the checkpoint (FOLDER/checkpoint) with the same command and "
         "options, to the weights an uninterrupted run gives; without --name/-o, the newest unfinished run of this "
         "size (or --base) and corpus. No checkpoint: starts from the beginning, so scripts can always pass it.",
     ),
     force: bool = typer.Option(
-        False, "--force", "-F", help="Start over in an existing output folder, deleting its checkpoint."
+        False, "--force", "-F", metavar="", help="Start over in an existing output folder, deleting its checkpoint."
     ),
     text_col: str | None = typer.Option(None, "--text-col", help="Column with the review text."),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps."),
@@ -392,10 +416,11 @@ def predict(
     device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
     encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
     sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
-    no_escape_formulas: bool = typer.Option(False, "--no-escape-formulas", help=ESCAPE_HELP),
+    no_escape_formulas: bool = typer.Option(False, "--no-escape-formulas", metavar="", help=ESCAPE_HELP),
     resume: bool = typer.Option(
         False,
         "--resume",
+        metavar="",
         help="Continue a run that Ctrl-C or a kill interrupted, from its last finished chunk; the output is the "
         "same as an uninterrupted run's. Pass the same file and options as before.",
     ),
@@ -445,7 +470,8 @@ def predict(
         for label, n in summary.label_counts.items()
     )
     console.print(
-        f"Labeled {summary.scored} of {summary.rows} rows in {summary.seconds:.1f}s "
+        f"Labeled {summary.scored} of {summary.rows} rows (text column '{summary.text_column}') in "
+        f"{summary.seconds:.1f}s "
         f"({summary.reviews_per_second:.0f} reviews/s): {distribution}"
     )
     if summary.resumed_chunks:
@@ -496,7 +522,7 @@ def evaluate(
     device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
     encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
     sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
-    no_escape_formulas: bool = typer.Option(False, "--no-escape-formulas", help=ESCAPE_HELP),
+    no_escape_formulas: bool = typer.Option(False, "--no-escape-formulas", metavar="", help=ESCAPE_HELP),
 ) -> None:
     """Measure a model on labeled reviews it has not seen: accuracy, macro-F1, per-class scores, confusion.
 
@@ -595,6 +621,9 @@ def _stop_like_ctrl_c(signal_number, frame) -> None:
 
 def main() -> None:
     import signal
+
+    global _EXITS_AFTER_COMMAND
+    _EXITS_AFTER_COMMAND = True
 
     # `kill` (SIGTERM) unwinds like Ctrl-C: temporary files are removed, progress is kept for --resume.
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)

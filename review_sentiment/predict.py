@@ -5,10 +5,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
+import signal
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -293,6 +297,13 @@ class Predictor:
         """`text_col`, else the column the model was trained on when the file has it, else a known name."""
         trained_on = self.meta.get("data", {}).get("text_column")
         if text_col is None and trained_on in columns:
+            # a repeated header (review, review.1) leaves two candidates: ask rather than guess
+            repeated = [c for c in columns if re.fullmatch(re.escape(str(trained_on)) + r"\.\d+", str(c))]
+            if repeated:
+                raise RsError(
+                    f"The file has several {trained_on!r} columns ({[trained_on, *repeated]}), the column the model "
+                    "was trained on. Pass --text-col with the one to use."
+                )
             text_col = trained_on
         return find_text_column(columns, text_col)
 
@@ -362,39 +373,33 @@ def predict_file(
 
     counts: Counter = Counter()
     unscored = split = chunks = 0
-    try:
-        writer = TableWriter(output_path, escape_formulas=escape_formulas, temporary_dir=store.folder)
-        with writer, row_progress("Predicting", source.rows) as advance:
-            for (number, chunk), results in prefetched(enumerate(source.chunks(chunk_rows)), results_of):
-                if number < finished:
-                    probabilities, notes = results
-                    advance(len(chunk))
-                else:
-                    probabilities = predictor.score(results, on_batch=advance)
-                    advance(results.rows - len(results.scored))
-                    notes = results.notes
-                    store.save(number, probabilities, notes)
-                    if on_chunk_done:
-                        on_chunk_done(number + 1)
-                predicted = labels_from_probabilities(probabilities, predictor.labels)
-                # float64 before rounding, so JSON output shows 0.4928 rather than float32's 0.4927999973
-                probabilities = probabilities.astype(np.float64)
-                chunk[names[LABEL_COLUMN]] = predicted
-                chunk[names[CONFIDENCE_COLUMN]] = np.round(probabilities.max(axis=1), 4)
-                for index, label in enumerate(predictor.labels):
-                    chunk[names[f"prob_{label}"]] = np.round(probabilities[:, index], 4)
-                chunk[names[NOTE_COLUMN]] = notes
-                writer.write(chunk)
-                counts.update(label for label in predicted if label)
-                unscored += sum(1 for label in predicted if not label)
-                split += sum(1 for note in notes if note.startswith(SPLIT_NOTE_START))
-                chunks += 1
-    except KeyboardInterrupt:
-        kept = store.finished()
-        raise Interrupted(
-            f"{min(kept * chunk_rows, source.rows)} of {source.rows} rows were labeled ({kept} chunk(s), kept in "
-            f"{store.folder}). Rerun the same command with --resume to continue from there."
-        ) from None
+    with _stopping_once():
+        try:
+            writer = TableWriter(output_path, escape_formulas=escape_formulas, temporary_dir=store.folder)
+            with writer, row_progress("Predicting", source.rows) as advance:
+                for (number, chunk), results in prefetched(enumerate(source.chunks(chunk_rows)), results_of):
+                    if number < finished:
+                        probabilities, notes = results
+                        advance(len(chunk))
+                    else:
+                        probabilities = predictor.score(results, on_batch=advance)
+                        advance(results.rows - len(results.scored))
+                        notes = results.notes
+                        store.save(number, probabilities, notes)
+                        if on_chunk_done:
+                            on_chunk_done(number + 1)
+                    predicted = _add_predictions(chunk, probabilities, notes, predictor.labels, names)
+                    writer.write(chunk)
+                    counts.update(label for label in predicted if label)
+                    unscored += sum(1 for label in predicted if not label)
+                    split += sum(1 for note in notes if note.startswith(SPLIT_NOTE_START))
+                    chunks += 1
+        except KeyboardInterrupt:
+            kept = store.finished()
+            raise Interrupted(
+                f"{min(kept * chunk_rows, source.rows)} of {source.rows} rows were labeled ({kept} chunk(s), kept in "
+                f"{store.folder}). Rerun the same command with --resume to continue from there."
+            ) from None
     store.remove()
 
     return PredictSummary(
@@ -415,6 +420,21 @@ def predict_file(
         resumed_chunks=finished,
         output_changes=output_changes(source, writer),
     )
+
+
+def _add_predictions(
+    chunk, probabilities: np.ndarray, notes: list[str], labels: list[str], names: dict[str, str]
+) -> list[str]:
+    """Add the label, confidence, probability and note columns to `chunk`; returns the labels."""
+    predicted = labels_from_probabilities(probabilities, labels)
+    # float64 before rounding, so JSON output shows 0.4928 rather than float32's 0.4927999973
+    probabilities = probabilities.astype(np.float64)
+    chunk[names[LABEL_COLUMN]] = predicted
+    chunk[names[CONFIDENCE_COLUMN]] = np.round(probabilities.max(axis=1), 4)
+    for index, label in enumerate(labels):
+        chunk[names[f"prob_{label}"]] = np.round(probabilities[:, index], 4)
+    chunk[names[NOTE_COLUMN]] = notes
+    return predicted
 
 
 def _run_settings(source, predictor, text_column, chunk_rows, batch_tokens, batch_size) -> dict:
@@ -497,7 +517,11 @@ class ResumeStore:
                 )
             differs = [
                 SETTING_NAMES[key]
-                + ("" if isinstance(settings[key], dict) else f" ({stored.get(key)} there, {settings[key]} now)")
+                + (
+                    ""
+                    if isinstance(settings[key], dict)
+                    else f" ({_shown(stored.get(key))} there, {_shown(settings[key])} now)"
+                )
                 for key in SETTING_NAMES
                 if stored.get(key) != settings[key]
             ]
@@ -537,6 +561,33 @@ class ResumeStore:
 
 
 RESUME_FORMAT = 1
+
+
+def _shown(setting: object) -> object:
+    return "the default" if setting in (None, "") else setting
+
+
+@contextmanager
+def _stopping_once() -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) stops the run at once; further ones are ignored while it cleans up, so a second
+    Ctrl-C cannot cut the cleanup short (with the prefetch thread inside kiwipiepy, that can abort the process)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+
+    def stop(number, frame):
+        for other in previous:
+            signal.signal(other, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    for number in previous:
+        signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -465,3 +465,24 @@ def test_an_output_rs_cannot_create_is_one_line(tmp_path, monkeypatch, tiny_mode
     result = runner.invoke(app, ["predict", "in.csv", "-o", "in.csv/out.csv", "--model", str(tiny_model)])
     assert result.exit_code == 1 and result.output.startswith("Error:"), result.output
     assert "in.csv" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_does_not_cut_the_cleanup_short(tmp_path, tiny_model):
+    import signal
+
+    process, _, kept = _start_predict(tmp_path, tiny_model)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr and "--resume" in stderr
+    assert kept.is_dir() and not (tmp_path / "out.csv").exists()
+
+
+def test_flags_are_not_shown_as_taking_a_value():
+    for command in ("preprocess", "finetune", "pretrain", "predict", "evaluate"):
+        lines = runner.invoke(app, [command, "--help"], terminal_width=200).output.splitlines()
+        assert [line for line in lines if "<bool>" in line and "--help" not in line] == [], command

@@ -327,3 +327,11 @@ def test_one_output_row_per_input_row_in_order(tmp_path, tiny_model):
             assert summary.rows == len(texts) == summary.scored + summary.unscored
 
     check()
+
+
+def test_a_repeated_trained_on_column_is_not_guessed(tmp_path, tiny_model):
+    (tmp_path / "dup.csv").write_text("id,review,review\n1,좋아요,별로\n", encoding="utf-8")
+    with pytest.raises(RsError, match=r"several 'review' columns \(\['review', 'review.1'\]\).*--text-col"):
+        predict_file(tmp_path / "dup.csv", tmp_path / "out.csv", model_dir=tiny_model)
+    summary = predict_file(tmp_path / "dup.csv", tmp_path / "out.csv", model_dir=tiny_model, text_col="review.1")
+    assert summary.text_column == "review.1"
