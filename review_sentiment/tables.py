@@ -54,9 +54,14 @@ CSV_WRITE_ENCODING = "utf-8-sig"
 SUPPORTED_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".xlsx", ".parquet")
 WRITE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".xlsx", ".parquet")  # .txt would lose the added columns
 BINARY_SUFFIXES = (".xlsx", ".parquet")  # compressed already: never .gz, and no text encoding
-# Formats whose text a spreadsheet opens as cells, so formulas are escaped when written; .jsonl and .parquet keep
-# their text exactly.
-ESCAPED_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx")
+# Formats whose text a spreadsheet opens as cells, so formula-like text is escaped when written: a leading "'" in
+# text files (undone on reading with unescape_formulas), Excel's quotePrefix cell style in .xlsx, which keeps the text
+# exact. .jsonl and .parquet keep their text exactly.
+ESCAPED_SUFFIXES = (".csv", ".tsv", ".txt")
+FORMULA_SAFE_SUFFIXES = (*ESCAPED_SUFFIXES, ".xlsx")
+# Python's euc-kr codec writes a syllable outside KS X 1001 (됬, 닼, 똠) as the Hangul filler and three jamo, 8 bytes
+# that cp949 decodes as 'ㅤㄷㅚㅆ'.
+EUC_KR_FILLER = b"\xa4\xd4"
 BLOCK_SIZE = 1 << 20  # bytes decoded at a time while checking the encoding
 EXCEL_MAX_ROWS = 1_048_576  # rows of an Excel sheet, the header included
 EXCEL_MAX_COLUMNS = 16_384
@@ -108,17 +113,17 @@ class TableSource:
     rows, and raises RsError for anything `read_table` would reject, so a long job fails before it starts.
     Memory grows with the chunk size, not with the file (a .jsonl's set of keys aside).
 
-    .xlsx: one sheet (`sheet`: its name, or a 1-based number when no sheet has that name; the first by default),
-    values as Excel last calculated them (a formula's cached value, "" if it was never calculated). The first
-    non-empty row is the header; empty header cells and cells beyond the header are named column_N (N the
-    1-based column), empty rows are skipped. Values become text by `_excel_cell`: TRUE/FALSE, 5 for 5.0,
-    2024-01-02 00:00:00 for a date.
+    .xlsx: one sheet (`sheet`: its name, hidden sheets included, or else a 1-based number counting only the visible
+    sheets, as Excel's tabs show them; the first visible sheet by default), values as Excel last calculated them (a
+    formula's cached value, "" if it was never calculated). The first non-empty row is the header; empty header
+    cells and cells beyond the header are named column_N (N the 1-based column), empty rows are skipped. Values
+    become text by `_excel_cell`: TRUE/FALSE, 5 for 5.0, 2024-01-02 00:00:00 for a date.
     .parquet: values become text by `_arrow_cell`, the rule .jsonl values follow: JSON for numbers, true/false,
     lists and structs (5, 5.0, true, ["a"]), null as "", ISO 8601 for dates and times.
 
-    `unescape_formulas`: undo `escape_formula` on every cell and column name, to read back a .csv/.tsv/.xlsx
-    that `TableWriter` wrote; .jsonl and .parquet are never escaped, so it leaves them alone. `encoding` applies
-    to text files only.
+    `unescape_formulas`: undo `escape_formula` on every cell and column name, to read back a .csv/.tsv that
+    `TableWriter` wrote; .xlsx (escaped with a cell style, the text unchanged), .jsonl and .parquet are left alone.
+    `encoding` applies to text files only.
     """
 
     path: Path
@@ -126,6 +131,9 @@ class TableSource:
     columns: list[str]
     rows: int  # data rows the chunks yield, for progress bars
     sheet: str | None  # the .xlsx sheet read
+    # For an error about the columns ("no review text column"): the workbook's other sheets, e.g. " It is sheet '표지'
+    # of report.xlsx; its other sheets: '리뷰'. Pass --sheet NAME."; "" for a single sheet or another format.
+    other_sheets_hint: str
     replaced_characters: int  # lone surrogates (from a .jsonl's \ud800 escapes) replaced by U+FFFD
 
     def __init__(
@@ -151,7 +159,7 @@ class TableSource:
         if sheet is not None and suffix != ".xlsx":
             raise RsError(f"{path.name} has no sheets: --sheet applies to .xlsx files only.")
         self._unescape = unescape_formulas and suffix in ESCAPED_SUFFIXES
-        self.sheet, self.replaced_characters = None, 0
+        self.sheet, self.replaced_characters, self.other_sheets_hint = None, 0, ""
         if suffix in BINARY_SUFFIXES:
             self.encoding = "utf-8"  # both store text as UTF-8
             if suffix == ".xlsx":
@@ -235,9 +243,13 @@ class TableSource:
             self._sheet_index = self._find_sheet(workbook, sheet)
             self.sheet = workbook.worksheets[self._sheet_index].title
             rows = self._sheet_rows(workbook)
-            others = [w.title for w in workbook.worksheets if w.title != self.sheet]
+            others = _sheet_list(w for w in workbook.worksheets if w.title != self.sheet)
             # The first sheet of a report is often a title page; the reviews are on another sheet.
-            hint = f" Its other sheets: {', '.join(map(repr, others))}; pass --sheet NAME." if others else ""
+            hint = f" Its other sheets: {others}; pass --sheet NAME." if others else ""
+            if others:
+                self.other_sheets_hint = (
+                    f" It is sheet {self.sheet!r} of {self.path.name}; its other sheets: {others}. Pass --sheet NAME."
+                )
             header = next(rows, None)
             if header is None:
                 raise RsError(f"{self.path}: sheet {self.sheet!r} is empty.{hint}")
@@ -276,23 +288,28 @@ class TableSource:
             ) from None
 
     def _find_sheet(self, workbook: Any, sheet: str | int | None) -> int:
-        """The position of the sheet `sheet` names, or numbers from 1 when no sheet has that name."""
-        names = [worksheet.title for worksheet in workbook.worksheets]
+        """The position of the sheet `sheet` names (any sheet, hidden ones included), or else numbers from 1
+        among the visible sheets; the first visible sheet when `sheet` is None."""
+        worksheets = workbook.worksheets
+        names = [worksheet.title for worksheet in worksheets]
         if not names:
             raise RsError(f"{self.path.name} has no worksheets; save it from Excel as .xlsx or .csv.")
+        # A hidden sheet has no tab in Excel: counting it would make --sheet 2 pick a sheet the user never sees.
+        visible = [position for position, worksheet in enumerate(worksheets) if _visible(worksheet)] or [0]
         if sheet is None:
-            return 0
+            return visible[0]
         wanted = str(sheet)
         if wanted in names:
             return names.index(wanted)
         folded = [name.casefold() for name in names]  # Excel's sheet names are case-insensitive
         if wanted.casefold() in folded:
             return folded.index(wanted.casefold())
-        if re.fullmatch(r"\s*[0-9]+\s*", wanted) and 1 <= int(wanted) <= len(names):
-            return int(wanted) - 1
+        if re.fullmatch(r"\s*[0-9]+\s*", wanted) and 1 <= int(wanted) <= len(visible):
+            return visible[int(wanted) - 1]
+        uncounted = " (hidden sheets are not counted)" if len(visible) < len(names) else ""
         raise RsError(
-            f"{self.path.name} has no sheet {wanted!r}. Its sheets: {', '.join(map(repr, names))}; pass --sheet "
-            f"with one of those names or a number from 1 to {len(names)}."
+            f"{self.path.name} has no sheet {wanted!r}. Its sheets: {_sheet_list(worksheets)}; pass --sheet with "
+            f"one of those names or a number from 1 to {len(visible)}{uncounted}."
         )
 
     def _xlsx_rows(self) -> Iterator[list[str]]:
@@ -345,34 +362,72 @@ class TableSource:
                 raise RsError(f"{self.path.name}: cannot read its rows ({error}).") from None
 
     def _detect_encoding(self, forced: str | None) -> str:
-        with self._open_bytes() as handle:
-            head = handle.read(4)
-        if not head:
-            raise RsError(f"{self.path} is empty.")
+        head = self._check_is_text()
         errors = []
         for candidate in (forced,) if forced else _candidate_encodings(head):
             try:
                 codec = _text_codec(candidate, head)
             except LookupError:
                 raise RsError(f"Unknown encoding {candidate!r}; use e.g. utf-8, cp949, euc-kr or utf-16.") from None
-            failed_at, blank = self._decode_check(codec)
+            failed_at, blank, filler = self._decode_check(codec)
             if failed_at is not None:
                 errors.append(f"as {candidate} at byte {failed_at}")
                 continue
             if blank:
                 raise RsError(f"{self.path} is empty.")
+            if not forced and codec == "cp949" and filler and self._decode_check("euc_kr")[0] is None:
+                # cp949 would show its 8-byte syllables as 'ㅤㄷㅚㅆ'; a cp949-only syllable (its own 2-byte code)
+                # or a lone filler is not euc_kr, so such a file stays cp949.
+                return "euc-kr"
             return codec
         raise RsError(f"Cannot decode {self.path} ({'; '.join(errors)}). Pass --encoding with the file's encoding.")
 
-    def _decode_check(self, codec: str) -> tuple[int | None, bool]:
-        """Decode the whole file block by block: the byte offset of the first error (None if it decodes), and
-        whether the text is only whitespace."""
+    def _check_is_text(self) -> bytes:
+        """The file's first bytes; RsError for an empty file, or for a compressed or binary file under a text
+        file's name, which would otherwise fail as text in no known encoding."""
+        name, stem = self.path.name, table_stem(self.path)
+        with open(self.path, "rb") as handle:
+            raw = handle.read(4)
+        if self._gzip and raw and not raw.startswith(b"\x1f\x8b"):
+            raise RsError(f"{name} is not gzip-compressed: drop the .gz from its name and rs reads it.")
+        with self._open_bytes() as handle:
+            try:
+                head = handle.read(4)
+            except (OSError, EOFError, zlib.error) as error:
+                raise RsError(f"{name} is a damaged gzip file ({error}); compress it again.") from None
+        if not head:
+            raise RsError(f"{self.path} is empty.")
+        # In a .gz, the unpacked bytes: what is inside needs unpacking first.
+        holds, to = ("holds", "unpack it to") if self._gzip else ("is", "rename it to")
+        if head.startswith(b"\x1f\x8b") and not self._gzip:
+            raise RsError(f"{name} is gzip-compressed: name it {name}.gz and rs reads it.")
+        if head.startswith(b"PK\x03\x04"):
+            if not self._gzip and _is_workbook(self.path):
+                raise RsError(f"{name} is an Excel workbook, not text: rename it to {stem}.xlsx and rs reads it.")
+            raise RsError(
+                f"{name} {holds} a zip file, not text: if it is an Excel workbook, {to} {stem}.xlsx and rs reads "
+                "it; if it is an archive, unzip it and pass the file inside."
+            )
+        if head.startswith(b"\xd0\xcf\x11\xe0"):  # an OLE2 container: Excel 97-2003, or an encrypted .xlsx
+            raise RsError(
+                f"{name} {holds} an old Excel .xls (or a password-protected) workbook, not text: save it from Excel "
+                "as .xlsx without a password, or as .csv."
+            )
+        if head == b"PAR1":
+            raise RsError(f"{name} {holds} a Parquet file, not text: {to} {stem}.parquet and rs reads it.")
+        return head
+
+    def _decode_check(self, codec: str) -> tuple[int | None, bool, bool]:
+        """Decode the whole file block by block: the byte offset of the first error (None if it decodes), whether
+        the text is only whitespace, and whether the bytes hold EUC_KR_FILLER."""
         decoder = codecs.getincrementaldecoder(codec)()
-        offset, started, blank = 0, False, True
+        offset, started, blank, filler, last = 0, False, True, False, b""
         with self._open_bytes() as handle:
             try:
                 while block := handle.read(BLOCK_SIZE):
                     offset += len(block)
+                    filler = filler or EUC_KR_FILLER in last + block  # `last`: a filler split between blocks
+                    last = block[-1:]
                     text = decoder.decode(block)
                     if blank and text:
                         if not started:  # a byte-order mark the codec kept is not content
@@ -383,8 +438,8 @@ class TableSource:
             except UnicodeDecodeError as error:
                 # error.object is the input the codec was decoding when it failed: this block plus the bytes
                 # it held over from the previous one, minus a utf-8-sig BOM it skipped. It ends at `offset`.
-                return offset - len(error.object) + error.start, blank
-        return None, blank
+                return offset - len(error.object) + error.start, blank, filler
+        return None, blank, filler
 
     def _open_bytes(self) -> BinaryIO:
         return gzip.open(self.path, "rb") if self._gzip else open(self.path, "rb")
@@ -405,26 +460,65 @@ class TableSource:
     def _delimited(self) -> Iterator[list[str]]:
         """The header row, then each row padded with "" to the header's length; blank lines skipped."""
         csv.field_size_limit(2**31 - 1)  # reviews of any length
-        # newline="": the csv module handles line ends itself, inside quoted fields included.
-        reader = csv.reader(self._lines(newline=""), delimiter=self._delimiter, quoting=self._quoting)
-        try:
-            header = next(reader)
-            yield header
-            for row in reader:
-                if not row:
-                    continue  # a blank line is not a row
-                if len(row) > len(header):
-                    if any(field.strip() for field in row[len(header) :]):
-                        shown = {"\t": "tab", ",": "comma"}.get(self._delimiter, self._delimiter)
-                        raise RsError(
-                            f"{self.path}, line {reader.line_num}: {len(row)} fields but the header has "
-                            f"{len(header)} (delimiter: {shown}). Quote texts that contain the delimiter, or fix "
-                            "that line."
-                        )
-                    row = row[: len(header)]  # trailing empty fields, e.g. a comma at the end of every line
-                yield row + [""] * (len(header) - len(row))
-        except csv.Error as error:
-            raise RsError(f"Cannot parse {self.path} near line {reader.line_num}: {error}") from None
+        # newline="": the csv module handles line ends itself, inside quoted fields included. strict: a quote that
+        # never closes, or text after a closing quote, is an error; otherwise the reader silently merges every
+        # following row into one cell, or drops the quotes.
+        reader = csv.reader(self._lines(newline=""), delimiter=self._delimiter, quoting=self._quoting, strict=True)
+        header: list[str] | None = None
+        while True:
+            start = reader.line_num + 1  # where the next row starts; a quoted field may take it over several lines
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                raise self._csv_error(error, start, reader.line_num) from None
+            if header is None:
+                header = row
+                yield header
+                continue
+            if not row:
+                continue  # a blank line is not a row
+            if len(row) > len(header):
+                if any(field.strip() for field in row[len(header) :]):
+                    raise self._too_many_fields(len(row), len(header), start, reader.line_num)
+                row = row[: len(header)]  # trailing empty fields, e.g. a comma at the end of every line
+            yield row + [""] * (len(header) - len(row))
+
+    def _too_many_fields(self, fields: int, wanted: int, start: int, end: int) -> RsError:
+        shown = {"\t": "tab", ",": "comma"}.get(self._delimiter, self._delimiter)
+        if start == end:
+            return RsError(
+                f"{self.path}, line {end}: {fields} fields but the header has {wanted} (delimiter: {shown}). Quote "
+                "texts that contain the delimiter, or fix that line."
+            )
+        # A row over several lines is a quoted field holding line breaks, or a stray quote that closed only at a
+        # later quote and merged the rows between.
+        return RsError(
+            f"{self.path}, lines {start}-{end}: {fields} fields but the header has {wanted} (delimiter: {shown}); a "
+            f"quote opened on line {start} may be missing its closing quote. Close it, or fix those lines."
+        )
+
+    def _csv_error(self, error: csv.Error, start: int, end: int) -> RsError:
+        """`error` as an RsError naming the line where the broken row starts and where parsing stopped."""
+        message = str(error)
+        if "unexpected end of data" in message:  # what the csv module says on EOF inside a quoted field
+            return RsError(
+                f"{self.path}, line {start}: a quoted field opened here never closes (read to line {end}). Close "
+                "the quote or remove it."
+            )
+        if "expected after" in message:  # "',' expected after '\"'": text after a closing quote
+            if start == end:
+                return RsError(
+                    f"{self.path}, line {start}: text follows the closing quote of a quoted field. Write a quote "
+                    'inside a quoted field as two ("") or remove it.'
+                )
+            return RsError(
+                f"{self.path}, lines {start}-{end}: text follows a closing quote on line {end}; a quote opened on "
+                f"line {start} may be missing its closing quote. Close it, or write a quote inside a quoted field "
+                'as two ("").'
+            )
+        return RsError(f"Cannot parse {self.path} near line {end}: {error}")
 
     def _jsonl_records(self) -> Iterator[tuple[dict, int]]:
         """Each JSON object, with the number of lone surrogates in it replaced by U+FFFD: a \\ud800 escape decodes
@@ -445,6 +539,24 @@ class TableSource:
             if _JSON_SURROGATE_ESCAPE.search(line):
                 record, replaced = _without_surrogates(record)
             yield record, replaced
+
+
+def _is_workbook(path: Path) -> bool:
+    """Whether the zip file at `path` is an .xlsx workbook."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "xl/workbook.xml" in archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _visible(worksheet: Any) -> bool:
+    return worksheet.sheet_state == "visible"  # not "hidden" or "veryHidden"
+
+
+def _sheet_list(worksheets: Iterable[Any]) -> str:
+    """Sheet names for a message, hidden ones marked: 'a', '숨김' (hidden), 'b'."""
+    return ", ".join(repr(w.title) + ("" if _visible(w) else " (hidden)") for w in worksheets)
 
 
 def _json_cell(value: object) -> str:
@@ -564,7 +676,8 @@ def _jsonable(value: Any) -> Any:
 def escape_formula(text: str) -> str:
     """`text` with one "'" put before it if a spreadsheet would run it as a formula: it starts with =, +, -, @, a
     tab or a carriage return (after any quotes, so that `unescape_formula` can undo it) and is not a plain
-    number such as -1, +82 or -3.5e2."""
+    number such as -1, +82 or -3.5e2; `text` itself otherwise. For .csv/.tsv; .xlsx cells get a cell style instead
+    (see `TableWriter`)."""
     if _FORMULA.match(text) and not _PLAIN_NUMBER.fullmatch(text):
         return "'" + text
     return text
@@ -676,9 +789,10 @@ class TableWriter:
     Text is changed only where the format cannot hold it, and counted for the caller to report:
     - `replaced_characters`: lone surrogates (any format) become U+FFFD; in .xlsx, control characters that XML
       forbids are removed.
-    - `escaped_cells`: with `escape_formulas`, .csv/.tsv/.xlsx text cells and column names that a spreadsheet
-      would run as formulas get a leading "'" (`escape_formula`; `TableSource(unescape_formulas=True)` undoes
-      it). .jsonl and .parquet keep text exactly.
+    - `escaped_cells`: with `escape_formulas`, text cells and column names that a spreadsheet would run as formulas
+      (`escape_formula`): in .csv/.tsv they get a leading "'" (`TableSource(unescape_formulas=True)` undoes it); in
+      .xlsx they keep their text and get Excel's quotePrefix style, as when one types '=1+1 in Excel. .jsonl and
+      .parquet keep text exactly.
     - `clipped_cells`: .xlsx text cells cut to Excel's 32,767 characters.
     .xlsx: numeric columns are written as numbers (NaN as an empty cell), booleans as TRUE/FALSE, text as text
     (never as a formula); more than 1,048,575 rows is an RsError. .parquet: the first chunk fixes the schema
@@ -698,7 +812,7 @@ class TableWriter:
         self._temporary_dir = temporary_dir or self.path.parent
         self._suffix = _suffix(self.path)
         self._columns = None if columns is None else list(columns)
-        self._escape = escape_formulas and self._suffix in ESCAPED_SUFFIXES
+        self._escape = escape_formulas and self._suffix in FORMULA_SAFE_SUFFIXES
         self.escaped_cells = self.clipped_cells = self.replaced_characters = 0
         self._temporary: Path | None = None
         self._handle: TextIO | None = None
@@ -761,13 +875,14 @@ class TableWriter:
         self._started = True
 
     def _text(self, text: str) -> str:
-        """A text cell or column name as this format can hold it, the changes counted."""
+        """A text cell or column name as this format can hold it, the changes counted; a formula escaped with "'"
+        except in .xlsx, where `_xlsx_value` marks the cell instead."""
         text, replaced = _SURROGATE.subn("\ufffd", text)
         if self._suffix == ".xlsx":
             text, removed = _XML_ILLEGAL.subn("", text)
             replaced += removed
         self.replaced_characters += replaced
-        if self._escape:
+        if self._escape and self._suffix != ".xlsx":
             escaped = escape_formula(text)
             if escaped is not text:
                 self.escaped_cells += 1
@@ -845,11 +960,18 @@ class TableWriter:
         text = self._text(value if isinstance(value, str) else str(value))
         if not text:
             return None
+        quoted = self._escape and escape_formula(text) is not text
+        if quoted:
+            self.escaped_cells += 1
         text = _ooxml_escape(text)
-        if text.startswith("=") or text in ERROR_CODES:
+        if quoted or text.startswith("=") or text in ERROR_CODES:
             # openpyxl would store these as a formula or an error value; they are text
             cell = WriteOnlyCell(self._sheet, text)
             cell.data_type = "s"
+            if quoted:
+                # Excel's own escape, set when one types '=1+1: the cell shows its text exactly (a "'" added to
+                # the text would show) and stays text when edited.
+                cell.quotePrefix = True
             return cell
         return text
 
@@ -956,10 +1078,14 @@ def _arrow_type(column: pd.Series) -> Any:
 
 def output_changes(source: TableSource | None, writer: TableWriter) -> dict[str, int]:
     """What reading and writing had to change, for the command to report (only the non-zero counts)."""
+    escaped = (
+        "formula-like cells escaped with Excel's quote prefix, their text unchanged (--no-escape-formulas leaves it "
+        "off)"
+        if writer.path.suffix.lower() == ".xlsx"
+        else "formula-like cells escaped with a leading ' (--no-escape-formulas keeps them as they are)"
+    )
     counts = {
-        "formula-like cells escaped with a leading ' (--no-escape-formulas keeps them as they are)": (
-            writer.escaped_cells
-        ),
+        escaped: writer.escaped_cells,
         "cells cut to Excel's 32,767 characters (write .csv or .parquet to keep them whole)": writer.clipped_cells,
         "characters the output format cannot hold replaced or removed": writer.replaced_characters,
         "invalid characters (lone surrogates) in the input replaced by U+FFFD": (
@@ -973,14 +1099,16 @@ def _column_names(table: pd.DataFrame | Sequence[str]) -> list[str]:
     return list(table.columns if isinstance(table, pd.DataFrame) else table)
 
 
-def find_text_column(table: pd.DataFrame | Sequence[str], text_col: str | None = None) -> str:
+def find_text_column(table: pd.DataFrame | Sequence[str], text_col: str | None = None, hint: str = "") -> str:
     """The review-text column: `text_col` if given, else the one column with a known name (review, text, 리뷰,
     내용...), else the only column. Two candidates (review and text, or a repeated header read as review and
-    review.1) are an error rather than a guess. `table` may be a DataFrame or its column names."""
+    review.1) are an error rather than a guess. `table` may be a DataFrame or its column names. `hint` (a
+    `TableSource.other_sheets_hint`) ends the errors a wrong sheet may cause: no such column, none that looks
+    like text."""
     columns = _column_names(table)
     if text_col is not None:
         if text_col not in columns:
-            raise RsError(f"--text-col {text_col!r} is not a column of the file. Columns: {columns}.")
+            raise RsError(f"--text-col {text_col!r} is not a column of the file. Columns: {columns}.{hint}")
         return text_col
     known = set(TEXT_COLUMN_NAMES)
     candidates = [c for c in columns if _repeated_name_base(c, columns).strip().lower() in known]
@@ -990,7 +1118,7 @@ def find_text_column(table: pd.DataFrame | Sequence[str], text_col: str | None =
         raise RsError(f"Several columns could hold the review text: {candidates}. Pass --text-col with the one to use.")
     if len(columns) == 1:
         return columns[0]
-    raise RsError(f"Cannot tell which column holds the review text. Columns: {columns}. Pass --text-col NAME.")
+    raise RsError(f"Cannot tell which column holds the review text. Columns: {columns}. Pass --text-col NAME.{hint}")
 
 
 def _repeated_name_base(name: str, columns: list[str]) -> str:

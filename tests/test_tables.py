@@ -67,6 +67,36 @@ def test_common_korean_encodings(tmp_path, encoding):
     assert read_table(path)["review"][0] == "배송이 빨라요"
 
 
+def test_euc_kr_syllables_outside_ks_x_1001_are_read_whole(tmp_path):
+    # Python's euc-kr codec (pandas' to_csv(encoding="euc-kr")) writes 됬 as the Hangul filler and three jamo,
+    # 8 bytes that cp949 reads as 'ㅤㄷㅚㅆ'.
+    text = "review,label\n됬어요 닼 좋아,긍정\n배송이 빨라요,\n"
+    assert "됬".encode("euc-kr").startswith(b"\xa4\xd4") and "됬".encode("euc-kr").decode("cp949") == "ㅤㄷㅚㅆ"
+    path = tmp_path / "pandas.csv"
+    path.write_bytes(text.encode("euc-kr"))
+    assert TableSource(path).encoding == "euc-kr"
+    assert read_table(path)["review"].tolist() == ["됬어요 닼 좋아", "배송이 빨라요"]
+    # a sequence split between the blocks the encoding check reads, and among many more for the reader's buffers
+    data = b"review\n" + b"a" * (BLOCK_SIZE - 8) + ("됬\n" + "닼 리뷰\n" * 5000).encode("euc-kr")
+    assert data[BLOCK_SIZE - 1 : BLOCK_SIZE + 1] == b"\xa4\xd4"
+    (tmp_path / "big.csv").write_bytes(data)
+    assert read_table(tmp_path / "big.csv")["review"].tolist() == ["a" * (BLOCK_SIZE - 8) + "됬"] + ["닼 리뷰"] * 5000
+
+
+def test_cp949_with_a_hangul_filler_stays_cp949(tmp_path):
+    # 똠 has a cp949 code of its own (outside euc-kr's byte range); a real filler followed by jamo stays as it is.
+    assert "똠".encode("cp949") == b"\x8c\x63"
+    for text in ("review\n똠방각하 ㅤㄷㅚㅆ\n", "review\nㅤ 빈칸 문자\n", "review\n쀍 ㅤ\n"):
+        path = tmp_path / "cp949.csv"
+        path.write_bytes(text.encode("cp949"))
+        assert b"\xa4\xd4" in path.read_bytes()
+        assert TableSource(path).encoding == "cp949"
+        assert read_table(path)["review"].tolist() == [text.split("\n")[1]]
+    # a forced encoding is used as given
+    path.write_bytes("review\n됬다\n".encode("euc-kr"))
+    assert read_table(path, encoding="cp949")["review"].tolist() == ["ㅤㄷㅚㅆ다"]
+
+
 def test_write_roundtrip_is_atomic_and_excel_friendly(tmp_path):
     table = pd.DataFrame({"review": ["좋아요", "=SUM(A1)"], "label": ["positive", ""]})
     path = write_table(table, tmp_path / "out.csv")
@@ -330,6 +360,47 @@ def test_bad_row_in_a_later_chunk_names_its_line(tmp_path):
         TableSource(path)
 
 
+def test_an_unclosed_quote_is_an_error_not_one_merged_row(tmp_path):
+    # Without strict parsing the quoted field swallows the rest of the file: one row, exit 0.
+    path = tmp_path / "reviews.csv"
+    path.write_text('id,review,rating\n3,"닫히지 않은 따옴표 리뷰,3\n4,정상 리뷰,5\n5,또 정상,1\n', encoding="utf-8")
+    message = "reviews.csv, line 2: a quoted field opened here never closes (read to line 4). Close the quote"
+    with pytest.raises(RsError, match=re.escape(message)):
+        TableSource(path)
+    # after a legitimate multi-line review, the broken row's own start is named
+    path.write_text('id,review\n1,"줄\n바꿈"\n2,"열린 채\n3,끝\n', encoding="utf-8")
+    with pytest.raises(RsError, match="line 4: a quoted field opened here never closes \\(read to line 5\\)"):
+        TableSource(path)
+
+
+def test_text_after_a_closing_quote_is_an_error(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text('id,review\n1,"좋아요"라고 했어요\n', encoding="utf-8")  # lenient parsing drops the quotes
+    with pytest.raises(RsError, match=r'line 2: text follows the closing quote .* as two \(""\)'):
+        TableSource(path)
+    # a stray quote closes at the next quote, rows later
+    path.write_text('id,review,rating\n3,"닫히지 않은 리뷰,3\n4,정상,5\n5,"또 다른",1\n', encoding="utf-8")
+    message = "lines 2-4: text follows a closing quote on line 4; a quote opened on line 2 may be missing its closing"
+    with pytest.raises(RsError, match=message):
+        TableSource(path)
+
+
+def test_too_many_fields_over_several_lines_names_where_the_row_starts(tmp_path):
+    rows = [f'{i},"리뷰\n{i}"' for i in range(50)]  # two lines each: rows start on lines 2, 4, ..., 100
+    stray = '51,"따옴표가 안 닫힘\n52,정상\n53,다음 따옴표",에서,닫힘\n'  # lines 102-104 merge into one row
+    path = tmp_path / "long.csv"
+    path.write_text("id,review\n" + "\n".join(rows) + "\n" + stray, encoding="utf-8")
+    message = "lines 102-104: 4 fields but the header has 2 (delimiter: comma); a quote opened on line 102 may be"
+    with pytest.raises(RsError, match=re.escape(message)):
+        TableSource(path)
+
+
+def test_legitimate_quotes_still_read(tmp_path):
+    path = tmp_path / "ok.csv"
+    path.write_text('id,review\n1,"그가 ""최고""라고,\n했다"\n2,따옴표"가 중간에\n', encoding="utf-8")
+    assert read_table(path)["review"].tolist() == ['그가 "최고"라고,\n했다', '따옴표"가 중간에']
+
+
 # --- .xlsx input
 
 
@@ -389,6 +460,42 @@ def test_xlsx_sheet_by_name_or_number(tmp_path):
         TableSource(tmp_path / "r.csv", sheet="1")
 
 
+def hidden_sheet_workbook(path, first_hidden=False):
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "표지"  # visible, empty
+    workbook.create_sheet("숨김").append(["memo"])
+    workbook["숨김"].append(["숨은 시트"])
+    workbook["숨김"].sheet_state = "hidden"
+    workbook.create_sheet("Sheet2").append(["review"])
+    workbook["Sheet2"].append(["좋아요"])
+    if first_hidden:
+        workbook.move_sheet("숨김", offset=-1)
+        workbook.active = 1
+    workbook.save(path)
+
+
+def test_sheet_numbers_count_visible_sheets_only(tmp_path):
+    # Excel shows no tab for a hidden sheet: --sheet 2 is the second tab the user sees.
+    path = tmp_path / "book.xlsx"
+    hidden_sheet_workbook(path)
+    assert TableSource(path, sheet=2).sheet == "Sheet2"
+    assert read_table(path, sheet="2")["review"].tolist() == ["좋아요"]
+    assert TableSource(path, sheet="숨김").sheet == "숨김"  # a name finds any sheet
+    empty = "sheet '표지' is empty. Its other sheets: '숨김' (hidden), 'Sheet2'; pass --sheet NAME."
+    for sheet in (None, 1):
+        with pytest.raises(RsError, match=re.escape(empty)):
+            TableSource(path, sheet=sheet)
+    message = "no sheet '3'. Its sheets: '표지', '숨김' (hidden), 'Sheet2'; pass --sheet with one of those names or a "
+    with pytest.raises(RsError, match=re.escape(message + "number from 1 to 2 (hidden sheets are not counted).")):
+        TableSource(path, sheet=3)
+    hidden_sheet_workbook(path, first_hidden=True)
+    assert openpyxl.load_workbook(path).sheetnames == ["숨김", "표지", "Sheet2"]
+    for sheet in (None, 1):  # the default is the first visible sheet
+        with pytest.raises(RsError, match="sheet '표지' is empty"):
+            TableSource(path, sheet=sheet)
+    assert TableSource(path, sheet=2).sheet == "Sheet2"
+
+
 def test_xlsx_with_wrong_stored_dimensions_is_read_whole(tmp_path):
     # Some tools store a wrong size; openpyxl's read-only mode would cut the rows and columns to it.
     path = tmp_path / "sized.xlsx"
@@ -427,6 +534,30 @@ def test_files_that_are_not_xlsx(tmp_path):
     (tmp_path / "empty.xlsx").write_bytes(xlsx_bytes(("빈 시트", [[], [None, None]])))
     with pytest.raises(RsError, match="sheet '빈 시트' is empty"):
         TableSource(tmp_path / "empty.xlsx")
+
+
+NOT_TEXT = {
+    # name: (content, the message; not "Cannot decode ... Pass --encoding")
+    "reviews.csv": (gzip.compress(b"review\nx\n"), "reviews.csv is gzip-compressed: name it reviews.csv.gz and rs"),
+    "book.csv": (xlsx_bytes(("S", [["review"]])), "book.csv is an Excel workbook, not text: rename it to book.xlsx"),
+    "archive.tsv": (b"PK\x03\x04" + bytes(40), "archive.tsv is a zip file, not text: if it is an Excel workbook"),
+    "old.txt": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504), "old.txt is an old Excel .xls"),
+    "data.jsonl": (
+        parquet_bytes(pa.table({"a": [1]})),
+        "data.jsonl is a Parquet file, not text: rename it to data.parquet",
+    ),
+    "plain.csv.gz": (b"review\nx\n", "plain.csv.gz is not gzip-compressed: drop the .gz"),
+    "inner.csv.gz": (gzip.compress(parquet_bytes(pa.table({"a": [1]}))), "inner.csv.gz holds a Parquet file"),
+}
+
+
+@pytest.mark.parametrize("name", NOT_TEXT)
+def test_binary_files_under_a_text_name_are_named(tmp_path, name):
+    content, message = NOT_TEXT[name]
+    (tmp_path / name).write_bytes(content)
+    for encoding in (None, "latin-1"):  # even an encoding that decodes any bytes
+        with pytest.raises(RsError, match=re.escape(message)):
+            TableSource(tmp_path / name, encoding)
 
 
 # --- .parquet input
@@ -602,7 +733,8 @@ def test_characters_xlsx_cannot_hold_are_removed_and_counted(tmp_path):
     back = read_table(writer.path)
     assert back.columns.tolist() == ["review"]
     # control characters go; tabs and line breaks stay; a formula the removal uncovers is still escaped
-    assert back["review"].tolist() == ["벨소리", "탭\t줄\n바꿈\r", "'=1+1", "a"]
+    assert back["review"].tolist() == ["벨소리", "탭\t줄\n바꿈\r", "=1+1", "a"]
+    assert openpyxl.load_workbook(writer.path).active["A4"].quotePrefix
     with TableWriter(tmp_path / "out.csv") as writer:  # text formats keep them
         writer.write(table)
     assert writer.replaced_characters == 0
@@ -687,7 +819,7 @@ def test_unescape_undoes_escape(text):
 FORMULAS = pd.DataFrame({"=name": ['=HYPERLINK("x")', "-1", "+82", "@a", "'=b", "ok"], "n": [-1.5, 2, 3, 4, 5, 6]})
 
 
-@pytest.mark.parametrize("name", ["out.csv", "out.tsv", "out.csv.gz", "out.xlsx"])
+@pytest.mark.parametrize("name", ["out.csv", "out.tsv", "out.csv.gz"])
 def test_formulas_are_escaped_for_spreadsheets(tmp_path, name):
     with TableWriter(tmp_path / name) as writer:
         writer.write(FORMULAS)
@@ -695,11 +827,34 @@ def test_formulas_are_escaped_for_spreadsheets(tmp_path, name):
     back = read_table(writer.path)
     assert back.columns.tolist() == ["'=name", "n"]
     assert back["'=name"].tolist() == ['\'=HYPERLINK("x")', "-1", "+82", "'@a", "''=b", "ok"]
-    numbers = (
-        ["-1.5", "2", "3", "4", "5", "6"] if name.endswith(".xlsx") else ["-1.5", "2.0", "3.0", "4.0", "5.0", "6.0"]
-    )
-    assert back["n"].tolist() == numbers  # a negative number is not escaped
+    assert back["n"].tolist() == ["-1.5", "2.0", "3.0", "4.0", "5.0", "6.0"]  # a negative number is not escaped
     assert read_table(writer.path, unescape_formulas=True)["=name"].tolist() == FORMULAS["=name"].tolist()
+
+
+def test_xlsx_formulas_get_excels_quote_prefix_not_a_quote(tmp_path):
+    # A "'" added to a text cell would show in Excel ("'-_- 별로"); the quotePrefix style is what Excel sets when one
+    # types '=1+1: the cell shows =1+1 and stays text when edited.
+    with TableWriter(tmp_path / "out.xlsx") as writer:
+        writer.write(FORMULAS)
+    assert writer.escaped_cells == 4  # the name, =HYPERLINK, @a and '=b; numbers are left alone
+    changes = tables.output_changes(None, writer)
+    assert [count for what, count in changes.items() if "formula-like cells escaped with Excel's quote" in what] == [4]
+    sheet = openpyxl.load_workbook(writer.path).active
+    cells = [row[0] for row in sheet.iter_rows()]
+    assert [cell.value for cell in cells] == ["=name", *FORMULAS["=name"]]  # the text exactly
+    assert [cell.data_type for cell in cells] == ["s"] * 7  # text, never a formula
+    assert [cell.quotePrefix for cell in cells] == [True, True, False, False, True, True, False]
+    assert [cell.value for cell in sheet["B"][1:]] == [-1.5, 2, 3, 4, 5, 6]  # numbers stay numbers
+    # nothing to undo: a leading "'" in an .xlsx cell is the user's own
+    for unescape in (False, True):
+        back = read_table(writer.path, unescape_formulas=unescape)
+        assert back["=name"].tolist() == FORMULAS["=name"].tolist()
+    with TableWriter(tmp_path / "raw.xlsx", escape_formulas=False) as writer:
+        writer.write(FORMULAS)
+    assert writer.escaped_cells == 0 and not tables.output_changes(None, writer)
+    cells = [row[0] for row in openpyxl.load_workbook(writer.path).active.iter_rows()]
+    assert not any(cell.quotePrefix for cell in cells)
+    assert [cell.value for cell in cells] == ["=name", *FORMULAS["=name"]]
 
 
 @pytest.mark.parametrize("name", ["out.jsonl", "out.parquet"])
@@ -721,6 +876,7 @@ def test_escaping_can_be_turned_off(tmp_path):
     assert writer.escaped_cells == 0
     cells = [row[0] for row in openpyxl.load_workbook(writer.path).active.iter_rows(min_row=2)]
     assert [(cell.value, cell.data_type) for cell in cells] == [("=1+1", "s"), ("#N/A", "s"), ("-x", "s")]
+    assert not any(cell.quotePrefix for cell in cells)
     assert read_table(writer.path).equals(table)  # stored as text, never as a formula or an error value
 
 
@@ -733,7 +889,7 @@ def test_escaped_csv_reads_back_as_the_original_table(tmp_path):
     )
     for name in ("out.csv", "out.tsv", "out.xlsx"):
         path = write_table(table, tmp_path / name)
-        assert not read_table(path).equals(table)
+        assert read_table(path).equals(table) == name.endswith(".xlsx")  # .xlsx escapes with a style, not a "'"
         assert read_table(path, unescape_formulas=True).equals(table)
 
 
@@ -786,3 +942,28 @@ def test_a_title_sheet_first_points_to_the_other_sheets(tmp_path):
         TableSource(tmp_path / "report.xlsx")
     assert TableSource(tmp_path / "report.xlsx", sheet="리뷰").rows == 1
     assert TableSource(tmp_path / "report.xlsx", sheet="1").rows == 0  # asked for by name: an empty table is fine
+
+
+def test_other_sheets_hint_for_column_errors(tmp_path):
+    # The first sheet has columns but no review text: the column error names the other sheets.
+    (tmp_path / "report.xlsx").write_bytes(
+        xlsx_bytes(("표지", [["항목", "값"], ["기간", "3월"]]), ("리뷰", [["review"], ["좋아요"]]))
+    )
+    source = TableSource(tmp_path / "report.xlsx")
+    hint = " It is sheet '표지' of report.xlsx; its other sheets: '리뷰'. Pass --sheet NAME."
+    assert source.other_sheets_hint == hint
+    with pytest.raises(RsError, match=re.escape("Columns: ['항목', '값']. Pass --text-col NAME." + hint)):
+        find_text_column(source.columns, hint=source.other_sheets_hint)
+    with pytest.raises(RsError, match=re.escape("Columns: ['항목', '값']." + hint)):
+        find_text_column(source.columns, "review", hint=source.other_sheets_hint)
+    assert TableSource(tmp_path / "report.xlsx", sheet="리뷰").other_sheets_hint.startswith(" It is sheet '리뷰'")
+    # one sheet, or not a workbook: no hint
+    (tmp_path / "single.xlsx").write_bytes(xlsx_bytes(("S", [["id"], ["1"]])))
+    (tmp_path / "r.csv").write_text("id,memo\n1,x\n", encoding="utf-8")
+    assert (
+        TableSource(tmp_path / "single.xlsx").other_sheets_hint
+        == TableSource(tmp_path / "r.csv").other_sheets_hint
+        == ""
+    )
+    with pytest.raises(RsError, match=r"Pass --text-col NAME\.$"):
+        find_text_column(TableSource(tmp_path / "r.csv").columns)
