@@ -3,7 +3,7 @@
 A model folder stores the recipe it was trained with (`NormalizationRecipe.to_dict`), and predict rebuilds
 the same normalizer from it, so raw and preprocessed inputs get the same labels.
 
-Recipe `rs-normalize` version 1, in order:
+Recipe `rs-normalize` version 2, in order:
 
 1. None / NaN / non-text cells become "" (kiwipiepy raises on them); lone UTF-16 surrogates are removed
    (kiwipiepy raises on them too; they come from badly decoded exports).
@@ -11,6 +11,11 @@ Recipe `rs-normalize` version 1, in order:
 3. Unicode NFC — never NFKC, which turns compatibility jamo such as ㅋ into conjoining jamo that Korean
    vocabularies lack. NFC also recomposes the NFD text of macOS exports.
 4. URLs and e-mail addresses are replaced by a space: they carry no sentiment and eat the token budget.
+   A URL starts with http://, https:// or www. and runs over ASCII URL characters only (RFC 3986 unreserved
+   and reserved characters and %, but not , ( ) ' " < > or whitespace), and does not end in . ! ? : ; ~, so
+   Hangul glued to it and sentence punctuation after it stay: "https://a.kr/x좋아요!" → "좋아요!". An
+   e-mail address is an ASCII local part, @ and an ASCII domain with at least one dot whose last label starts
+   with a letter ("abc@naver.com으로" → "으로").
 5. Control and invisible format characters (zero-width space, BOM, direction marks) are removed; the
    zero-width joiner stays because emoji sequences (👨‍👩‍👧) need it. Emoji are kept: KcELECTRA kept them
    in pretraining and they are strong sentiment cues.
@@ -33,6 +38,13 @@ are rewritten without any typo fixed (이게 → 이것이, 되었고 → 됐고
 (`rs preprocess --spacing --typos`); they are recorded in the recipe so predict repeats them.
 
 Stopwords are never removed: kiwipiepy's default stopword list drops negation (않, 없, 아니).
+
+Versions. Version 2 changed only step 4. Version 1 took a URL to run from http://, https:// or www. to the next
+whitespace, and an e-mail address to be regex word characters around @; both match Hangul, so it also removed
+Korean text glued to them ("사이트 http://x.com,별로임" → "사이트", "링크(http://naver.me/x)참고하세요 별로" →
+"링크( 별로"). Version 1 is kept exactly for the models and processed files that recorded it:
+`NormalizationRecipe(version=1)`, which `from_dict` builds from their metadata, normalizes as at training time.
+New recipes are version 2.
 """
 
 from __future__ import annotations
@@ -48,10 +60,19 @@ from dataclasses import asdict, dataclass, fields
 from review_sentiment.errors import RsError
 
 RECIPE_NAME = "rs-normalize"
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 _LONE_SURROGATES = re.compile("[\ud800-\udfff]")
-_URLS = re.compile(r"(?:https?://|www\.)\S+|\b[\w.+-]+@[\w-]+\.[\w.-]+\b", re.IGNORECASE)
+# Step 4, per recipe version. Version 1 must never change: models trained with it are scored with it.
+_URLS_V1 = re.compile(r"(?:https?://|www\.)\S+|\b[\w.+-]+@[\w-]+\.[\w.-]+\b", re.IGNORECASE)
+# ASCII only (re.ASCII also keeps IGNORECASE from matching the Kelvin sign or long s as k and s). A URL's last
+# character is not . ! ? : ; ~ (sentence punctuation and Korean's trailing tilde) or ] (a closing bracket).
+_URL_V2 = r"(?:https?://|www\.)[A-Za-z0-9\-._~:/?#\[\]@!$&*+;=%]*[A-Za-z0-9\-_/#=&%+*$@]"
+# An e-mail address's last domain label starts with a letter, so scores such as 10@3.5 stay.
+_EMAIL_V2 = r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z][A-Za-z0-9-]*"
+_URLS_V2 = re.compile(f"{_URL_V2}|{_EMAIL_V2}", re.IGNORECASE | re.ASCII)
+_URL_PATTERNS = {1: _URLS_V1, 2: _URLS_V2}
+_URLS = _URL_PATTERNS[RECIPE_VERSION]  # the current version's (bench/normalize_effects.py uses it)
 _WHITESPACE = re.compile(r"\s+")
 _HANGUL = re.compile("[\uac00-\ud7a3\u3131-\u318e\u1100-\u11ff]")
 _KEEP_FORMAT_CHARS = {"\u200d"}  # zero-width joiner: part of emoji sequences
@@ -71,6 +92,8 @@ class NormalizationRecipe:
     def __post_init__(self) -> None:
         if self.name != RECIPE_NAME:
             raise RsError(f"Unknown normalization recipe {self.name!r}: this rs knows only {RECIPE_NAME!r}.")
+        if not isinstance(self.version, int) or isinstance(self.version, bool) or self.version < 1:
+            raise RsError(f"Unknown {RECIPE_NAME} version {self.version!r}: versions are whole numbers from 1.")
         if self.version > RECIPE_VERSION:
             raise RsError(
                 f"The normalization recipe is version {self.version}, newer than this rs supports "
@@ -140,8 +163,11 @@ def collapse_repeats(text: str, max_repeat: int = 2) -> str:
     return pair.sub(lambda m: m.group(1) * max_repeat, text)
 
 
-def clean_text(value: object, max_repeat: int = 2) -> str:
-    """Steps 1-6 of the recipe: pure-Python cleanup, no kiwipiepy."""
+def clean_text(value: object, max_repeat: int = 2, version: int = RECIPE_VERSION) -> str:
+    """Steps 1-6 of the recipe `version` (the current one by default): pure-Python cleanup, no kiwipiepy."""
+    urls = _URL_PATTERNS.get(version)
+    if urls is None:
+        raise RsError(f"Unknown {RECIPE_NAME} version {version!r}: this rs knows {sorted(_URL_PATTERNS)}.")
     text = _LONE_SURROGATES.sub("", coerce_text(value))
     # Entities can be nested (&amp;lt;) and removing characters can glue new ones together, so repeat the
     # whole cleanup until it is stable; every pass that changes something shortens or recomposes the text.
@@ -153,7 +179,7 @@ def clean_text(value: object, max_repeat: int = 2) -> str:
                 break
             text = _LONE_SURROGATES.sub("", unescaped)  # &#xd800; unescapes to U+FFFD, but be safe
         text = unicodedata.normalize("NFC", text)
-        text = _URLS.sub(" ", text)
+        text = urls.sub(" ", text)
         text = _drop_invisible(text)
         text = _WHITESPACE.sub(" ", text).strip()
         text = collapse_repeats(text, max_repeat)
@@ -261,7 +287,7 @@ class ReviewNormalizer:
         return out
 
     def _normalize_chunk(self, texts: list[object]) -> list[str]:
-        cleaned = [clean_text(t, self.recipe.max_repeat) for t in texts]
+        cleaned = [clean_text(t, self.recipe.max_repeat, self.recipe.version) for t in texts]
         if not self.uses_kiwi:
             return cleaned
         kiwi = shared_kiwi()
@@ -274,7 +300,7 @@ class ReviewNormalizer:
         if self.recipe.sentence_split:
             batch = self._split_sentences(kiwi, batch)
         for i, text in zip(positions, batch, strict=True):
-            cleaned[i] = clean_text(text, self.recipe.max_repeat)
+            cleaned[i] = clean_text(text, self.recipe.max_repeat, self.recipe.version)
         return cleaned
 
     @staticmethod

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from review_sentiment.errors import RsError
 from review_sentiment.normalize import (
+    RECIPE_VERSION,
     NormalizationRecipe,
     ReviewNormalizer,
     clean_text,
@@ -57,6 +58,93 @@ def test_html_entities_urls_and_emails():
     assert clean_text("&amp;lt;3") == "<3"  # doubly escaped
 
 
+# QA's examples: version 1's URL and e-mail patterns (\S, \w) also removed the Korean text glued to them.
+GLUED_URLS = [
+    # (raw, version 2, version 1 — pinned: models trained with version 1 must keep getting exactly this)
+    ("사이트 http://x.com,별로임", "사이트 ,별로임", "사이트"),
+    ("https://coupang.com/abc좋아요 최고", "좋아요 최고", "최고"),
+    ("링크(http://naver.me/x)참고하세요 별로", "링크( )참고하세요 별로", "링크( 별로"),
+    ("https://img.co/1.jpg.정말 좋네요", ".정말 좋네요", "좋네요"),
+    ("www.example.com에서", "에서", ""),
+    ("abc@naver.com으로 문의", "으로 문의", "문의"),
+    ('=HYPERLINK("http://x","클릭")', '=HYPERLINK(" ","클릭")', '=HYPERLINK("'),
+    ("https://youtu.be/dQw4w9WgXcQ?t=42초부터", "초부터", ""),
+    ("좋아요...abc@x.com", "좋아요..", ""),
+]
+
+
+@pytest.mark.parametrize(("raw", "v2", "v1"), GLUED_URLS)
+def test_version_2_keeps_korean_glued_to_urls_and_version_1_is_unchanged(raw, v2, v1):
+    assert clean_text(raw) == clean_text(raw, 2, 2) == v2
+    assert clean_text(raw, version=1) == v1
+    assert ReviewNormalizer(NormalizationRecipe(sentence_split=False, version=1)).normalize([raw]) == [v1]
+    assert ReviewNormalizer(NormalizationRecipe(sentence_split=False)).normalize([raw]) == [v2]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            "좋아요 https://search.naver.com/search.naver?where=nexearch&query=%EB%A7%9B%EC%A7%91&sm=top 추천!",
+            "좋아요 추천!",
+        ),
+        ("https://m.blog.naver.com/abc/123?x=1 참고", "참고"),
+        ("후기(https://m.blog.naver.com/abc/123?x=1) 보고 샀어요", "후기( ) 보고 샀어요"),
+        ("여기 https://ko.wikipedia.org/wiki/%EA%B9%80%EC%B9%98 봐요", "여기 봐요"),  # percent-encoded Korean path
+        ("https://ko.wikipedia.org/wiki/김치 맛있다", "김치 맛있다"),  # a raw Korean path is not part of the URL
+        ("https://x.com/a_b-c/d.html#sec-1?q=a+b&r=[1]&s=2 좋다", "좋다"),
+        ("http://x.com/a?r=[1] 좋다", "] 좋다"),  # a URL never ends in ], a closing bracket
+        ("HTTPS://EXAMPLE.COM/A 대문자", "대문자"),
+        ("여기서 샀어요 https://smartstore.naver.com/shop/products/123.", "여기서 샀어요 ."),  # sentence end stays
+        ("진짜 최고 www.naver.com!! 추천", "진짜 최고 !! 추천"),
+        ("어때요 http://x.com/a? 별로", "어때요 ? 별로"),
+        ("사이트 http://x.com/~user/page~ 좋아요~", "사이트 ~ 좋아요~"),
+        ("[광고]http://x.com/ad]할인", "[광고] ]할인"),
+        ('<a href="http://x.com/a">링크</a>', '<a href=" ">링크</a>'),
+        ("'http://x.com'에서", "' '에서"),
+        ("문의는 john_doe+x@gmail.co.kr로 해주세요.", "문의는 로 해주세요."),
+        ("메일 abc@naver.com. 감사", "메일 . 감사"),
+        ("한글abc@naver.com 끝", "한글 끝"),
+        ("평점 10@3.5 점", "평점 10@3.5 점"),  # not an e-mail address: the last domain label has no letter
+        ("http://x.K 끝", "끝"),  # NFC turns the Kelvin sign into K before step 4
+        ("www.ㅋㅋ 웃기다", "ww.ㅋㅋ 웃기다"),  # not a URL (repeats cut www)
+    ],
+)
+def test_version_2_urls_and_emails(raw, expected):
+    assert clean_text(raw) == expected
+    assert clean_text(expected) == expected
+
+
+def test_version_1_recipe_roundtrips_and_normalizes_the_version_1_way():
+    stored = {"sentence_split": True, "spacing": False, "typos": False, "max_repeat": 2}
+    stored |= {"name": "rs-normalize", "version": 1}  # what a model trained before version 2 recorded
+    recipe = NormalizationRecipe.from_dict(stored)
+    assert recipe.version == 1 and recipe.to_dict() == stored
+    assert NormalizationRecipe.from_dict(recipe.to_dict()) == recipe
+    assert recipe.describe() == "rs-normalize v1 (nfc, cleanup, repeats<=2, sentences)"
+    texts = [raw for raw, _, _ in GLUED_URLS]
+    assert ReviewNormalizer(recipe).normalize(texts) == [v1 for _, _, v1 in GLUED_URLS]
+    assert normalize_texts(texts, recipe) == normalize_texts(normalize_texts(texts, recipe), recipe)
+
+
+def test_new_recipes_are_version_2():
+    assert RECIPE_VERSION == 2
+    assert NormalizationRecipe().version == 2
+    assert NormalizationRecipe().to_dict()["version"] == 2
+    assert NormalizationRecipe().describe() == "rs-normalize v2 (nfc, cleanup, repeats<=2, sentences)"
+
+
+@pytest.mark.parametrize("version", [0, -1, "2", 2.0, True, None])
+def test_recipe_versions_that_are_not_whole_numbers_from_1_are_refused(version):
+    with pytest.raises(RsError, match="Unknown rs-normalize version"):
+        NormalizationRecipe(version=version)
+
+
+def test_clean_text_refuses_an_unknown_version():
+    with pytest.raises(RsError, match="Unknown rs-normalize version 3"):
+        clean_text("좋아요", version=3)
+
+
 def test_has_hangul():
     assert has_hangul("좋아요") and has_hangul("ㅋㅋ")
     assert not has_hangul("good 👍 123")
@@ -94,8 +182,9 @@ def test_typo_option_fixes_a_common_typo():
 def test_recipe_roundtrip_and_validation():
     recipe = NormalizationRecipe(spacing=True)
     assert NormalizationRecipe.from_dict(recipe.to_dict()) == recipe
-    with pytest.raises(RsError, match="newer"):
-        NormalizationRecipe.from_dict({**recipe.to_dict(), "version": 99})
+    for version in (RECIPE_VERSION + 1, 3, 99):
+        with pytest.raises(RsError, match="newer"):
+            NormalizationRecipe.from_dict({**recipe.to_dict(), "version": version})
     with pytest.raises(RsError, match="Unknown normalization settings"):
         NormalizationRecipe.from_dict({**recipe.to_dict(), "lowercase": True})
 
@@ -105,23 +194,29 @@ review_piece = st.one_of(
     st.characters(min_codepoint=0x3131, max_codepoint=0x3163),  # compatibility jamo (ㅋ, ㅠ)
     st.sampled_from(list(" .!?~,ㅋㅎㅠ😍👍\u200b\u200d\n\t&;#<>0123456789abc")),
     st.sampled_from(["&amp;", "&lt;", "&#8203;", "http://x.y/", "\ud800", "ㅋㅋㅋㅋ", "10000원"]),
+    # URL and e-mail pieces, so the two versions' step 4 meets glued Hangul, brackets and trailing punctuation
+    st.sampled_from(["https://", "www.", "a.kr/", "?q=1&r=%EB", "#x", "(", ")", "[", "]", '"', "'", "~", ":", ";"]),
+    st.sampled_from(["abc@naver.com", "@", "a@b.", ".com", "x_y+z@", "%", "\u212a", "wwww.", "htttp://"]),
     st.characters(codec="utf-8"),
 )
 korean_text = st.lists(review_piece, max_size=40).map("".join)
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(korean_text)
-def test_clean_text_is_idempotent(text):
-    once = clean_text(text)
-    assert clean_text(once) == once
+def test_clean_text_is_idempotent(version, text):
+    once = clean_text(text, version=version)
+    assert clean_text(once, version=version) == once
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(korean_text, max_size=5))
-def test_default_normalization_is_idempotent(texts):
-    once = normalize_texts(texts)
-    assert normalize_texts(once) == once
+def test_default_normalization_is_idempotent(version, texts):
+    recipe = NormalizationRecipe(version=version)
+    once = normalize_texts(texts, recipe)
+    assert normalize_texts(once, recipe) == once
 
 
 def test_collapse_repeats_respects_max_repeat():
