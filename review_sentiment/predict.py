@@ -293,7 +293,7 @@ class Predictor:
         """Normalize raw texts with the model's recipe and return class probabilities (NaN for empty texts)."""
         return self.score(self.prepare(texts), on_batch)
 
-    def text_column(self, columns: list[str], text_col: str | None = None) -> str:
+    def text_column(self, columns: list[str], text_col: str | None = None, hint: str = "") -> str:
         """`text_col`, else the column the model was trained on when the file has it, else a known name."""
         trained_on = self.meta.get("data", {}).get("text_column")
         if text_col is None and trained_on in columns:
@@ -305,7 +305,7 @@ class Predictor:
                     "was trained on. Pass --text-col with the one to use."
                 )
             text_col = trained_on
-        return find_text_column(columns, text_col)
+        return find_text_column(columns, text_col, hint)
 
     def predict(self, texts: Iterable[object]) -> list[str]:
         """Predicted label per text ("" for texts that are empty after normalization)."""
@@ -357,7 +357,7 @@ def predict_file(
     predictor = Predictor(
         model_dir, device, batch_size, batch_tokens=batch_tokens, precision=precision, threads=threads
     )
-    text_column = predictor.text_column(source.columns, text_col)
+    text_column = predictor.text_column(source.columns, text_col, source.other_sheets_hint)
     added = [LABEL_COLUMN, CONFIDENCE_COLUMN, *(f"prob_{label}" for label in predictor.labels), NOTE_COLUMN]
     names: dict[str, str] = {}
     for wanted in added:

@@ -96,7 +96,7 @@ def preprocess_file(
     normalizer = ReviewNormalizer(recipe)
     source = open_reviews(input_path, encoding, sheet)
     check_output_path(output_path, rows=source.rows)
-    text_column = find_text_column(source.columns, text_col)
+    text_column = find_text_column(source.columns, text_col, source.other_sheets_hint)
     names = list(source.columns)
     for wanted in (NORMALIZED_COLUMN, *FLAG_COLUMNS):
         names.append(unique_column_name(names, wanted))

@@ -346,8 +346,10 @@ def test_formula_like_text_is_escaped_in_spreadsheet_outputs_only(tmp_path, monk
     assert escaped == ["'=1+1 좋아요", "'-별로", "'@멘션", "'+82 최고", "-1"]  # a plain number stays a number
     result = _predict(tmp_path, tiny_model, "in.csv", "out.xlsx")
     assert result.exit_code == 0 and "4 formula-like cells escaped" in result.output
-    sheet = openpyxl.load_workbook("out.xlsx").active
-    assert [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)] == escaped
+    # .xlsx: the text stays as it is, and Excel's quote prefix keeps it text even when the cell is edited
+    cells = [row[0] for row in openpyxl.load_workbook("out.xlsx").active.iter_rows(min_row=2)]
+    assert [cell.value for cell in cells] == ["=1+1 좋아요", "-별로", "@멘션", "+82 최고", "-1"]
+    assert [cell.quotePrefix for cell in cells] == [True, True, True, True, False]
     assert _predict(tmp_path, tiny_model, "in.csv", "raw.csv", "--no-escape-formulas").exit_code == 0
     assert pd.read_csv("raw.csv", dtype=str, encoding="utf-8-sig")["review"][0] == "=1+1 좋아요"
     assert _predict(tmp_path, tiny_model, "in.csv", "out.jsonl").exit_code == 0
