@@ -49,6 +49,7 @@ TEXT_COLUMN_NAMES = (
     "텍스트",
 )
 READ_ENCODINGS = ("utf-8-sig", "cp949")
+_HANGUL_SYLLABLES = re.compile("[\uac00-\ud7a3]")
 # UTF-8 with a byte-order mark: Excel (Korean Windows included) then shows Hangul correctly.
 CSV_WRITE_ENCODING = "utf-8-sig"
 SUPPORTED_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".xlsx", ".parquet")
@@ -379,8 +380,32 @@ class TableSource:
                 # cp949 would show its 8-byte syllables as 'ㅤㄷㅚㅆ'; a cp949-only syllable (its own 2-byte code)
                 # or a lone filler is not euc_kr, so such a file stays cp949.
                 return "euc-kr"
+            if forced:
+                self._check_forced_encoding(forced, codec, head)
             return codec
         raise RsError(f"Cannot decode {self.path} ({'; '.join(errors)}). Pass --encoding with the file's encoding.")
+
+    def _check_forced_encoding(self, forced: str, codec: str, head: bytes) -> None:
+        """Refuse a forced encoding that turns a Korean file into mojibake (latin-1 on UTF-8) or into one long line
+        (utf-16 on UTF-8) when the encoding rs would detect reads it as Korean text, line by line."""
+        with self._open_bytes() as handle:
+            sample = handle.read(1 << 16)
+        forced_text = codecs.getincrementaldecoder(codec)(errors="replace").decode(sample)
+        for candidate in _candidate_encodings(head):
+            try:
+                detected_text = codecs.getincrementaldecoder(_text_codec(candidate, head))().decode(sample)
+            except UnicodeDecodeError:
+                continue
+            hangul = len(_HANGUL_SYLLABLES.findall(detected_text))
+            if not hangul or _text_codec(candidate, head) == codec:
+                return
+            lines_lost = detected_text.count("\n") > 1 and forced_text.count("\n") <= 1
+            if lines_lost or len(_HANGUL_SYLLABLES.findall(forced_text)) < hangul / 2:
+                raise RsError(
+                    f"--encoding {forced} does not read {self.path.name} as Korean text, but "
+                    f"{candidate} does: drop --encoding (rs detects it) or pass the file's real encoding."
+                )
+            return
 
     def _check_is_text(self) -> bytes:
         """The file's first bytes; RsError for an empty file, or for a compressed or binary file under a text

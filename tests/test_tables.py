@@ -967,3 +967,19 @@ def test_other_sheets_hint_for_column_errors(tmp_path):
     )
     with pytest.raises(RsError, match=r"Pass --text-col NAME\.$"):
         find_text_column(TableSource(tmp_path / "r.csv").columns)
+
+
+@pytest.mark.parametrize(("written", "forced"), [("utf-8-sig", "utf-16"), ("utf-8", "latin-1"), ("cp949", "latin-1")])
+def test_a_forced_encoding_that_garbles_korean_is_refused(tmp_path, written, forced):
+    path = tmp_path / "reviews.csv"
+    data = "id,review\n1,배송이 빨라요\n2,별로예요 다신 안 사요\n3,그냥 그래요\n".encode(written)
+    path.write_bytes(data + b"\n" * (len(data) % 2))  # an even length: bytes that utf-16 can decode
+    with pytest.raises(RsError, match=f"--encoding {forced} does not read reviews.csv as Korean text"):
+        TableSource(path, encoding=forced)
+    assert TableSource(path).rows == 3
+
+
+def test_a_forced_encoding_on_a_non_korean_file_is_trusted(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_bytes("review\ncafé très bon\nnaïve\n".encode("latin-1"))
+    assert read_table(path, encoding="latin-1")["review"].tolist() == ["café très bon", "naïve"]
