@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, suppress
 from decimal import Decimal
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -136,6 +136,7 @@ class TableSource:
     # of report.xlsx; its other sheets: '리뷰'. Pass --sheet NAME."; "" for a single sheet or another format.
     other_sheets_hint: str
     replaced_characters: int  # lone surrogates (from a .jsonl's \ud800 escapes) replaced by U+FFFD
+    title_rows: int  # .xlsx: rows above the header skipped as a title (one filled cell, a wider row below)
 
     def __init__(
         self,
@@ -160,7 +161,7 @@ class TableSource:
         if sheet is not None and suffix != ".xlsx":
             raise RsError(f"{path.name} has no sheets: --sheet applies to .xlsx files only.")
         self._unescape = unescape_formulas and suffix in ESCAPED_SUFFIXES
-        self.sheet, self.replaced_characters, self.other_sheets_hint = None, 0, ""
+        self.sheet, self.replaced_characters, self.other_sheets_hint, self.title_rows = None, 0, "", 0
         if suffix in BINARY_SUFFIXES:
             self.encoding = "utf-8"  # both store text as UTF-8
             if suffix == ".xlsx":
@@ -221,7 +222,8 @@ class TableSource:
         """Each data row as a list of cells in the order of `columns`."""
         if self._suffix == ".xlsx":
             rows = self._xlsx_rows()
-            next(rows)  # the header
+            for _ in range(self.title_rows + 1):  # a title above the header, and the header
+                next(rows)
             for row in rows:
                 yield row + [""] * (len(self.columns) - len(row))
         elif self._suffix == ".parquet":
@@ -251,10 +253,13 @@ class TableSource:
                 self.other_sheets_hint = (
                     f" It is sheet {self.sheet!r} of {self.path.name}; its other sheets: {others}. Pass --sheet NAME."
                 )
-            header = next(rows, None)
-            if header is None:
+            head = list(islice(rows, TITLE_ROWS_LOOKAHEAD))
+            if not head:
                 raise RsError(f"{self.path}: sheet {self.sheet!r} is empty.{hint}")
+            self.title_rows = _title_rows(head)
+            header = head[self.title_rows]
             width, self.rows = len(header), 0
+            rows = chain(head[self.title_rows + 1 :], rows)
             for row in rows:  # read_only dimensions can be wrong, so the rows themselves give the width and count
                 width, self.rows = max(width, len(row)), self.rows + 1
             if not self.rows and sheet is None and others:
@@ -582,6 +587,24 @@ def _visible(worksheet: Any) -> bool:
 def _sheet_list(worksheets: Iterable[Any]) -> str:
     """Sheet names for a message, hidden ones marked: 'a', '숨김' (hidden), 'b'."""
     return ", ".join(repr(w.title) + ("" if _visible(w) else " (hidden)") for w in worksheets)
+
+
+TITLE_ROWS_LOOKAHEAD = 4
+
+
+def _title_rows(head: list[list[str]]) -> int:
+    """How many of a sheet's first non-empty rows are a title above the header: back-office exports often start
+    with a line such as "2024년 3분기 리뷰" (one filled cell) above the real header. The header is then the first
+    row with two or more filled cells, none of them a number, within the first three; a first row that is itself
+    a known text-column name (a one-column header) is never a title."""
+    first = [cell for cell in head[0] if cell]
+    if len(first) != 1 or first[0].strip().lower() in TEXT_COLUMN_NAMES:
+        return 0
+    for position, row in enumerate(head[:4]):
+        filled = [cell for cell in row if cell]
+        if len(filled) >= 2:
+            return position if not any(_PLAIN_NUMBER.fullmatch(cell.strip()) for cell in filled) else 0
+    return 0
 
 
 def _json_cell(value: object) -> str:
@@ -1113,6 +1136,9 @@ def output_changes(source: TableSource | None, writer: TableWriter) -> dict[str,
         escaped: writer.escaped_cells,
         "cells cut to Excel's 32,767 characters (write .csv or .parquet to keep them whole)": writer.clipped_cells,
         "characters the output format cannot hold replaced or removed": writer.replaced_characters,
+        "row(s) above the sheet's header skipped as its title (one filled cell above the header row)": (
+            source.title_rows if source else 0
+        ),
         "invalid characters (lone surrogates) in the input replaced by U+FFFD": (
             source.replaced_characters if source else 0
         ),

@@ -983,3 +983,33 @@ def test_a_forced_encoding_on_a_non_korean_file_is_trusted(tmp_path):
     path = tmp_path / "reviews.csv"
     path.write_bytes("review\ncafé très bon\nnaïve\n".encode("latin-1"))
     assert read_table(path, encoding="latin-1")["review"].tolist() == ["café très bon", "naïve"]
+
+
+def _workbook(path, rows):
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    for row in rows:
+        workbook.active.append(row)
+    workbook.save(path)
+    return path
+
+
+def test_a_title_row_above_the_header_is_skipped_and_counted(tmp_path):
+    title = [["2024년 3분기 고객 리뷰 export"], [], ["번호", "작성일", "리뷰", "별점"], [1, "2024-07-01", "좋아요", 5]]
+    source = TableSource(_workbook(tmp_path / "report.xlsx", title))
+    assert (source.columns, source.rows, source.title_rows) == (["번호", "작성일", "리뷰", "별점"], 1, 1)
+    assert read_table(tmp_path / "report.xlsx")["리뷰"].tolist() == ["좋아요"]
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [["review"], ["좋아요", "메모"], ["별로"]],  # a one-column header with a note beside one review
+        [["좋아요"], ["별로"], ["그냥"]],  # a sheet of reviews without a header
+        [["리뷰 모음"], [1, 5], [2, 3]],  # the wider row is numbers: data, not a header
+    ],
+)
+def test_no_title_is_guessed_where_there_is_none(tmp_path, rows):
+    source = TableSource(_workbook(tmp_path / "r.xlsx", rows))
+    assert source.title_rows == 0 and source.rows == len(rows) - 1
