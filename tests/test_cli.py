@@ -1,5 +1,7 @@
 """The three commands as a user runs them, through typer's CliRunner, in a fresh working directory."""
 
+import os
+import signal
 import time
 
 import pandas as pd
@@ -195,25 +197,14 @@ def test_predict_quantized_and_bad_precision_options(tmp_path, tiny_model):
 
 @pytest.mark.slow
 def test_finetune_ctrl_c_then_resume(tmp_path, monkeypatch, tiny_base):
-    import os
-    import signal
-
     import review_sentiment.finetune as finetune_module
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "reviews.csv").write_bytes(SAMPLE.read_bytes())
     command = ["finetune", "reviews.csv", "--base", str(tiny_base), "--name", "m", "--epochs", "2", "--lr", "1e-3"]
     assert "--resume" in runner.invoke(app, ["finetune", "--help"]).output
-    calls = {"n": 0}
     pad_batch = finetune_module.pad_batch
-
-    def ctrl_c_during_step_15(*args, **kwargs):  # a real SIGINT, as Ctrl-C sends, in the middle of a step
-        calls["n"] += 1
-        if calls["n"] == 15:
-            os.kill(os.getpid(), signal.SIGINT)
-        return pad_batch(*args, **kwargs)
-
-    monkeypatch.setattr(finetune_module, "pad_batch", ctrl_c_during_step_15)
+    monkeypatch.setattr(finetune_module, "pad_batch", _ctrl_c_on_call(15, pad_batch))
     result = runner.invoke(app, command)
     assert result.exit_code == 130, result.output
     assert "Stopped at step 15 of 22" in result.output and "rerun the same command with --resume" in result.output
@@ -399,9 +390,6 @@ PRETRAIN_SMALL = ["--batch-size", "8", "--max-length", "64", "--vocab-size", "80
 
 @pytest.mark.slow
 def test_pretrain_ctrl_c_then_the_same_command_with_resume(tmp_path, monkeypatch):
-    import os
-    import signal
-
     import review_sentiment.pretrain as pretrain_module
 
     monkeypatch.chdir(tmp_path)
@@ -409,16 +397,8 @@ def test_pretrain_ctrl_c_then_the_same_command_with_resume(tmp_path, monkeypatch
     # No --name: the default name holds the start time, and the same command with --resume must still find it.
     command = ["pretrain", "corpus.csv", "--max-steps", "4", *PRETRAIN_SMALL]
     assert "--resume" in runner.invoke(app, ["pretrain", "--help"]).output
-    calls = {"n": 0}
     rtd_step = pretrain_module.rtd_step
-
-    def ctrl_c_during_step_2(*args, **kwargs):  # a real SIGINT, as Ctrl-C sends, in the middle of a step
-        calls["n"] += 1
-        if calls["n"] == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-        return rtd_step(*args, **kwargs)
-
-    monkeypatch.setattr(pretrain_module, "rtd_step", ctrl_c_during_step_2)
+    monkeypatch.setattr(pretrain_module, "rtd_step", _ctrl_c_on_call(2, rtd_step))
     result = runner.invoke(app, command)
     assert result.exit_code == 130, result.output
     assert "Interrupted. Stopped at step 2 of 4; checkpoint saved in models/pretrained-mini-corpus-" in result.output
@@ -488,3 +468,16 @@ def test_flags_are_not_shown_as_taking_a_value():
     for command in ("preprocess", "finetune", "pretrain", "predict", "evaluate"):
         lines = runner.invoke(app, [command, "--help"], terminal_width=200).output.splitlines()
         assert [line for line in lines if "<bool>" in line and "--help" not in line] == [], command
+
+
+def _ctrl_c_on_call(call: int, function):
+    """`function`, sending this process a real SIGINT (what Ctrl-C sends) at its `call`-th call, mid-step."""
+    calls = {"n": 0}
+
+    def wrapped(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == call:
+            os.kill(os.getpid(), signal.SIGINT)
+        return function(*args, **kwargs)
+
+    return wrapped
