@@ -383,7 +383,7 @@ def predict(
         "--output",
         "-o",
         help="Output file; its extension picks the format: .csv, .tsv, .jsonl, .xlsx, .parquet (.gz for the text "
-        "ones) [default: INPUT.labeled.csv].",
+        "ones) [default: INPUT.labeled in the input's format, e.g. reviews.labeled.xlsx; .csv for .txt].",
     ),
     model: Path | None = typer.Option(
         None, "--model", "-m", help="Model folder [default: the newest model under models/]."

@@ -134,6 +134,12 @@ def evaluate_file(
     table = read_reviews(data_path, encoding, sheet)
     gold = read_gold_labels(table, label_col, rating_col, rating_scale, rating_bins)
     predictor = Predictor(model_dir, device=device, batch_size=batch_size, precision=precision)
+    trained_scale = predictor.meta.get("data", {}).get("rating_scale")
+    if gold.rating_bins and rating_scale is None and rating_bins is None and trained_scale != gold.rating_bins.scale:
+        if trained_scale in (5, 10):
+            # The scale guessed from this file's ratings (all 1-5, say) is not the one the model learned from.
+            gold = read_gold_labels(table, label_col, gold.column, trained_scale)
+            gold.source += ", the model's scale"
     text_column = predictor.text_column(list(table.columns), text_col)
     unknown = sorted({label for label in gold.labels if label and label not in predictor.labels})
     if unknown:

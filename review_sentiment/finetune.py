@@ -97,6 +97,7 @@ class TrainingData:
     recipe: NormalizationRecipe
     text_column: str
     label_source: str
+    rating_scale: int | None  # 5 or 10 when the labels came from star ratings
     unlabeled_note: str
     rows_total: int
     rows_unlabeled: int
@@ -163,6 +164,7 @@ def load_training_data(
         recipe=recipe,
         text_column=text_column,
         label_source=gold.source,
+        rating_scale=gold.rating_bins.scale if gold.rating_bins else None,
         unlabeled_note=gold.describe_unlabeled(),
         rows_total=len(table),
         rows_unlabeled=gold.n_unlabeled,
@@ -714,6 +716,7 @@ def finetune(
         "fingerprint": data.fingerprint(),
         "text_column": data.text_column,
         "label_source": data.label_source,
+        "rating_scale": data.rating_scale,  # rs evaluate bins ratings on the same scale
         "from_preprocess": data.from_preprocess,
         "rows_total": data.rows_total,
         "rows_used": len(data.texts),

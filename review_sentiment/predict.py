@@ -39,6 +39,7 @@ from review_sentiment.normalize import ReviewNormalizer, coerce_text
 from review_sentiment.preprocess import open_reviews
 from review_sentiment.tables import (
     DEFAULT_CHUNK_ROWS,
+    WRITE_SUFFIXES,
     TableWriter,
     check_output_path,
     find_text_column,
@@ -80,7 +81,10 @@ class PredictSummary:
 
 
 def default_output_path(input_path: Path) -> Path:
-    return input_path.with_name(f"{table_stem(input_path)}.labeled.csv")
+    """INPUT.labeled in the input's format (a workbook in, a workbook out), .csv for .txt; never compressed."""
+    suffix = Path(input_path.name.lower().removesuffix(".gz")).suffix
+    suffix = suffix if suffix in WRITE_SUFFIXES else ".csv"
+    return input_path.with_name(f"{table_stem(input_path)}.labeled{suffix}")
 
 
 class TransformerClassifier:

@@ -89,7 +89,8 @@ def table_stem(path: str | Path) -> str:
     """The file name without its table extensions: reviews.csv.gz → reviews."""
     name = Path(path).name
     for suffix in (".gz", *SUPPORTED_SUFFIXES):
-        name = name.removesuffix(suffix)
+        if name.lower().endswith(suffix):  # REVIEWS.CSV too
+            name = name[: -len(suffix)]
     return name
 
 

@@ -68,3 +68,19 @@ def test_quantized_evaluation_scores_close_to_fp32(tmp_path, tiny_model):
     int8 = evaluate_file(SAMPLE, tiny_model, output_dir=tmp_path / "int8", precision="int8")
     assert fp32.evaluated == int8.evaluated == 360
     assert abs(fp32.scores["accuracy"] - int8.scores["accuracy"]) <= 0.03
+
+
+def test_ratings_are_binned_on_the_scale_the_model_learned(tmp_path, sample_table):
+    """A 10-point model evaluated on a file whose ratings happen to be all <= 5 bins them 10-point (1-4
+    negative, 5 neutral), not 5-point as the file alone would suggest."""
+    ten_point = sample_table.assign(rating=(sample_table["rating"].astype(int) * 2).astype(str))
+    ten_point.drop(columns=["label"]).to_csv(tmp_path / "train.csv", index=False)
+    model = finetune(tmp_path / "train.csv", "tfidf", output_dir=tmp_path / "m", quiet=True).output_dir
+    low = ten_point[ten_point["rating"].astype(int) <= 4].head(40).copy()
+    low.loc[low.index[:5], "rating"] = "5"
+    low.drop(columns=["label"]).to_csv(tmp_path / "low.csv", index=False)
+    report = evaluate_file(tmp_path / "low.csv", model, output_dir=tmp_path / "eval")
+    assert "10-point" in report.label_source and "the model's scale" in report.label_source
+    assert report.data_labels == ["negative", "neutral"]  # 5 is neutral on 10 points (it would be positive on 5)
+    explicit = evaluate_file(tmp_path / "low.csv", model, output_dir=tmp_path / "e5", rating_scale=5)
+    assert "5-point" in explicit.label_source  # an explicit --rating-scale still wins

@@ -335,3 +335,13 @@ def test_a_repeated_trained_on_column_is_not_guessed(tmp_path, tiny_model):
         predict_file(tmp_path / "dup.csv", tmp_path / "out.csv", model_dir=tiny_model)
     summary = predict_file(tmp_path / "dup.csv", tmp_path / "out.csv", model_dir=tiny_model, text_col="review.1")
     assert summary.text_column == "review.1"
+
+
+def test_the_default_output_keeps_the_input_format():
+    from pathlib import Path
+
+    from review_sentiment.predict import default_output_path
+
+    cases = {"a/reviews.csv": "a/reviews.labeled.csv", "R.CSV": "R.labeled.csv", "r.csv.gz": "r.labeled.csv"}
+    cases |= {"r.xlsx": "r.labeled.xlsx", "r.txt": "r.labeled.csv", "r.parquet": "r.labeled.parquet"}
+    assert {name: str(default_output_path(Path(name))) for name in cases} == cases
