@@ -177,12 +177,28 @@ def parse_label_values(values, column: str) -> list[str | None]:
         return [mapping[numbers[c]] if c else None for c in cells]
     unknown = sorted({c for c in non_empty if c.lower() not in _SYNONYM_TO_LABEL})
     if unknown:
-        shown = ", ".join(repr(u) for u in unknown[:10])
+        shown, hint = ", ".join(repr(u) for u in unknown[:10]), _header_hint(cells, column)
+        if all(_as_number(u) is not None for u in unknown):
+            raise RsError(
+                f"The label column {column!r} mixes numbers ({shown}) with words; use one convention: "
+                f"positive/negative/neutral (or 긍정/부정/중립, pos/neg/neu), or 0/1, or -1/0/1.{hint}"
+            )
         raise RsError(
             f"The label column {column!r} has values rs does not know: {shown}. Use positive/negative/neutral "
-            f"(or 긍정/부정/중립, pos/neg/neu, 0/1), or pass --rating-col for star ratings."
+            f"(or 긍정/부정/중립, pos/neg/neu, 0/1), or pass --rating-col for star ratings.{hint}"
         )
     return [_SYNONYM_TO_LABEL[c.lower()] if c else None for c in cells]
+
+
+def _header_hint(cells: list[str], column: str) -> str:
+    """Where a column holds its own name: the file repeats its header line (exports pasted together)."""
+    rows = [str(i + 1) for i, cell in enumerate(cells) if cell == column]
+    if not rows:
+        return ""
+    return (
+        f" Data row(s) {', '.join(rows[:5])} hold {column!r} itself: the file repeats its header line there "
+        "(several exports pasted together?); delete those lines."
+    )
 
 
 def detect_rating_scale(ratings: list[float]) -> int:
@@ -203,7 +219,9 @@ def parse_ratings(values, column: str, scale: int | None = None, bins_spec: str 
     bad = sorted({c for c, n in zip(cells, numbers, strict=True) if c and n is None})
     if bad:
         shown = ", ".join(repr(b) for b in bad[:10])
-        raise RsError(f"The rating column {column!r} has values that are not numbers: {shown}.")
+        raise RsError(
+            f"The rating column {column!r} has values that are not numbers: {shown}.{_header_hint(cells, column)}"
+        )
     present = [n for n in numbers if n is not None]
     if not present:
         raise RsError(f"The rating column {column!r} is empty.")

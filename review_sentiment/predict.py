@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from review_sentiment.console import console, row_progress, silence_library_logs
 from review_sentiment.errors import Interrupted, RsError
@@ -389,6 +390,7 @@ def predict_file(
                         probabilities = predictor.score(results, on_batch=advance)
                         advance(results.rows - len(results.scored))
                         notes = results.notes
+                        _unscore_repeated_headers(chunk, source.columns, probabilities, notes)
                         store.save(number, probabilities, notes)
                         if on_chunk_done:
                             on_chunk_done(number + 1)
@@ -424,6 +426,19 @@ def predict_file(
         resumed_chunks=finished,
         output_changes=output_changes(source, writer),
     )
+
+
+REPEATED_HEADER = "repeats the header row (several exports pasted together?): not a review"
+
+
+def _unscore_repeated_headers(chunk, columns: list[str], probabilities: np.ndarray, notes: list[str]) -> None:
+    """A row that repeats the header line gets no label: it is not a review, and rows are never dropped."""
+    if len(columns) < 2:
+        return  # one column: a review could be the column's name
+    repeated = chunk[columns].eq(pd.Series(columns, index=columns)).all(axis=1).to_numpy()
+    for row in np.flatnonzero(repeated):
+        probabilities[row] = np.nan
+        notes[row] = REPEATED_HEADER
 
 
 def _add_predictions(

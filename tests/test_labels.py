@@ -104,3 +104,15 @@ def test_ratings_in_no_bin_are_reported_with_their_values():
     assert column.describe_unlabeled() == (
         "1 without a label; 3 ratings in no bin (2.5 ×2, 0.5 ×1): adjust --rating-bins to use them"
     )
+
+
+def test_a_repeated_header_line_is_named_in_the_error():
+    with pytest.raises(RsError, match=r"Data row\(s\) 3 hold 'rating' itself: the file repeats its header"):
+        parse_ratings(["5", "1", "rating", "4"], "rating")
+    with pytest.raises(RsError, match=r"row\(s\) 2 hold 'label' itself"):
+        parse_label_values(["positive", "label"], "label")
+
+
+def test_numbers_mixed_with_words_are_called_that():
+    with pytest.raises(RsError, match=r"mixes numbers \('-1', '0', '1'\) with words; use one convention"):
+        parse_label_values(["1", "0", "-1", "긍정", "NEG"], "label")

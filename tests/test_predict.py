@@ -345,3 +345,14 @@ def test_the_default_output_keeps_the_input_format():
     cases = {"a/reviews.csv": "a/reviews.labeled.csv", "R.CSV": "R.labeled.csv", "r.csv.gz": "r.labeled.csv"}
     cases |= {"r.xlsx": "r.labeled.xlsx", "r.txt": "r.labeled.csv", "r.parquet": "r.labeled.parquet"}
     assert {name: str(default_output_path(Path(name))) for name in cases} == cases
+
+
+def test_a_repeated_header_row_gets_no_label_and_says_why(tmp_path, tiny_model):
+    from review_sentiment.predict import REPEATED_HEADER
+
+    (tmp_path / "in.csv").write_text("id,review\n1,좋아요\nid,review\n2,별로예요\n", encoding="utf-8")
+    summary = predict_file(tmp_path / "in.csv", tmp_path / "out.csv", model_dir=tiny_model)
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert out["id"].tolist() == ["1", "id", "2"] and summary.rows == 3
+    assert out["predicted_label"][1] == "" and out["note"][1] == REPEATED_HEADER
+    assert out["predicted_label"][0] and out["predicted_label"][2]
