@@ -128,12 +128,12 @@ class LabeledColumn:
         return sum(label is None for label in self.labels)
 
     def describe_unlabeled(self) -> str:
-        """E.g. "12 without a label; 34 ratings in no bin (2.5 ×20, 0.5 ×14): adjust --rating-bins"."""
+        """E.g. "12 without a label, 34 ratings in no bin (2.5 ×20, 0.5 ×14; --rating-bins can include them)"."""
         outside = sum(self.outside_bins.values())
         text = f"{self.n_unlabeled - outside} without a label"
         if outside:
             values = ", ".join(f"{value} ×{n}" for value, n in list(self.outside_bins.items())[:6])
-            text += f"; {outside} ratings in no bin ({values}): adjust --rating-bins to use them"
+            text += f", {outside} ratings in no bin ({values}; --rating-bins can include them)"
         return text
 
     def counts(self) -> dict[str, int]:

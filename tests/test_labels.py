@@ -102,7 +102,7 @@ def test_ratings_in_no_bin_are_reported_with_their_values():
     column = parse_ratings(["0.5", "2.5", "2.5", "5", ""], "별점")
     assert column.n_unlabeled == 4
     assert column.describe_unlabeled() == (
-        "1 without a label; 3 ratings in no bin (2.5 ×2, 0.5 ×1): adjust --rating-bins to use them"
+        "1 without a label, 3 ratings in no bin (2.5 ×2, 0.5 ×1; --rating-bins can include them)"
     )
 
 
