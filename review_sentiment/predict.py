@@ -553,7 +553,7 @@ class ResumeStore:
         if resume:
             console.print("Nothing to resume for this output: starting from the beginning.")
         self.folder.mkdir(parents=True)
-        _write_atomically(state_path, json.dumps({"format": RESUME_FORMAT, **settings}, indent=2).encode())
+        _write_file_atomically(state_path, json.dumps({"format": RESUME_FORMAT, **settings}, indent=2).encode())
         return 0
 
     def _chunk_path(self, number: int) -> Path:
@@ -569,7 +569,7 @@ class ResumeStore:
     def save(self, number: int, probabilities: np.ndarray, notes: list[str]) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, probabilities=probabilities, notes=np.array(notes, dtype=str))
-        _write_atomically(self._chunk_path(number), buffer.getvalue())
+        _write_file_atomically(self._chunk_path(number), buffer.getvalue())
 
     def load(self, number: int) -> tuple[np.ndarray, list[str]]:
         with np.load(self._chunk_path(number), allow_pickle=False) as stored:
@@ -609,7 +609,7 @@ def _stopping_once() -> Iterator[None]:
             signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _write_file_atomically(path: Path, data: bytes) -> None:
     temporary = path.with_name(f".{path.name}.part")
     with open(temporary, "wb") as handle:
         handle.write(data)
