@@ -74,11 +74,12 @@ class PredictSummary:
     precision: str
     chunks: int
     resumed_chunks: int = 0  # chunks taken from an interrupted run
+    scored_now: int = 0  # rows this run labeled itself (not taken from an interrupted run)
     output_changes: dict[str, int] = field(default_factory=dict)  # cells the output format could not hold as is
 
     @property
     def reviews_per_second(self) -> float:
-        return self.scored / self.seconds if self.seconds else 0.0
+        return self.scored_now / self.seconds if self.seconds else 0.0
 
 
 def default_output_path(input_path: Path) -> Path:
@@ -377,7 +378,7 @@ def predict_file(
         return store.load(number) if number < finished else predictor.prepare(chunk[text_column])
 
     counts: Counter = Counter()
-    unscored = split = chunks = 0
+    unscored = split = chunks = scored_now = 0
     with _stopping_once():
         try:
             writer = TableWriter(output_path, escape_formulas=escape_formulas, temporary_dir=store.folder)
@@ -397,6 +398,8 @@ def predict_file(
                     predicted = _add_predictions(chunk, probabilities, notes, predictor.labels, names)
                     writer.write(chunk)
                     counts.update(label for label in predicted if label)
+                    if number >= finished:
+                        scored_now += sum(1 for label in predicted if label)
                     unscored += sum(1 for label in predicted if not label)
                     split += sum(1 for note in notes if note.startswith(SPLIT_NOTE_START))
                     chunks += 1
@@ -424,6 +427,7 @@ def predict_file(
         precision=predictor.precision,
         chunks=chunks,
         resumed_chunks=finished,
+        scored_now=scored_now,
         output_changes=output_changes(source, writer),
     )
 

@@ -260,6 +260,7 @@ def test_resume_after_interruption_gives_the_same_output(tmp_path, tiny_model, s
         )
     summary = predict_file(tmp_path / "in.csv", output, model_dir=tiny_model, chunk_rows=50, resume=True)
     assert summary.resumed_chunks == 5 and summary.chunks == 8
+    assert 0 < summary.scored_now <= 366 - 5 * 50 < summary.scored  # reviews/s counts only this run's rows
     assert output.read_bytes() == whole.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "resumed.csv", "whole.csv"]  # nothing left over
 
