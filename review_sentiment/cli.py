@@ -163,7 +163,7 @@ def preprocess(
         console.print(f"Dropped {n} {reason} rows")
     _print_output_changes(summary.output_changes)
     console.print(f"Wrote {summary.rows_out} rows to [bold]{summary.output_path}[/] in {summary.seconds:.1f}s")
-    console.print("Next: rs finetune --base kcelectra")
+    console.print("Next: rs finetune --base kcelectra (offline: --base ./DOWNLOADED-FOLDER, or --base tfidf)")
 
 
 @app.command(epilog=EXIT_CODES)
