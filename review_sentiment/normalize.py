@@ -232,6 +232,16 @@ def _blocks(text: str, limit: int) -> list[str]:
     return [*blocks, text] if text else blocks
 
 
+def _blocks_of(texts: list[str]) -> tuple[list[str], list[int]]:
+    """Every text's blocks (`_blocks`, SENTENCE_BLOCK_CHARS), and for each block the position of its text."""
+    blocks, owners = [], []
+    for owner, text in enumerate(texts):
+        for block in _blocks(text, SENTENCE_BLOCK_CHARS):
+            blocks.append(block)
+            owners.append(owner)
+    return blocks, owners
+
+
 def _join_sentences(text: str, sentences) -> str:
     """Insert one space at sentence boundaries that follow punctuation, emoji or jamo and lack one."""
     pieces = []
@@ -307,11 +317,7 @@ class ReviewNormalizer:
     def _split_sentences(kiwi, texts: list[str]) -> list[str]:
         # Long texts go to kiwipiepy in blocks cut at spaces (see SENTENCE_BLOCK_CHARS); a block's trailing
         # space is kept aside so the blocks join back exactly.
-        blocks, owners = [], []
-        for owner, text in enumerate(texts):
-            for block in _blocks(text, SENTENCE_BLOCK_CHARS):
-                blocks.append(block)
-                owners.append(owner)
+        blocks, owners = _blocks_of(texts)
         trailing = [block[len(block.rstrip(" ")) :] for block in blocks]
         joined = ReviewNormalizer._split_blocks(kiwi, [block.rstrip(" ") for block in blocks])
         out = [""] * len(texts)
@@ -358,11 +364,7 @@ def split_sentences(texts: list[str]) -> list[list[str]]:
     SENTENCE_BLOCK_CHARS characters: kiwipiepy takes seconds on a 100,000-character text, and a block is far
     longer than any sentence a model reads at once.
     """
-    blocks, owners = [], []
-    for owner, text in enumerate(texts):
-        for block in _blocks(text, SENTENCE_BLOCK_CHARS):
-            blocks.append(block)
-            owners.append(owner)
+    blocks, owners = _blocks_of(texts)
     out: list[list[str]] = [[] for _ in texts]
     for owner, block, sentences in zip(owners, blocks, shared_kiwi().split_into_sents(blocks), strict=True):
         # Cut at the sentence starts rather than keeping kiwipiepy's spans, so characters it skips stay in, and

@@ -229,7 +229,15 @@ class PreparedTexts:
     scored: list[int]
     encoded: object
     notes: list[str]  # per row: why it has no label, or into how many parts it was split; "" otherwise
-    split: int  # rows scored in several parts
+
+    @property
+    def split(self) -> int:
+        """Rows scored in several parts."""
+        return split_rows(self.notes)
+
+
+def split_rows(notes: list[str]) -> int:
+    return sum(1 for note in notes if note.startswith(SPLIT_NOTE_START))
 
 
 class Predictor:
@@ -281,12 +289,10 @@ class Predictor:
             "" if text else EMPTY_TEXT if not coerce_text(raw).strip() else NOTHING_LEFT
             for raw, text in zip(texts, normalized, strict=True)
         ]
-        split = 0
         for row, parts in zip(scored, self.classifier.parts(encoded), strict=True):
             if parts > 1:
                 notes[row] = f"{SPLIT_NOTE_START} {parts} parts"
-                split += 1
-        return PreparedTexts(len(normalized), scored, encoded, notes, split)
+        return PreparedTexts(len(normalized), scored, encoded, notes)
 
     def score(self, prepared: PreparedTexts, on_batch: Callable[[float], None] | None = None) -> np.ndarray:
         """Class probabilities, one row per prepared text (NaN rows for texts that were empty)."""
@@ -401,7 +407,7 @@ def predict_file(
                     if number >= finished:
                         scored_now += sum(1 for label in predicted if label)
                     unscored += sum(1 for label in predicted if not label)
-                    split += sum(1 for note in notes if note.startswith(SPLIT_NOTE_START))
+                    split += split_rows(notes)
                     chunks += 1
         except KeyboardInterrupt:
             kept = store.finished()

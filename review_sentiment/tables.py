@@ -268,8 +268,7 @@ class TableSource:
         finally:
             workbook.close()
         header += [""] * (width - len(header))
-        names = [unescape_formula(name) if self._unescape else name for name in header]
-        self.columns = _unique_names([name or f"column_{number}" for number, name in enumerate(names, start=1)])
+        self.columns = _unique_names([name or f"column_{number}" for number, name in enumerate(header, start=1)])
 
     def _open_workbook(self) -> Any:
         from openpyxl import load_workbook
