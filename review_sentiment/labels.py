@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -43,9 +45,27 @@ def sort_labels(labels) -> list[str]:
     return [label for label in CANONICAL_LABELS if label in set(labels)]
 
 
+def _star_text(value: float) -> str:
+    """A range end as --rating-bins writes it: 4 rather than 4.0, and every digit of 2.25 (no rounding)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _no_whole_star_between(high: float, next_low: float) -> bool:
+    """True for 3 and 4 or 2.5 and 3 (ranges that touch); False for 4 and 9 (1-4,,9-10 leaves 5-8 out on purpose)."""
+    return math.floor(high) + 1 >= next_low
+
+
 @dataclass(frozen=True)
 class RatingBins:
-    """Inclusive rating ranges for each class; a rating in no range is left unlabeled."""
+    """Inclusive rating ranges for each class (None: no such class), and which class a rating between them gets.
+
+    Half stars and other ratings between two ranges count in the lower range's class when no whole star lies
+    between the ranges: each class starts at its range's lowest value, so on 1-2,3,4-5 a 3.5 is neutral and a 2.5
+    negative ("4 stars or more is positive"). A rating under a lowest range that starts at 1 star (0.5 on 1-2)
+    counts in the lowest class. Ranges that leave whole stars out (1-4,,9-10 leaves out 5-8) leave every rating in
+    the gap unlabeled, as are ratings above the top range and 0 or less: those are "in no bin", listed with their
+    values. `label_for` is the one place that applies this.
+    """
 
     scale: int
     negative: tuple[float, float] | None
@@ -86,6 +106,52 @@ class RatingBins:
         bins._check_disjoint()
         return bins
 
+    def to_dict(self) -> dict:
+        """JSON-able form for a model's metadata: {"scale": 5, "negative": [1, 2], "neutral": [3, 3], ...}."""
+        return {"scale": self.scale, **{label: list(bounds) if bounds else None for label, bounds in self._classes()}}
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> RatingBins:
+        """The inverse of `to_dict`; stored bins that were edited into nonsense are an error, not a silent default."""
+
+        def is_number(value) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        problem = f"Stored rating bins {stored!r} are not readable"
+        if not isinstance(stored, dict) or set(stored) != {"scale", *CANONICAL_LABELS}:
+            raise RsError(f"{problem}: expected the keys scale, {', '.join(CANONICAL_LABELS)}.")
+        scale = stored["scale"]
+        if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
+            raise RsError(f"{problem}: the scale must be a whole number such as 5 or 10.")
+        ranges = []
+        for label in CANONICAL_LABELS:
+            bounds = stored[label]
+            if bounds is None:
+                ranges.append(None)
+                continue
+            if not isinstance(bounds, (list, tuple)) or len(bounds) != 2 or not all(map(is_number, bounds)):
+                raise RsError(f"{problem}: {label} must be [low, high] or null.")
+            if bounds[0] > bounds[1]:
+                raise RsError(f"{problem}: the {label} range runs backwards.")
+            ranges.append(tuple(bounds))
+        bins = cls(scale, *ranges)
+        bins._check_disjoint()
+        return bins
+
+    def spec(self) -> str:
+        """The --rating-bins form of these bins ("1-2,3,4-5", "1-4,,9-10"), for messages that say what to pass."""
+        return ",".join(self._range_text(bounds, empty="") for _, bounds in self._classes())
+
+    def _classes(self) -> tuple[tuple[str, tuple[float, float] | None], ...]:
+        return ((NEGATIVE, self.negative), (NEUTRAL, self.neutral), (POSITIVE, self.positive))
+
+    @staticmethod
+    def _range_text(bounds: tuple[float, float] | None, empty: str) -> str:
+        if not bounds:
+            return empty
+        low, high = (_star_text(b) for b in bounds)
+        return low if low == high else f"{low}-{high}"
+
     def _check_disjoint(self) -> None:
         ordered = [r for r in (self.negative, self.neutral, self.positive) if r]
         if len(ordered) < 2:
@@ -95,21 +161,23 @@ class RatingBins:
                 raise RsError(f"Rating ranges overlap or are out of order: {earlier} and {later}.")
 
     def label_for(self, rating: float) -> str | None:
-        for label, bounds in ((NEGATIVE, self.negative), (NEUTRAL, self.neutral), (POSITIVE, self.positive)):
-            if bounds and bounds[0] <= rating <= bounds[1]:
+        """The class of one rating under the rule in the class docstring; None: in no bin."""
+        ranges = [(label, bounds) for label, bounds in self._classes() if bounds]
+        lowest_label, (lowest, _) = ranges[0]
+        if 0 < rating < lowest and _no_whole_star_between(0, lowest):
+            return lowest_label
+        next_lows = [bounds[0] for _, bounds in ranges[1:]] + [None]
+        for (label, (low, high)), next_low in zip(ranges, next_lows, strict=True):
+            if low <= rating <= high:
+                return label
+            if next_low is not None and high < rating < next_low and _no_whole_star_between(high, next_low):
                 return label
         return None
 
     def describe(self) -> str:
-        def fmt(bounds):
-            if not bounds:
-                return "-"
-            low, high = (f"{b:g}" for b in bounds)
-            return low if low == high else f"{low}-{high}"
-
         return (
-            f"{self.scale}-point: negative {fmt(self.negative)}, neutral {fmt(self.neutral)}, "
-            f"positive {fmt(self.positive)}"
+            f"{self.scale}-point: negative {self._range_text(self.negative, '-')}, "
+            f"neutral {self._range_text(self.neutral, '-')}, positive {self._range_text(self.positive, '-')}"
         )
 
 
@@ -122,6 +190,9 @@ class LabeledColumn:
     column: str
     rating_bins: RatingBins | None = None
     outside_bins: dict[str, int] = field(default_factory=dict)  # rating value → rows in no bin
+    # True where no --rating-scale, stored bins or scale-carrying rating (4/5, ★★★★☆) said the scale: rs guessed it.
+    scale_inferred: bool = False
+    warnings: list[str] = field(default_factory=list)  # for the user, e.g. that a guessed scale may be wrong
 
     @property
     def n_unlabeled(self) -> int:
@@ -212,25 +283,134 @@ def detect_rating_scale(ratings: list[float]) -> int:
     )
 
 
-def parse_ratings(values, column: str, scale: int | None = None, bins_spec: str | None = None) -> LabeledColumn:
-    """Bin star ratings into classes; empty or out-of-bin ratings are unlabeled, non-numbers an error."""
-    cells = ["" if v is None else str(v).strip() for v in values]
-    numbers = [_as_number(c) if c else None for c in cells]
-    bad = sorted({c for c, n in zip(cells, numbers, strict=True) if c and n is None})
+class _Rating(NamedTuple):
+    value: float
+    scale: int | None  # the scale the cell itself states (4/5, 10점 만점에 8점, ★★★★☆), else None
+
+
+ACCEPTED_RATING_FORMS = "4, 4.5, 5점, 별 4개, 별점 4, 4/5, 8/10, 4점/5점, 10점 만점에 8점, ★★★★☆, ★★★★½"
+
+_NUMBER = r"(\d+(?:\.\d+)?)"
+_RATING_WORD = r"(?:(?:별점|평점|점수|별)\s*:?\s*)?"  # 별점 4, 평점: 4.5, 별 4개
+_UNIT = r"\s*(?:점|개)?"  # 5점, 4개
+_PLAIN_RATING = re.compile(rf"^{_RATING_WORD}{_NUMBER}{_UNIT}$")
+_FRACTION_RATING = re.compile(rf"^{_RATING_WORD}{_NUMBER}{_UNIT}\s*/\s*{_NUMBER}{_UNIT}$")
+_OUT_OF_RATING = re.compile(rf"^{_RATING_WORD}{_NUMBER}\s*점\s*만점\s*(?:에서|에|중)?\s*,?\s*{_NUMBER}{_UNIT}$")
+# Filled stars, an optional half star, then empty stars; spaces and emoji variation selectors are dropped first.
+_STAR_GLYPHS = re.compile(r"^([★⭐]*)(½?)(☆*)$")
+
+
+def _read_rating(cell: str) -> _Rating | None:
+    """One rating cell as a number and the scale it states; None where it is no rating form rs knows."""
+    glyphs = re.sub(r"[\s\ufe0f]", "", cell)
+    stars = _STAR_GLYPHS.match(glyphs)
+    if glyphs and stars:
+        filled, half, empty = (len(group) for group in stars.groups())
+        return _Rating(filled + 0.5 * half, filled + half + empty if empty else None)
+    text = unicodedata.normalize("NFKC", cell).strip()  # full-width ４ and ／ become 4 and /
+    if out_of := _OUT_OF_RATING.match(text):
+        return _rating_out_of(out_of.group(2), out_of.group(1))
+    if fraction := _FRACTION_RATING.match(text):
+        return _rating_out_of(fraction.group(1), fraction.group(2))
+    if plain := _PLAIN_RATING.match(text):
+        return _Rating(float(plain.group(1)), None)
+    number = _as_number(text)  # what float() reads beyond the forms above: -1, 4., 1e0
+    return _Rating(number, None) if number is not None and math.isfinite(number) else None
+
+
+def _rating_out_of(value: str, scale: str) -> _Rating | None:
+    """4 out of 5; a rating above its own scale or a scale such as 0 or 4.5 is no rating."""
+    rating, top = float(value), float(scale)
+    if not top.is_integer() or top < 1 or rating > top:
+        return None
+    return _Rating(rating, int(top))
+
+
+def _examples(cells) -> str:
+    return ", ".join(repr(cell) for cell in list(cells)[:3])
+
+
+def _resolve_scale(
+    column: str, ratings: dict[str, _Rating], scale: int | None, given_bins: RatingBins | None
+) -> tuple[int | None, bool]:
+    """The scale to bin with and whether it is only inferred: given, else stored bins', else the cells' own.
+
+    The scale that cells such as 4/5 or ★★★★☆ state must agree with the given one and among themselves: 4 means
+    something else on a 10-point scale, so a mix is an error rather than a guess.
+    """
+    if given_bins is not None:
+        if scale is not None and scale != given_bins.scale:
+            raise RsError(
+                f"--rating-scale {scale} disagrees with the rating bins' {given_bins.scale}-point scale "
+                f"({given_bins.describe()})."
+            )
+        scale = given_bins.scale
+    stated: dict[int, list[str]] = {}
+    for cell, rating in ratings.items():
+        if rating.scale is not None:
+            stated.setdefault(rating.scale, []).append(cell)
+    if len(stated) > 1:
+        mixed = " and ".join(f"{s}-point ({_examples(cells)})" for s, cells in sorted(stated.items()))
+        raise RsError(f"The rating column {column!r} mixes rating scales: {mixed}. Use one scale per file.")
+    if stated:
+        ((stated_scale, cells),) = stated.items()
+        if scale is not None and scale != stated_scale:
+            given = "--rating-scale" if given_bins is None else "The rating bins' scale"
+            raise RsError(
+                f"{given} {scale} disagrees with the rating column {column!r}, whose ratings say "
+                f"{stated_scale}-point ({_examples(cells)})."
+            )
+        return stated_scale, False
+    return scale, scale is None
+
+
+def parse_ratings(
+    values, column: str, scale: int | None = None, rating_bins: str | RatingBins | None = None
+) -> LabeledColumn:
+    """Bin star ratings into classes; empty or out-of-bin ratings are unlabeled, unreadable ratings an error.
+
+    rating_bins is a --rating-bins spec such as "1-4,,9-10" or bins stored with a model (their scale then counts
+    as given); None bins by `RatingBins.default` of the scale.
+    """
+    cells = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip() for v in values]
+    # Each distinct cell once, in file order so that error messages quote the first examples.
+    ratings = {cell: _read_rating(cell) for cell in dict.fromkeys(cells) if cell}
+    bad = sorted(cell for cell, rating in ratings.items() if rating is None)
     if bad:
         shown = ", ".join(repr(b) for b in bad[:10])
         raise RsError(
-            f"The rating column {column!r} has values that are not numbers: {shown}.{_header_hint(cells, column)}"
+            f"The rating column {column!r} has values that are not ratings rs can read: {shown}. "
+            f"Accepted: {ACCEPTED_RATING_FORMS} (full-width digits too).{_header_hint(cells, column)}"
         )
-    present = [n for n in numbers if n is not None]
-    if not present:
+    if not ratings:
         raise RsError(f"The rating column {column!r} is empty.")
-    scale = scale or detect_rating_scale(present)
-    bins = RatingBins.parse(bins_spec, scale) if bins_spec else RatingBins.default(scale)
-    labels = [bins.label_for(n) if n is not None else None for n in numbers]
-    outside = Counter(f"{n:g}" for n, label in zip(numbers, labels, strict=True) if n is not None and label is None)
+    given_bins = rating_bins if isinstance(rating_bins, RatingBins) else None
+    scale, scale_inferred = _resolve_scale(column, ratings, scale, given_bins)
+    warnings = []
+    if scale_inferred:
+        highest = max(rating.value for rating in ratings.values())
+        scale = detect_rating_scale([highest])
+        if scale == 5 and rating_bins is None:
+            # Only the default bins depend on the guess; with --rating-bins the ranges decide the classes.
+            warnings.append(
+                f"The rating scale was taken as 5-point because no rating in {column!r} is above 5 (the highest "
+                f"is {highest:g}); if it is a 10-point scale, pass --rating-scale 10."
+            )
+    if given_bins is not None:
+        bins = given_bins
+    else:
+        bins = RatingBins.parse(rating_bins, scale) if rating_bins else RatingBins.default(scale)
+    label_of = {cell: bins.label_for(rating.value) for cell, rating in ratings.items()}
+    labels = [label_of[cell] if cell else None for cell in cells]
+    outside = Counter(f"{ratings[cell].value:g}" for cell in cells if cell and label_of[cell] is None)
     return LabeledColumn(
-        labels, f"rating column {column!r} ({bins.describe()})", column, bins, dict(outside.most_common())
+        labels,
+        f"rating column {column!r} ({bins.describe()})",
+        column,
+        bins,
+        dict(outside.most_common()),
+        scale_inferred,
+        warnings,
     )
 
 
@@ -239,9 +419,12 @@ def read_gold_labels(
     label_col: str | None = None,
     rating_col: str | None = None,
     rating_scale: int | None = None,
-    rating_bins: str | None = None,
+    rating_bins: str | RatingBins | None = None,
 ) -> LabeledColumn:
-    """Find and parse the labels of a table: an explicit column, else a label column, else a rating column."""
+    """Find and parse the labels of a table: an explicit column, else a label column, else a rating column.
+
+    rating_bins: a --rating-bins spec, or the `RatingBins` a model was trained with (evaluate reuses those).
+    """
     for option, name in (("--label-col", label_col), ("--rating-col", rating_col)):
         if name is not None and name not in table.columns:
             raise RsError(f"{option} {name!r} is not a column of the file. Columns: {list(table.columns)}.")
