@@ -24,30 +24,9 @@ from typing import Any, BinaryIO, TextIO
 import numpy as np
 import pandas as pd
 
+from review_sentiment.columns import TEXT_COLUMN_NAMES, choose_text_column
 from review_sentiment.errors import RsError
 
-TEXT_COLUMN_NAMES = (
-    "review",
-    "reviews",
-    "text",
-    "document",
-    "content",
-    "contents",
-    "comment",
-    "comments",
-    "body",
-    "sentence",
-    "review_text",
-    "리뷰",
-    "내용",
-    "후기",
-    "리뷰내용",
-    "리뷰 내용",
-    "본문",
-    "댓글",
-    "문장",
-    "텍스트",
-)
 READ_ENCODINGS = ("utf-8-sig", "cp949")
 _HANGUL_SYLLABLES = re.compile("[\uac00-\ud7a3]")
 # UTF-8 with a byte-order mark: Excel (Korean Windows included) then shows Hangul correctly.
@@ -76,6 +55,11 @@ _JSON_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a line whose JSON m
 _FORMULA = re.compile(r"'*[=+\-@\t\r]")
 _ESCAPED_FORMULA = re.compile(r"'+[=+\-@\t\r]")
 _PLAIN_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+# In a sheet's XML, a formula followed by no value (<v/>, <v></v>, or none before </c>): a cell Excel never calculated,
+# or one Excel calculated to "". XML writes a "<" in text as &lt;, so no cell's text can match.
+_FORMULA_WITHOUT_VALUE = re.compile(
+    rb"(?:</(?:[\w.-]+:)?f>|<(?:[\w.-]+:)?f(?:\s[^<>]*)?/>)\s*(?:<(?:[\w.-]+:)?v\s*/>|<(?:[\w.-]+:)?v>\s*</|</)"
+)
 
 
 def _suffix(path: Path) -> str:
@@ -117,11 +101,17 @@ class TableSource:
 
     .xlsx: one sheet (`sheet`: its name, hidden sheets included, or else a 1-based number counting only the visible
     sheets, as Excel's tabs show them; the first visible sheet by default), values as Excel last calculated them (a
-    formula's cached value, "" if it was never calculated). The first non-empty row is the header; empty header
-    cells and cells beyond the header are named column_N (N the 1-based column), empty rows are skipped. Values
-    become text by `_excel_cell`: TRUE/FALSE, 5 for 5.0, 2024-01-02 00:00:00 for a date.
+    formula's cached value). A formula never calculated (no cached value: a workbook written by pandas or openpyxl,
+    never opened in Excel) reads as its formula text, "=" included, and is counted in `uncalculated_formulas`: such
+    a script writes a review typed as "=정말 최고예요" as a formula, and the review would otherwise vanish. The first
+    non-empty row is the header; empty header cells and cells beyond the header are named column_N (N the 1-based
+    column), empty rows are skipped. Values become text by `_excel_cell`: TRUE/FALSE, 5 for 5.0,
+    2024-01-02 00:00:00 for a date.
     .parquet: values become text by `_arrow_cell`, the rule .jsonl values follow: JSON for numbers, true/false,
     lists and structs (5, 5.0, true, ["a"]), null as "", ISO 8601 for dates and times.
+    .xlsx numbers, dates, times and booleans, and .parquet values Excel can hold as they are (see `_excel_holds`),
+    are `TypedCell`s: their text everywhere, and their value for an .xlsx output, which so keeps their cell type.
+    A column holding one has the object dtype, the others pandas' str dtype.
 
     `unescape_formulas`: undo `escape_formula` on every cell and column name, to read back a .csv/.tsv that
     `TableWriter` wrote; .xlsx (escaped with a cell style, the text unchanged), .jsonl and .parquet are left alone.
@@ -138,6 +128,7 @@ class TableSource:
     other_sheets_hint: str
     replaced_characters: int  # lone surrogates (from a .jsonl's \ud800 escapes) replaced by U+FFFD
     title_rows: int  # .xlsx: rows above the header skipped as a title (one filled cell, a wider row below)
+    uncalculated_formulas: int  # .xlsx: formula cells without a cached value, read as their formula text
 
     def __init__(
         self,
@@ -163,6 +154,7 @@ class TableSource:
             raise RsError(f"{path.name} has no sheets: --sheet applies to .xlsx files only.")
         self._unescape = unescape_formulas and suffix in ESCAPED_SUFFIXES
         self.sheet, self.replaced_characters, self.other_sheets_hint, self.title_rows = None, 0, "", 0
+        self.uncalculated_formulas = 0
         if suffix in BINARY_SUFFIXES:
             self.encoding = "utf-8"  # both store text as UTF-8
             if suffix == ".xlsx":
@@ -214,7 +206,18 @@ class TableSource:
 
     def _frame(self, batch: list[list[str]], start: int) -> pd.DataFrame:
         index = pd.RangeIndex(start, start + len(batch))
-        return pd.DataFrame(batch, columns=self.columns, index=index, dtype=str)
+        typed = self._typed_columns(batch) if self._suffix in BINARY_SUFFIXES else set()
+        if not typed:
+            return pd.DataFrame(batch, columns=self.columns, index=index, dtype=str)
+        # pandas' str dtype would turn a TypedCell into a plain str, losing its value: such columns stay objects.
+        frame = pd.DataFrame(batch, columns=self.columns, index=index, dtype=object)
+        return frame.astype({name: str for position, name in enumerate(self.columns) if position not in typed})
+
+    def _typed_columns(self, batch: list[list[str]]) -> set[int]:
+        """The positions of the columns that hold a `TypedCell` in `batch`."""
+        return {
+            position for position in range(len(self.columns)) if any(type(row[position]) is TypedCell for row in batch)
+        }
 
     def _names(self, header: list[str]) -> list[str]:
         return _unique_names([unescape_formula(name) for name in header] if self._unescape else header)
@@ -242,11 +245,16 @@ class TableSource:
 
     def _scan_xlsx(self, sheet: str | int | None) -> None:
         # One opening for the sheet's name and the scan: opening parses every sheet when it lacks a stored size.
-        workbook = self._open_workbook()
+        workbook, formulas = self._open_workbook(), None
         try:
             self._sheet_index = self._find_sheet(workbook, sheet)
             self.sheet = workbook.worksheets[self._sheet_index].title
-            rows = self._sheet_rows(workbook)
+            # The formulas' text takes a second reading of the sheet, done only where the sheet's XML shows a formula
+            # without a value: a workbook Excel saved holds every formula's value, most workbooks hold no formula.
+            self._reads_formula_texts = _has_formula_without_value(workbook.worksheets[self._sheet_index])
+            if self._reads_formula_texts:
+                formulas = self._open_workbook(data_only=False)
+            rows = self._sheet_rows(workbook, formulas)
             others = _sheet_list(w for w in workbook.worksheets if w.title != self.sheet)
             # The first sheet of a report is often a title page; the reviews are on another sheet.
             hint = f" Its other sheets: {others}; pass --sheet NAME." if others else ""
@@ -257,20 +265,25 @@ class TableSource:
             head = list(islice(rows, TITLE_ROWS_LOOKAHEAD))
             if not head:
                 raise RsError(f"{self.path}: sheet {self.sheet!r} is empty.{hint}")
-            self.title_rows = _title_rows(head)
-            header = head[self.title_rows]
+            self.title_rows = _title_rows([cells for cells, _ in head])
+            header = [str(name) for name in head[self.title_rows][0]]  # names are plain text, never a TypedCell
             width, self.rows = len(header), 0
+            # the header's formula texts count (they name columns); those of a title, which is skipped, do not
+            self.uncalculated_formulas = head[self.title_rows][1]
             rows = chain(head[self.title_rows + 1 :], rows)
-            for row in rows:  # read_only dimensions can be wrong, so the rows themselves give the width and count
-                width, self.rows = max(width, len(row)), self.rows + 1
+            for cells, formula_texts in rows:  # read_only dimensions can be wrong: the rows give width and count
+                width, self.rows = max(width, len(cells)), self.rows + 1
+                self.uncalculated_formulas += formula_texts
             if not self.rows and sheet is None and others:
                 raise RsError(f"{self.path}: the first sheet, {self.sheet!r}, has no rows below its header.{hint}")
         finally:
             workbook.close()
+            if formulas is not None:
+                formulas.close()
         header += [""] * (width - len(header))
         self.columns = _unique_names([name or f"column_{number}" for number, name in enumerate(header, start=1)])
 
-    def _open_workbook(self) -> Any:
+    def _open_workbook(self, data_only: bool = True) -> Any:
         from openpyxl import load_workbook
         from openpyxl.utils.exceptions import InvalidFileException
 
@@ -285,8 +298,9 @@ class TableSource:
             with warnings.catch_warnings():
                 # openpyxl warns about what it drops (data validation, unknown extensions); values are unaffected
                 warnings.simplefilter("ignore")
-                # data_only: a formula cell gives the value Excel last calculated, never the formula's text
-                return load_workbook(self.path, read_only=True, data_only=True)
+                # data_only: a formula cell gives the value Excel last calculated (None if none); without it, the
+                # formula's text ("=1+1") and never a value
+                return load_workbook(self.path, read_only=True, data_only=data_only)
         except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError, SyntaxError) as error:
             raise RsError(
                 f"{self.path.name} is not a valid .xlsx workbook ({error or type(error).__name__}); save it from Excel "
@@ -321,21 +335,47 @@ class TableSource:
     def _xlsx_rows(self) -> Iterator[list[str]]:
         workbook = self._open_workbook()
         try:
-            yield from self._sheet_rows(workbook)
+            formulas = self._open_workbook(data_only=False) if self._reads_formula_texts else None
+            try:
+                for cells, _ in self._sheet_rows(workbook, formulas):
+                    yield cells
+            finally:
+                if formulas is not None:
+                    formulas.close()
         finally:
             workbook.close()
 
-    def _sheet_rows(self, workbook: Any) -> Iterator[list[str]]:
-        """The sheet's non-empty rows as text, trailing empty cells dropped; the header first."""
+    def _sheet_rows(self, workbook: Any, formulas: Any = None) -> Iterator[tuple[list[str], int]]:
+        """The sheet's non-empty rows as text, trailing empty cells dropped, the header first; each with the number
+        of its cells read as their formula text. `formulas`: the workbook opened again without data_only, read in
+        step with `workbook` for the text of the formulas that have no cached value; None to read values only."""
         worksheet = workbook.worksheets[self._sheet_index]
         worksheet.reset_dimensions()  # the stored dimensions can be wrong, and iter_rows would cut rows to them
         try:
-            for values in worksheet.iter_rows(values_only=True):
-                cells = [_excel_cell(value) for value in values]
+            if formulas is None:
+                for values in worksheet.iter_rows(values_only=True):
+                    cells = [_excel_cell(value) for value in values]
+                    while cells and not cells[-1]:
+                        cells.pop()
+                    if cells:
+                        yield cells, 0
+                return
+            formula_sheet = formulas.worksheets[self._sheet_index]
+            formula_sheet.reset_dimensions()
+            # Both parse the same XML, so their rows and cells match one to one. Cells, not values, from `workbook`:
+            # a cell's data type tells a formula Excel calculated to "" (t="str", an empty <v>) from one never
+            # calculated (a number cell without a value).
+            rows = zip(worksheet.iter_rows(), formula_sheet.iter_rows(values_only=True), strict=True)
+            for cached, written in rows:
+                cells, formula_texts = [], 0
+                for cell, formula in zip(cached, written, strict=True):
+                    text = _formula_text(formula) if cell.value is None and cell.data_type == "n" else None
+                    cells.append(_excel_cell(cell.value) if text is None else text)
+                    formula_texts += text is not None
                 while cells and not cells[-1]:
                     cells.pop()
                 if cells:
-                    yield cells
+                    yield cells, formula_texts
         except (zipfile.BadZipFile, zlib.error, KeyError, OSError, ValueError, SyntaxError, EOFError) as error:
             raise RsError(
                 f"{self.path.name}: sheet {self.sheet!r} cannot be read ({error or type(error).__name__}); save it "
@@ -388,7 +428,26 @@ class TableSource:
             if forced:
                 self._check_forced_encoding(forced, codec, head)
             return codec
+        if forced:
+            detected = self._encoding_rs_detects()
+            if detected:
+                raise RsError(
+                    f"{self.path} does not decode as {forced} (at byte {failed_at}), but it reads as {detected}: drop "
+                    f"--encoding (rs detects it) or pass --encoding {detected}."
+                )
         raise RsError(f"Cannot decode {self.path} ({'; '.join(errors)}). Pass --encoding with the file's encoding.")
+
+    def _encoding_rs_detects(self) -> str | None:
+        """The encoding rs detects for this file, named as one passes it to --encoding (utf-8 for a file without a
+        byte-order mark); None when no candidate decodes it."""
+        try:
+            codec = self._detect_encoding(None)
+        except RsError:
+            return None
+        if codec == "utf-8-sig":
+            with self._open_bytes() as handle:
+                return codec if handle.read(3) == codecs.BOM_UTF8 else "utf-8"
+        return "utf-16" if codec.startswith("utf-16") else codec
 
     def _check_forced_encoding(self, forced: str, codec: str, head: bytes) -> None:
         """Refuse a forced encoding that turns a Korean file into mojibake (latin-1 on UTF-8) or into one long line
@@ -580,6 +639,38 @@ def _is_workbook(path: Path) -> bool:
         return False
 
 
+def _has_formula_without_value(worksheet: Any) -> bool:
+    """Whether a read-only worksheet's XML holds a formula without a cached value (`_FORMULA_WITHOUT_VALUE`),
+    decompressed and searched a block at a time: far cheaper than openpyxl's parsing, so that only such a sheet is
+    read a second time for its formulas' text. True when the XML cannot be reached this way: the reading then
+    decides (and reports a damaged sheet)."""
+    overlap = 1024  # longer than a formula's end, its attributes included, and an empty value
+    try:
+        source = worksheet._get_source()  # openpyxl's own: the sheet's part of the zip archive, opened to stream
+    except (AttributeError, KeyError, OSError, zipfile.BadZipFile):
+        return True
+    previous = b""
+    try:
+        with source:
+            while block := source.read(BLOCK_SIZE):
+                if _FORMULA_WITHOUT_VALUE.search(previous + block):
+                    return True
+                previous = block[-overlap:]
+    except (OSError, zlib.error, zipfile.BadZipFile, EOFError):
+        return True
+    return False
+
+
+def _formula_text(value: Any) -> str | None:
+    """A formula's text with its "=" ("=1+1", "=정말 최고예요") from a workbook read without data_only; None for a
+    value that is not a formula, or a data table formula, which has no text."""
+    from openpyxl.worksheet.formula import ArrayFormula
+
+    if isinstance(value, ArrayFormula):
+        value = value.text
+    return value if isinstance(value, str) and len(value) > 1 and value.startswith("=") else None
+
+
 def _visible(worksheet: Any) -> bool:
     return worksheet.sheet_state == "visible"  # not "hidden" or "veryHidden"
 
@@ -631,23 +722,65 @@ def _without_surrogates(value: Any) -> tuple[Any, int]:
     return value, 0
 
 
+class TypedCell(str):
+    """A cell read from a typed value (an .xlsx number, date or bool; a .parquet number, bool, date or timestamp
+    that Excel can hold): a str equal to the cell's text, with its hash, so that normalizing, hashing, comparing
+    and text outputs see the text exactly as before; `value` keeps the original for `TableWriter`, which writes it
+    to .xlsx so that a number cell stays a number and a date a date. Operations on it (strip, +) give plain str.
+
+    pandas' str dtype stores plain str, so a column holding one is an object column (`TableSource._frame`);
+    assigning columns, selecting rows (chunk[keep]) and pd.concat keep it. No __slots__: a str subclass can have
+    none but empty ones, so `value` lives in the instance's __dict__."""
+
+    value: Any
+
+    def __new__(cls, text: str, value: Any) -> TypedCell:
+        cell = super().__new__(cls, text)
+        cell.value = value
+        return cell
+
+    def __reduce__(self) -> tuple:
+        # pickle and copy would otherwise call TypedCell(text) and fail: __new__ takes the value too
+        return (TypedCell, (str(self), self.value))
+
+
 def _excel_cell(value: object) -> str:
     """An .xlsx value as text, as Excel shows it unformatted: TRUE/FALSE, 5 for a whole number (Excel stores 5 as
     5.0; from 1e16 on, 1e+16), 0.1 for other numbers (Python's shortest repr), ISO 8601 for dates and times
-    (2024-01-02 13:45:00; Excel has no date without a time, so a date cell gives 2024-01-02 00:00:00)."""
+    (2024-01-02 13:45:00; Excel has no date without a time, so a date cell gives 2024-01-02 00:00:00). Any value but
+    text is a `TypedCell` holding it."""
     if value is None:
         return ""
     if isinstance(value, str):
         return _ooxml_unescape(value) if "_x" in value else value
     if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return str(int(value))
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, (dt.date, dt.time)):
-        return value.isoformat()
-    return str(value)
+        text = "TRUE" if value else "FALSE"
+    elif isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        text = str(int(value))
+    elif isinstance(value, dt.datetime):
+        text = value.isoformat(sep=" ")
+    elif isinstance(value, (dt.date, dt.time)):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    return TypedCell(text, value)
+
+
+def _excel_holds(value: object) -> bool:
+    """Whether Excel holds `value` (from a .parquet) as it is: a bool, a whole number of up to 15 digits (Excel keeps
+    15 significant digits, so a longer ID would be rounded), a finite float, a date, time or timestamp without a
+    time zone (Excel has none) from 1900 on (Excel's first date). Others stay text in an .xlsx output."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return abs(value) < 10**15
+    if isinstance(value, float):
+        return np.isfinite(value)
+    if isinstance(value, (dt.datetime, dt.time)) and value.tzinfo is not None:
+        return False
+    if isinstance(value, dt.date):  # datetimes included
+        return value.year >= 1900
+    return isinstance(value, dt.time)
 
 
 def _ooxml_unescape(text: str) -> str:
@@ -690,13 +823,15 @@ def _arrow_cell(value: object) -> str:
     """A .parquet value as text, by .jsonl's rule: strings as they are, null as "", other values as JSON
     (5, 5.0, true, NaN, ["a", 1], {"k": 1}; a map with unique string keys as an object), and what JSON lacks as
     text: ISO 8601 for dates, times and timestamps (2024-01-02 13:45:00+09:00), decimals exactly (1.20), bytes
-    decoded as UTF-8 (undecodable bytes as U+FFFD), durations as 1 day, 2:00:00."""
+    decoded as UTF-8 (undecodable bytes as U+FFFD), durations as 1 day, 2:00:00. A value `_excel_holds` is a
+    `TypedCell` holding it."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
     plain = _jsonable(value)
-    return plain if isinstance(plain, str) else json.dumps(plain, ensure_ascii=False, default=str)
+    text = plain if isinstance(plain, str) else json.dumps(plain, ensure_ascii=False, default=str)
+    return TypedCell(text, value) if _excel_holds(value) else text
 
 
 def _jsonable(value: Any) -> Any:
@@ -792,6 +927,9 @@ def check_output_path(path: str | Path, rows: int | None = None) -> Path:
     path = Path(path)
     if path.is_dir():
         raise RsError(f"{path} is a folder; pass a file name such as {path / 'labeled.csv'}.")
+    above = next((parent for parent in path.parents if parent.exists()), None)
+    if above is not None and not above.is_dir():
+        raise RsError(f"Cannot write {path}: {above} is a file, not a folder.")
     suffix = _suffix(path)
     if suffix not in WRITE_SUFFIXES:
         raise RsError(
@@ -843,8 +981,10 @@ class TableWriter:
       .parquet keep text exactly.
     - `clipped_cells`: .xlsx text cells cut to Excel's 32,767 characters.
     .xlsx: numeric columns are written as numbers (NaN as an empty cell), booleans as TRUE/FALSE, text as text
-    (never as a formula); more than 1,048,575 rows is an RsError. .parquet: the first chunk fixes the schema
-    (bool, int64, float64, timestamp, else string) and each chunk is a row group; NaN and None are null.
+    (never as a formula), a `TypedCell` as the value it was read from (a number, a date with a date format);
+    more than 1,048,575 rows is an RsError. .parquet: the first chunk fixes the schema (bool, int64, float64,
+    timestamp, else string; a TypedCell column is text, as a later chunk may hold text in it) and each chunk is a
+    row group; NaN and None are null.
     """
 
     def __init__(
@@ -991,10 +1131,20 @@ class TableWriter:
         self._rows += len(chunk)
 
     def _xlsx_value(self, value: Any) -> Any:
-        """What to append for one cell: None for an empty one, a number, a bool or a text cell."""
+        """What to append for one cell: None for an empty one, a number, a bool, a date or a text cell."""
         from openpyxl.cell import WriteOnlyCell
         from openpyxl.cell.cell import ERROR_CODES
 
+        if isinstance(value, TypedCell):
+            # An input's number, date or bool cell, read as text: written as it was, not as its text.
+            typed = value.value
+            if isinstance(typed, dt.datetime) and typed.time() == dt.time():
+                # Excel has no date without a time: a date cell reads as midnight, and openpyxl's datetime format
+                # would show it as 2024-01-02 0:00:00.
+                cell = WriteOnlyCell(self._sheet, typed)
+                cell.number_format = "yyyy-mm-dd"
+                return cell
+            return typed
         if _missing(value):
             return None
         if isinstance(value, (bool, np.bool_)):
@@ -1139,6 +1289,8 @@ def output_changes(source: TableSource | None, writer: TableWriter) -> dict[str,
         "row(s) above the sheet's header skipped as its title (one filled cell above the header row)": (
             source.title_rows if source else 0
         ),
+        "formula cell(s) without a calculated value read as their formula text (a file written by a script, never "
+        "opened in Excel)": source.uncalculated_formulas if source else 0,
         "invalid characters (lone surrogates) in the input replaced by U+FFFD": (
             source.replaced_characters if source else 0
         ),
@@ -1151,31 +1303,10 @@ def _column_names(table: pd.DataFrame | Sequence[str]) -> list[str]:
 
 
 def find_text_column(table: pd.DataFrame | Sequence[str], text_col: str | None = None, hint: str = "") -> str:
-    """The review-text column: `text_col` if given, else the one column with a known name (review, text, 리뷰,
-    내용...), else the only column. Two candidates (review and text, or a repeated header read as review and
-    review.1) are an error rather than a guess. `table` may be a DataFrame or its column names. `hint` (a
-    `TableSource.other_sheets_hint`) ends the errors a wrong sheet may cause: no such column, none that looks
-    like text."""
-    columns = _column_names(table)
-    if text_col is not None:
-        if text_col not in columns:
-            raise RsError(f"--text-col {text_col!r} is not a column of the file. Columns: {columns}.{hint}")
-        return text_col
-    known = set(TEXT_COLUMN_NAMES)
-    candidates = [c for c in columns if _repeated_name_base(c, columns).strip().lower() in known]
-    if len(candidates) == 1:
-        return candidates[0]
-    if candidates:
-        raise RsError(f"Several columns could hold the review text: {candidates}. Pass --text-col with the one to use.")
-    if len(columns) == 1:
-        return columns[0]
-    raise RsError(f"Cannot tell which column holds the review text. Columns: {columns}. Pass --text-col NAME.{hint}")
-
-
-def _repeated_name_base(name: str, columns: list[str]) -> str:
-    """ "review" for "review.1" when the file also has "review" (a repeated header made unique on reading)."""
-    match = re.fullmatch(r"(.+)\.\d+", str(name))
-    return match.group(1) if match and match.group(1) in columns else str(name)
+    """The review-text column's name, chosen by `columns.choose_text_column` (by name, and by content when
+    `table` is a DataFrame rather than its column names)."""
+    sample = table if isinstance(table, pd.DataFrame) else None
+    return choose_text_column(_column_names(table), sample, text_col, hint=hint).name
 
 
 def unique_column_name(table: pd.DataFrame | Sequence[str], wanted: str) -> str:

@@ -1,6 +1,8 @@
 import datetime as dt
 import gzip
 import io
+import json
+import pickle
 import re
 import zipfile
 from decimal import Decimal
@@ -418,8 +420,8 @@ def test_xlsx_cells_become_text(tmp_path):
     assert (source.sheet, source.rows) == ("첫 시트", 2)
     assert source.columns == ["review", "column_2", "stars", "review.1", "column_5", "column_6"]
     assert read_table(path).to_dict("list") == {
-        # A formula gives the value Excel last calculated; openpyxl saves none, so "" (never the formula text).
-        "review": ["좋아요", ""],
+        # openpyxl saves no calculated value for a formula: it reads as its formula text.
+        "review": ["좋아요", "=1+1"],
         "column_2": ["x", ""],
         "stars": ["5", "0.1"],  # Excel stores 5 as 5.0
         "review.1": ["TRUE", "FALSE"],
@@ -441,6 +443,97 @@ def test_xlsx_formula_gives_its_cached_value(tmp_path):
         for name, data in parts.items():
             archive.writestr(name, data)
     assert read_table(path)["total"].tolist() == ["2"]
+
+
+def patched_xlsx(path, data: bytes, sheet_xml_changes: dict[bytes, bytes]):
+    """Write `data` (an .xlsx file) to `path` with bytes of its first sheet's XML replaced, each found once: for
+    what openpyxl cannot write, such as a formula's calculated value."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    for old, new in sheet_xml_changes.items():
+        assert parts[sheet].count(old) == 1, old
+        parts[sheet] = parts[sheet].replace(old, new)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, part in parts.items():
+            archive.writestr(name, part)
+    return path
+
+
+def test_xlsx_formula_never_calculated_reads_as_its_text(tmp_path):
+    # pandas and openpyxl store text that starts with "=" as a formula, and no calculated value beside it: the
+    # review must not read as "".
+    path = tmp_path / "script.xlsx"
+    pd.DataFrame({"review": ["=정말 최고예요", "좋아요", "=1+1"], "stars": [5, 4, 3]}).to_excel(path, index=False)
+    with zipfile.ZipFile(path) as archive:
+        assert "<f>정말 최고예요</f><v />".encode() in archive.read("xl/worksheets/sheet1.xml")
+    source = TableSource(path)
+    assert (source.rows, source.uncalculated_formulas) == (3, 2)
+    assert read_table(path)["review"].tolist() == ["=정말 최고예요", "좋아요", "=1+1"]
+    assert pd.concat(source.chunks(1))["review"].tolist() == ["=정말 최고예요", "좋아요", "=1+1"]
+    with TableWriter(tmp_path / "out.csv") as writer:
+        pass
+    assert tables.output_changes(source, writer) == {
+        "formula cell(s) without a calculated value read as their formula text (a file written by a script, never "
+        "opened in Excel)": 2
+    }
+    assert tables.output_changes(TableSource(xlsx_path(tmp_path, [["review"], ["좋아요"]])), writer) == {}
+    # with a title above the header: the header scan and the chunks agree; the header's formula text names its
+    # column and is counted
+    rows = [["2024년 리뷰 export"], ["=리뷰", "별점"], ["=정말 최고예요", 5], ["좋아요", "=B3+1"]]
+    source = TableSource(xlsx_path(tmp_path, rows, "titled.xlsx"))
+    assert (source.title_rows, source.columns, source.rows, source.uncalculated_formulas) == (
+        1,
+        ["=리뷰", "별점"],
+        2,
+        3,
+    )
+    assert read_table(source.path).to_dict("list") == {"=리뷰": ["=정말 최고예요", "좋아요"], "별점": ["5", "=B3+1"]}
+
+
+def xlsx_path(tmp_path, rows, name="book.xlsx"):
+    path = tmp_path / name
+    path.write_bytes(xlsx_bytes(("Sheet", rows)))
+    return path
+
+
+def test_xlsx_formulas_excel_calculated_keep_their_value(tmp_path):
+    data = xlsx_bytes(("Sheet", [["review", "total", "note"], ["좋아요", "=1+1", '=IF(B2>5,"많음","")'], ["=A2"]]))
+    path = patched_xlsx(
+        tmp_path / "excel.xlsx",
+        data,
+        {
+            b"<f>1+1</f><v />": b"<f>1+1</f><v>2</v>",
+            # Excel stores a formula that gave "" as a string cell with an empty value
+            b'<c r="C2"><f>': b'<c r="C2" t="str"><f>',
+        },
+    )
+    source = TableSource(path)
+    assert read_table(path).to_dict("list") == {"review": ["좋아요", "=A2"], "total": ["2", ""], "note": ["", ""]}
+    assert source.uncalculated_formulas == 1  # =A2 alone
+
+
+def test_only_a_sheet_with_a_formula_without_value_is_read_twice(tmp_path):
+    def has_formula_without_value(path):
+        workbook = openpyxl.load_workbook(path, read_only=True)
+        try:
+            return tables._has_formula_without_value(workbook.worksheets[0])
+        finally:
+            workbook.close()
+
+    plain = xlsx_path(tmp_path, [["review", "stars"], ["좋아요 <f>", 5], ["</f><v/>", None]], "plain.xlsx")
+    assert not has_formula_without_value(plain)  # text that looks like XML is escaped in the XML
+    calculated = patched_xlsx(
+        tmp_path / "calculated.xlsx",
+        xlsx_bytes(("Sheet", [["review", "total"], ["좋아요", "=1+1"]])),
+        {b"<f>1+1</f><v />": b"<f>1+1</f><v>2</v>"},
+    )
+    assert not has_formula_without_value(calculated)
+    assert has_formula_without_value(xlsx_path(tmp_path, [["review"], ["=정말 최고예요"]], "formula.xlsx"))
+    # a shared formula's later cells have no text of their own; a formula without any <v>; a namespace prefix
+    for cell in (b'<f t="shared" si="0"/><v/>', b"<f>A1</f></c>", b"<x:f>A1</x:f>\n  <x:v></x:v>"):
+        assert tables._FORMULA_WITHOUT_VALUE.search(b'<c r="A2">' + cell)
+    assert not tables._FORMULA_WITHOUT_VALUE.search(b'<c r="A2"><f t="shared" si="0"/><v>3</v></c>')
 
 
 def test_xlsx_sheet_by_name_or_number(tmp_path):
@@ -666,6 +759,100 @@ def test_parquet_output_schema(tmp_path):
         # later chunks are cast to the first chunk's schema
         writer.write(MIXED.iloc[1:].astype({"count": "float64"}))
     assert pq.read_table(writer.path).column("count").to_pylist() == [1, 2, 3]
+
+
+TYPED_ROW = [5, 4.5, dt.datetime(2024, 1, 2), dt.datetime(2024, 1, 2, 13, 45), True, "좋아요", dt.time(9, 30)]
+
+
+def test_xlsx_output_keeps_the_input_cell_types(tmp_path):
+    path = tmp_path / "reviews.xlsx"
+    header = ["id", "price", "작성일", "작성시각", "verified", "review", "time"]
+    workbook = openpyxl.Workbook()
+    for row in (header, TYPED_ROW, [6, 3.0, dt.datetime(2024, 1, 3), None, False, "별로예요", None]):
+        workbook.active.append(row)
+    workbook.active["C2"].number_format = workbook.active["C3"].number_format = "yyyy-mm-dd"  # a date cell
+    workbook.save(path)
+    source = TableSource(path)
+    chunks = list(source.chunks(1))
+    # what predict and preprocess do to a chunk: add columns, keep some rows, and read back in one frame
+    for chunk in chunks:
+        chunk["label"] = ["positive"]
+        chunk["confidence"] = np.array([0.9])
+    table = pd.concat([chunk[np.ones(len(chunk), dtype=bool)] for chunk in chunks])
+    price = table["price"].iloc[0]
+    assert type(price) is tables.TypedCell and price.value == 4.5
+    assert table["review"].dtype == "str" and table["price"].dtype == object  # text columns as before
+    assert table[header].to_dict("list") == {
+        "id": ["5", "6"],
+        "price": ["4.5", "3"],
+        "작성일": ["2024-01-02 00:00:00", "2024-01-03 00:00:00"],
+        "작성시각": ["2024-01-02 13:45:00", ""],
+        "verified": ["TRUE", "FALSE"],
+        "review": ["좋아요", "별로예요"],
+        "time": ["09:30:00", ""],
+    }
+    write_table(table, tmp_path / "out.xlsx")
+    sheet = openpyxl.load_workbook(tmp_path / "out.xlsx").active
+    assert [cell.value for cell in sheet[2]] == [*TYPED_ROW, "positive", 0.9]
+    assert [cell.value for cell in sheet[3]][:5] == [6, 3, dt.datetime(2024, 1, 3), None, False]
+    assert [type(cell.value) for cell in sheet[2]][:5] == [int, float, dt.datetime, dt.datetime, bool]
+    assert (sheet["C2"].number_format, sheet["D2"].number_format) == ("yyyy-mm-dd", "yyyy-mm-dd h:mm:ss")
+    # text outputs are what the text alone gave
+    as_text = table.astype({name: str for name in header})
+    assert type(as_text["price"].iloc[0]) is str
+    for name in ("out.csv", "out.jsonl", "out.tsv"):
+        typed, plain = write_table(table, tmp_path / name), write_table(as_text, tmp_path / "plain" / name)
+        assert typed.read_bytes() == plain.read_bytes()
+    # .parquet keeps text: its first chunk fixes a column's type, and a later chunk may hold text in it
+    assert {str(field.type) for field in pq.read_schema(write_table(table, tmp_path / "out.parquet"))} == {
+        "string",
+        "double",
+    }
+    assert pq.read_table(tmp_path / "out.parquet").column("price").to_pylist() == ["4.5", "3"]
+
+
+def test_a_typed_cell_is_its_text():
+    cell = tables.TypedCell("5", 5)
+    assert cell == "5" and hash(cell) == hash("5") and "5" in {cell} and {cell: 1}["5"] == 1
+    assert type(str(cell)) is str and type(cell.strip()) is str and repr(cell) == "'5'"
+    assert json.dumps([cell]) == '["5"]' and cell.encode() == b"5"
+    copied = pickle.loads(pickle.dumps(cell))
+    assert (type(copied), copied, copied.value) == (tables.TypedCell, "5", 5)
+    assert tables._excel_cell("text") == "text" and type(tables._excel_cell("text")) is str
+
+
+def test_parquet_values_excel_holds_keep_their_type_in_xlsx(tmp_path):
+    columns = {
+        "review": pa.array(["좋아요", "별로"]),
+        "stars": pa.array([5, None]),
+        "id": pa.array([1234567890123456789, 1]),  # more digits than Excel keeps
+        "score": pa.array([0.5, float("nan")]),  # Excel has no NaN
+        "ok": pa.array([True, False]),
+        "when": pa.array([dt.datetime(2024, 1, 2, 13, 45), dt.datetime(1800, 1, 1)]),  # Excel's dates start in 1900
+        "day": pa.array([dt.date(2024, 1, 2), None]),
+        "utc": pa.array([dt.datetime(2024, 1, 2, tzinfo=dt.timezone.utc), None]),  # Excel has no time zones
+        "price": pa.array([Decimal("1.20"), None]),
+    }
+    path = tmp_path / "r.parquet"
+    path.write_bytes(parquet_bytes(pa.table(columns)))
+    table = read_table(path)
+    assert table.to_dict("list")["score"] == ["0.5", "NaN"]  # the text as before
+    write_table(table, tmp_path / "out.xlsx")
+    rows = list(openpyxl.load_workbook(tmp_path / "out.xlsx").active.iter_rows(min_row=2, values_only=True))
+    assert rows == [
+        (
+            "좋아요",
+            5,
+            "1234567890123456789",
+            0.5,
+            True,
+            dt.datetime(2024, 1, 2, 13, 45),
+            dt.datetime(2024, 1, 2),
+            "2024-01-02 00:00:00+00:00",
+            "1.20",
+        ),
+        ("별로", None, 1, "NaN", False, "1800-01-01 00:00:00", None, None, None),
+    ]
 
 
 @pytest.mark.parametrize("name", ["out.xlsx", "out.parquet"])
@@ -983,6 +1170,30 @@ def test_a_forced_encoding_on_a_non_korean_file_is_trusted(tmp_path):
     path = tmp_path / "reviews.csv"
     path.write_bytes("review\ncafé très bon\nnaïve\n".encode("latin-1"))
     assert read_table(path, encoding="latin-1")["review"].tolist() == ["café très bon", "naïve"]
+
+
+def test_a_forced_encoding_that_fails_names_the_one_that_reads(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_bytes("id,review\n1,배송이 빨라요\n".encode("cp949"))
+    offset = len(b"id,review\n1,")
+    message = (
+        f"{path} does not decode as utf-8 (at byte {offset}), but it reads as cp949: drop --encoding (rs detects "
+        "it) or pass --encoding cp949."
+    )
+    with pytest.raises(RsError) as error:
+        TableSource(path, encoding="utf-8")
+    assert str(error.value) == message
+    # UTF-8 is named as one passes it, utf-8-sig only for a file with a byte-order mark
+    path.write_bytes("id,review\n1,배송이 빨라요 됐어요\n".encode())
+    with pytest.raises(RsError, match=r"as ascii \(at byte 12\), but it reads as utf-8: .* --encoding utf-8\.$"):
+        TableSource(path, encoding="ascii")
+    path.write_bytes("id,review\n1,배송이 빨라요\n".encode("utf-8-sig"))
+    with pytest.raises(RsError, match=r"but it reads as utf-8-sig: .* --encoding utf-8-sig\.$"):
+        TableSource(path, encoding="ascii")
+    # no encoding rs knows reads it: the message as before
+    path.write_bytes(b"review\n" + bytes([0xFF, 0xFE, 0x81, 0x00]) * 3)
+    with pytest.raises(RsError, match=r"Cannot decode .* \(as utf-8 at byte 7\)\. Pass --encoding"):
+        TableSource(path, encoding="utf-8")
 
 
 def _workbook(path, rows):

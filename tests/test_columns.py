@@ -1,0 +1,72 @@
+import pandas as pd
+import pytest
+
+from review_sentiment.columns import choose_text_column, hangul_shares
+from review_sentiment.errors import RsError
+
+KOREAN = ["배송이 빨라요", "별로예요 ㅠㅠ", "재구매 의사 있어요", "그냥 그래요"]
+ENGLISH = ["Fast delivery", "Not great", "Would buy again", "It is okay"]
+
+
+def _table(**columns) -> pd.DataFrame:
+    return pd.DataFrame(columns)
+
+
+def test_a_korean_column_beats_a_well_named_english_one():
+    table = _table(id=["1", "2", "3", "4"], sentence=ENGLISH, kor=KOREAN)
+    choice = choose_text_column(table.columns, table)
+    assert choice.name == "kor" and "'sentence' has little" in choice.reason
+    assert choice.hangul_share == 1.0 and not choice.warnings
+
+
+def test_of_two_named_columns_the_korean_one_is_taken():
+    table = _table(text=ENGLISH, review=KOREAN)
+    choice = choose_text_column(table.columns, table)
+    assert choice.name == "review" and "'text' has little Korean text" in choice.reason
+
+
+def test_two_korean_candidates_are_an_error_not_a_guess():
+    table = _table(review=KOREAN, text=KOREAN)
+    with pytest.raises(RsError, match="Several columns"):
+        choose_text_column(table.columns, table)
+    table = _table(sentence=ENGLISH, kor=KOREAN, kor2=KOREAN)
+    with pytest.raises(RsError, match="several columns have some: \\['kor', 'kor2'\\]"):
+        choose_text_column(table.columns, table)
+
+
+def test_an_english_text_col_is_warned_about_and_the_korean_columns_named():
+    table = _table(sentence=ENGLISH, kor=KOREAN)
+    choice = choose_text_column(table.columns, table, "sentence")
+    assert choice.name == "sentence" and choice.hangul_share == 0.0
+    assert len(choice.warnings) == 1 and "--text-col kor" in choice.warnings[0]
+    only_english = _table(review=ENGLISH)
+    (warning,) = choose_text_column(only_english.columns, only_english).warnings
+    assert "No column of the file has mostly Korean text" in warning
+
+
+def test_unknown_names_are_an_error_that_points_to_the_korean_column():
+    table = _table(id=["1", "2", "3", "4"], memo=KOREAN)
+    with pytest.raises(RsError, match="Columns with Korean text: \\['memo'\\].*--text-col"):
+        choose_text_column(table.columns, table)
+
+
+def test_without_rows_names_decide_as_before():
+    assert choose_text_column(["id", "리뷰"]).name == "리뷰"
+    assert choose_text_column(["body_text"]).name == "body_text"  # the only column
+    assert choose_text_column(["id", "Document"]).reason == "its name"
+    with pytest.raises(RsError, match="Cannot tell"):
+        choose_text_column(["id", "memo"])
+    with pytest.raises(RsError, match="Several"):
+        choose_text_column(["review", "review.1"])
+    with pytest.raises(RsError, match="not a column"):
+        choose_text_column(["review"], text_col="nope")
+
+
+def test_the_models_column_wins_when_the_file_has_it():
+    table = _table(review=KOREAN, 내용=KOREAN)
+    assert choose_text_column(table.columns, table, trained_on="내용").name == "내용"
+
+
+def test_hangul_shares_count_only_filled_cells_and_jamo():
+    table = _table(a=["ㅋㅋㅋ", "", "good", None], b=["", "", "", ""])
+    assert hangul_shares(table, ["a", "b"]) == {"a": 0.5, "b": None}
