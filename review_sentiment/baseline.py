@@ -25,6 +25,7 @@ from review_sentiment.errors import RsError
 VOCABULARY_FILE = "tfidf_vocabulary.json"
 WEIGHTS_FILE = "tfidf_weights.safetensors"
 WORD_TOKENS = r"(?u)\S+"  # whitespace words: keeps emoji, ㅋㅋ and punctuation-attached endings
+PREDICT_BATCH = 2048  # texts per scoring batch: progress moves per batch; the result does not depend on it
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,14 @@ class TfidfClassifier:
         return [1] * len(encoded)  # TF-IDF reads texts of any length whole
 
     def predict_proba(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        """Class probabilities, scored in batches of PREDICT_BATCH texts so that `on_batch(n)` can show progress."""
+        parts = [
+            self._probabilities(texts[start : start + PREDICT_BATCH], on_batch)
+            for start in range(0, len(texts), PREDICT_BATCH)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), dtype=np.float32)
+
+    def _probabilities(self, texts: list[str], on_batch: Callable[[int], None] | None) -> np.ndarray:
         scores = self.features(texts) @ self.coef.T + self.intercept
         scores = np.asarray(scores, dtype=np.float64)
         if len(self.labels) == 2:  # binary regression: one score for the second class

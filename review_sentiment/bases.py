@@ -74,10 +74,15 @@ def resolve_base(name: str, revision: str | None = None) -> ResolvedBase:
         if not (path / "config.json").exists():
             raise RsError(f"{path} has no config.json: it is not a Hugging Face checkpoint folder.")
         return ResolvedBase(name, str(path), None, True)
-    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") != 1 or path.exists() or path.parent.is_dir()
-    if looks_like_path:
-        aliases = ", ".join(BASE_ALIASES)
-        raise RsError(f"--base {name!r} is neither a known alias ({aliases}) nor a checkpoint folder.")
+    aliases = ", ".join(BASE_ALIASES)
+    if path.exists():
+        raise RsError(f"--base {name}: {path} is a file, not a checkpoint folder (the folder holds config.json).")
+    # models/my-base (a folder here that holds folders) is a path; beomi/KcELECTRA-base-v2022 is a hub id
+    if name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1 or path.parent.is_dir():
+        raise RsError(
+            f"--base {name}: the folder {path} does not exist. Pass the folder of a downloaded checkpoint, an alias "
+            f"({aliases}), tfidf, or a hub id such as beomi/KcELECTRA-base-v2022."
+        )
     return ResolvedBase(name, name, revision or "main", False)
 
 
@@ -111,7 +116,8 @@ def offline_message(base: ResolvedBase, reason: str) -> str:
     return (
         f"Cannot download the base model {base.source} (revision {base.revision}): {reason}. "
         f"On a machine with internet run `hf download {base.source} --revision {base.revision} "
-        f"--local-dir {folder}`, copy the folder here, and pass it with --base ./{folder}."
+        f"--local-dir {folder}`, copy the folder here, and pass it with --base ./{folder} (any local checkpoint "
+        "folder works, e.g. one from `rs pretrain`). Or train without a download: --base tfidf."
     )
 
 

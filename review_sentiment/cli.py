@@ -6,8 +6,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-from review_sentiment.console import console
+from review_sentiment.console import console, print_json, rate, results
 from review_sentiment.errors import Interrupted, RsError
 
 EXIT_CODES = (
@@ -15,14 +16,42 @@ EXIT_CODES = (
     "2 a usage error · 130 interrupted."
 )
 
+
+class _HelpTakesNoValue:
+    """typer shows the --help flag as `--help <bool>`, as if it took a value."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class RsCommand(_HelpTakesNoValue, TyperCommand):
+    """A command whose usage line reads `rs predict [OPTIONS] INPUT`, not typer's `{INPUT}`."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        return [
+            piece[1:-1] if piece.startswith("{") and piece.endswith("}") else piece
+            for piece in super().collect_usage_pieces(ctx)
+        ]
+
+
+class RsGroup(_HelpTakesNoValue, TyperGroup):
+    pass
+
+
 app = typer.Typer(
     name="rs",
+    cls=RsGroup,
     help=(
         "Korean review sentiment: clean reviews with kiwipiepy, fine-tune a Korean ELECTRA, label new files.\n\n"
         "`rs preprocess reviews.csv`\n\n"
         "`rs finetune --base kcelectra`\n\n"
         "`rs predict reviews.csv -o labeled.csv`\n\n"
         "Offline? Download a base on a connected machine and pass its folder: --base ./KcELECTRA-base-v2022. "
+        "Messages and progress go to stderr; results you may redirect or pipe (`rs info`, `rs models`, --json "
+        "summaries, --version) to stdout. "
         "Exit codes: 0 success, 1 a problem with data, files or models (the message says how to fix it), "
         "2 a usage error (unknown option, missing argument), 130 interrupted (Ctrl-C or kill)."
     ),
@@ -37,7 +66,7 @@ def _print_version(value: bool) -> None:
     if value:
         from review_sentiment import __version__
 
-        console.print(f"rs (review-sentiment) {__version__}")
+        results.print(f"rs (review-sentiment) {__version__}")
         raise typer.Exit()
 
 
@@ -52,6 +81,7 @@ def _main(
 
 # Every flag (a bool option) has metavar="": typer would show it as `--resume <bool>`, as if it took a value.
 SHEET_HELP = "The .xlsx sheet to read: its name or number (1 = first) [default: the first sheet]."
+JSON_HELP = "Also print the summary as JSON on stdout (messages and progress stay on stderr)."
 ESCAPE_HELP = (
     "Write .csv/.tsv/.xlsx text exactly as it is. By default a cell starting with = + - @ (or tab, CR) gets a "
     "leading ' so that a spreadsheet shows it instead of running it as a formula; .jsonl and .parquet never change."
@@ -95,7 +125,7 @@ def _ignore_further_interrupts() -> None:
         signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
-@app.command(epilog=EXIT_CODES)
+@app.command(cls=RsCommand, epilog=EXIT_CODES)
 def preprocess(
     input_path: Path = typer.Argument(
         ..., metavar="INPUT", help="Review file: .csv, .tsv, .txt (one review per line), .jsonl, .xlsx or .parquet."
@@ -128,6 +158,7 @@ def preprocess(
     encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
     sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
     no_escape_formulas: bool = typer.Option(False, "--no-escape-formulas", metavar="", help=ESCAPE_HELP),
+    json_output: bool = typer.Option(False, "--json", metavar="", help=JSON_HELP),
 ) -> None:
     """Normalize review text so `rs finetune` can pick it up.
 
@@ -136,8 +167,18 @@ def preprocess(
     repeats collapsed (ㅋㅋㅋㅋ → ㅋㅋ, prices untouched), sentences separated with kiwipiepy. The same
     recipe is stored with the model and re-applied by `rs predict`.
     """
+    from dataclasses import asdict
+
     from review_sentiment.normalize import NormalizationRecipe
     from review_sentiment.preprocess import preprocess_file
+
+    def announce(plan) -> None:
+        sheet = f", sheet '{plan.sheet}'" if plan.sheet else ""
+        console.print(
+            f"Reading {plan.rows} rows from {plan.input_path}{sheet} · text column {plan.text_column.describe()}"
+        )
+        _print_warnings(plan.text_column.warnings)
+        _print_replacing(plan.output_path, plan.output_exists)
 
     with _reported_errors():
         recipe = NormalizationRecipe(sentence_split=not no_sentence_split, spacing=spacing, typos=typos)
@@ -151,25 +192,58 @@ def preprocess(
             encoding=encoding,
             sheet=sheet,
             escape_formulas=not no_escape_formulas,
+            on_start=announce,
         )
     flagged = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in summary.flagged.items())
-    console.print(f"Read {summary.rows_in} rows from {summary.input_path} (text column '{summary.text_column}')")
     console.print(
         f"Normalized with {recipe.describe()}: {summary.changed_rows} texts changed, "
         f"mean length {summary.mean_length} characters"
     )
     console.print(f"Flagged: {flagged}")
+    no_hangul = summary.flagged.get("no_hangul", 0)
+    if summary.rows_in and no_hangul > summary.rows_in / 2:
+        _print_warnings(
+            [
+                f"{no_hangul} of {summary.rows_in} texts in '{summary.text_column}' have no Hangul: is it the review "
+                "column? rs models read Korean; pass --text-col to choose another."
+            ]
+        )
     for reason, n in summary.dropped.items():
         console.print(f"Dropped {n} {reason} rows")
     _print_output_changes(summary.output_changes)
-    console.print(f"Wrote {summary.rows_out} rows to [bold]{summary.output_path}[/] in {summary.seconds:.1f}s")
+    replaced = " (replaced the file that was there)" if summary.replaced_output else ""
+    console.print(
+        f"Wrote {summary.rows_out} rows to [bold]{summary.output_path}[/]{replaced} in "
+        f"{_timing(summary.seconds, summary.startup_seconds, summary.rows_in, 'rows')}"
+    )
     console.print("Next: rs finetune --base kcelectra (offline: --base ./DOWNLOADED-FOLDER, or --base tfidf)")
+    if json_output:
+        print_json({**asdict(summary), "rows_per_second": round(summary.rows_per_second, 1)})
 
 
-@app.command(epilog=EXIT_CODES)
+def _print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        console.print(f"[yellow]Warning:[/] {warning}")
+
+
+def _print_replacing(output_path: str, exists: bool) -> None:
+    if exists:
+        console.print(f"{output_path} exists: it will be replaced when this run is complete.")
+
+
+def _timing(seconds: float, startup_seconds: float, count: int, unit: str) -> str:
+    """'12.3s (start-up 2.1s, then 8,120 rows/s)': the start-up (reading the layout, loading the model and
+    kiwipiepy) does not grow with the file, so the rate leaves it out."""
+    work = max(seconds - startup_seconds, 0.0)
+    speed = rate(count, work, unit)
+    return f"{seconds:.1f}s (start-up {startup_seconds:.1f}s{', then ' + speed if speed else ''})"
+
+
+@app.command(cls=RsCommand, epilog=EXIT_CODES)
 def finetune(
+    ctx: typer.Context,
     data: Path | None = typer.Argument(
-        None, metavar="[DATA]", help="Labeled review file [default: the file `rs preprocess` wrote last]."
+        None, metavar="DATA", help="Labeled review file [default: the file `rs preprocess` wrote last]."
     ),
     base: str = typer.Option(
         "kcelectra",
@@ -223,6 +297,7 @@ def finetune(
     device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
     encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949, utf-16)."),
     sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
+    json_output: bool = typer.Option(False, "--json", metavar="", help=JSON_HELP),
 ) -> None:
     """Fine-tune a Korean ELECTRA into a positive/negative/neutral classifier, saved under models/NAME/.
 
@@ -238,6 +313,9 @@ def finetune(
     from review_sentiment.finetune import LabelOptions
     from review_sentiment.finetune import finetune as run_finetune
 
+    is_tfidf = base.lower() == "tfidf"
+    if is_tfidf:
+        _warn_unused_options(ctx, TRANSFORMER_ONLY_OPTIONS, "--base tfidf (TF-IDF + logistic regression)")
     with _reported_errors():
         args = FinetuneArguments(
             learning_rate=learning_rate,
@@ -264,15 +342,45 @@ def finetune(
             sheet=sheet,
             label_options=LabelOptions(label_col, rating_col, rating_scale, rating_bins),
         )
-    console.print(
-        f"Best epoch {result.best_epoch}: validation accuracy {result.metrics['accuracy']:.4f}, "
-        f"macro-F1 {result.metrics['macro_f1']:.4f}"
-    )
+    scores = f"validation accuracy {result.metrics['accuracy']:.4f}, macro-F1 {result.metrics['macro_f1']:.4f}"
+    if is_tfidf:
+        console.print(f"TF-IDF baseline: {scores}")
+    else:
+        console.print(f"Best epoch {result.best_epoch} of {len(result.history)}: {scores}")
     console.print(f"Saved model to [bold]{result.output_dir}[/] in {result.seconds:.0f}s")
     console.print(f"Next: rs predict reviews.csv -o labeled.csv --model {result.output_dir}")
+    if json_output:
+        from dataclasses import asdict
+
+        print_json(asdict(result))
 
 
-@app.command(epilog=EXIT_CODES)
+# Fine-tuning options that mean nothing to the TF-IDF baseline (no epochs, no gradient steps, no GPU).
+TRANSFORMER_ONLY_OPTIONS = {
+    "epochs": "--epochs",
+    "learning_rate": "--learning-rate",
+    "batch_size": "--batch-size",
+    "max_length": "--max-length",
+    "patience": "--patience",
+    "no_class_weights": "--no-class-weights",
+    "device": "--device",
+    "revision": "--revision",
+}
+
+
+def _warn_unused_options(ctx: typer.Context, options: dict[str, str], what: str) -> None:
+    """Say which options the user passed that `what` does not use, rather than accept them silently."""
+    # by name: typer carries its own copy of click, whose ParameterSource is not click's
+    given = [
+        flag
+        for name, flag in options.items()
+        if getattr(ctx.get_parameter_source(name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")
+    ]
+    if given:
+        _print_warnings([f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to {what}: ignored."])
+
+
+@app.command(cls=RsCommand, epilog=EXIT_CODES)
 def pretrain(
     corpus: Path = typer.Argument(
         ..., metavar="CORPUS", help="Unlabeled reviews: .csv, .tsv, .txt, .jsonl, .xlsx or .parquet."
@@ -313,6 +421,7 @@ def pretrain(
     device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
     encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
     sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
+    json_output: bool = typer.Option(False, "--json", metavar="", help=JSON_HELP),
 ) -> None:
     """Pretrain an ELECTRA on unlabeled reviews by replaced-token detection; the result is a --base for finetune.
 
@@ -369,9 +478,13 @@ def pretrain(
         )
     console.print(f"Saved to [bold]{result.output_dir}[/]")
     console.print(f"Next: rs finetune labeled.csv --base {result.output_dir}")
+    if json_output:
+        from dataclasses import asdict
+
+        print_json(asdict(result))
 
 
-@app.command(epilog=EXIT_CODES)
+@app.command(cls=RsCommand, epilog=EXIT_CODES)
 def predict(
     input_path: Path = typer.Argument(
         ...,
@@ -393,11 +506,16 @@ def predict(
         None,
         "--quantize",
         metavar="int8",
+        callback=lambda value: _one_of(value, "--quantize", ("int8",)),
         help="CPU only: int8 Linear layers, 2-2.4x the fp32 speed; labels agreed with fp32 on 99.85 % of NSMC "
         "reviews (README: Prediction speed).",
     ),
     precision: str | None = typer.Option(
-        None, "--precision", metavar="fp32|bf16|fp16", help="Number format [default: bf16 on a GPU, fp32 on a CPU]."
+        None,
+        "--precision",
+        metavar="fp32|bf16|fp16",
+        callback=lambda value: _one_of(value, "--precision", ("fp32", "bf16", "fp16")),
+        help="Number format [default: bf16 on a GPU, fp32 on a CPU].",
     ),
     batch_tokens: int | None = typer.Option(
         None,
@@ -424,6 +542,7 @@ def predict(
         help="Continue a run that Ctrl-C or a kill interrupted, from its last finished chunk; the output is the "
         "same as an uninterrupted run's. Pass the same file and options as before.",
     ),
+    json_output: bool = typer.Option(False, "--json", metavar="", help=JSON_HELP),
 ) -> None:
     """Label every review in INPUT with a fine-tuned model.
 
@@ -441,11 +560,22 @@ def predict(
     """
     from review_sentiment.predict import predict_file
 
+    if quantize and precision:
+        raise typer.BadParameter("use it or --precision, not both.", param_hint="'--quantize'")
+
+    def announce(plan) -> None:
+        chosen = "newest under models/, " if plan.model_is_default else ""
+        number_format = f", {plan.precision}" if plan.precision else ""
+        console.print(
+            f"Model: {plan.model_dir} ({chosen}{plan.model_type}, {'/'.join(plan.labels)}, {plan.device}"
+            f"{number_format})"
+        )
+        sheet = f", sheet '{plan.sheet}'" if plan.sheet else ""
+        console.print(f"Labeling {plan.rows} rows of {input_path}{sheet} · text column {plan.text_column.describe()}")
+        _print_warnings(plan.text_column.warnings)
+        _print_replacing(plan.output_path, plan.output_exists)
+
     with _reported_errors():
-        if _quantization(quantize) and precision:
-            raise RsError("Pass --quantize int8 or --precision, not both.")
-        if precision is not None and precision not in ("fp32", "bf16", "fp16"):
-            raise RsError(f"--precision takes fp32, bf16 or fp16, not {precision!r}.")
         summary = predict_file(
             input_path,
             output,
@@ -453,7 +583,7 @@ def predict(
             text_col=text_col,
             batch_size=batch_size,
             batch_tokens=batch_tokens,
-            precision=_quantization(quantize) or precision,
+            precision=quantize or precision,
             threads=threads,
             device=device,
             encoding=encoding,
@@ -461,19 +591,14 @@ def predict(
             resume=resume,
             sheet=sheet,
             escape_formulas=not no_escape_formulas,
+            on_start=announce,
         )
-    chosen = "" if model else "newest under models/, "
-    precision = f", {summary.precision}" if summary.precision else ""
-    console.print(f"Model: {summary.model_dir} ({chosen}{summary.device}{precision})")
     distribution = ", ".join(
         f"{label} {n} ({n / summary.scored:.1%})" if summary.scored else f"{label} 0"
         for label, n in summary.label_counts.items()
     )
-    console.print(
-        f"Labeled {summary.scored} of {summary.rows} rows (text column '{summary.text_column}') in "
-        f"{summary.seconds:.1f}s "
-        f"({summary.reviews_per_second:.0f} reviews/s): {distribution}"
-    )
+    timing = _timing(summary.seconds, summary.startup_seconds, summary.scored_now, "reviews")
+    console.print(f"Labeled {summary.scored} of {summary.rows} rows in {timing}: {distribution}")
     if summary.resumed_chunks:
         console.print(f"Resumed: {summary.resumed_chunks} of {summary.chunks} chunks came from the interrupted run")
     if summary.unscored:
@@ -485,7 +610,19 @@ def predict(
     for wanted, name in summary.renamed_columns.items():
         console.print(f"The input already has a '{wanted}' column: the prediction is in '{name}'")
     _print_output_changes(summary.output_changes)
-    console.print(f"Wrote [bold]{summary.output_path}[/]")
+    replaced = " (replaced the file that was there)" if summary.replaced_output else ""
+    console.print(f"Wrote [bold]{summary.output_path}[/]{replaced}")
+    if json_output:
+        from dataclasses import asdict
+
+        print_json({**asdict(summary), "reviews_per_second": round(summary.reviews_per_second, 1)})
+
+
+def _one_of(value: str | None, option: str, choices: tuple[str, ...]) -> str | None:
+    """A usage error (exit code 2) for a value the option does not take."""
+    if value is not None and value not in choices:
+        raise typer.BadParameter(f"takes {' or '.join(choices)}, not {value!r}.", param_hint=f"'{option}'")
+    return value
 
 
 def _print_output_changes(changes: dict[str, int]) -> None:
@@ -493,13 +630,7 @@ def _print_output_changes(changes: dict[str, int]) -> None:
         console.print(f"Note: {count} {what}")
 
 
-def _quantization(quantize: str | None) -> str | None:
-    if quantize not in (None, "int8"):
-        raise RsError(f"--quantize takes int8, not {quantize!r}.")
-    return quantize
-
-
-@app.command(epilog=EXIT_CODES)
+@app.command(cls=RsCommand, epilog=EXIT_CODES)
 def evaluate(
     data: Path = typer.Argument(..., metavar="DATA", help="Labeled review file (label or star-rating column)."),
     model: Path | None = typer.Option(
@@ -517,20 +648,37 @@ def evaluate(
     ),
     batch_size: int = typer.Option(1024, "--batch-size", min=1, help="At most this many reviews per batch."),
     quantize: str | None = typer.Option(
-        None, "--quantize", metavar="int8", help="Score as `rs predict --quantize int8` would (CPU only)."
+        None,
+        "--quantize",
+        metavar="int8",
+        callback=lambda value: _one_of(value, "--quantize", ("int8",)),
+        help="Score as `rs predict --quantize int8` would (CPU only).",
     ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
     encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
     sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
     no_escape_formulas: bool = typer.Option(False, "--no-escape-formulas", metavar="", help=ESCAPE_HELP),
+    json_output: bool = typer.Option(False, "--json", metavar="", help=JSON_HELP),
 ) -> None:
     """Measure a model on labeled reviews it has not seen: accuracy, macro-F1, per-class scores, confusion.
 
-    Labels are read as by `rs finetune`, and the model's own normalization is applied. Writes metrics.json,
-    confusion_matrix.png and misclassified.csv (most confident mistakes first). A three-class model on
-    two-class data also gets scores restricted to the two classes present.
+    Labels are read as by `rs finetune`; star ratings are binned as the model's were (its stored bins and
+    scale) unless --rating-bins or --rating-scale is given. The model's own normalization is applied. Writes
+    metrics.json, confusion_matrix.png (counts and shares of each gold row) and misclassified.csv (most
+    confident mistakes first). A three-class model on two-class data also gets scores restricted to the two
+    classes present, in the table and as a second panel of the chart.
     """
     from review_sentiment.evaluate import evaluate_file
+
+    def announce(plan) -> None:
+        chosen = " (newest under models/)" if plan.model_is_default else ""
+        scored_as = ", --quantize int8" if quantize else ""
+        console.print(f"Model: {plan.model_dir}{chosen} · {plan.device}{scored_as}")
+        console.print(
+            f"Evaluating {plan.labeled} labeled of {plan.rows} rows of {data} · text column "
+            f"{plan.text_column.describe()} · labels from the {plan.label_source}"
+        )
+        _print_warnings(plan.warnings)
 
     with _reported_errors():
         report = evaluate_file(
@@ -543,17 +691,17 @@ def evaluate(
             rating_scale=rating_scale,
             rating_bins=rating_bins,
             batch_size=batch_size,
-            precision=_quantization(quantize),
+            precision=quantize,
             device=device,
             encoding=encoding,
             sheet=sheet,
             escape_formulas=not no_escape_formulas,
+            on_start=announce,
         )
-    scored_as = " · --quantize int8" if quantize else ""
-    console.print(f"Model: {report.model_dir}{scored_as} · data: {report.data_path} ({report.label_source})")
     console.print(
         f"Evaluated {report.evaluated} of {report.rows} rows (skipped {report.skipped_unlabeled} unlabeled, "
-        f"{report.skipped_empty} with empty text)"
+        f"{report.skipped_empty} with empty text) in "
+        f"{_timing(report.seconds, report.startup_seconds, report.evaluated, 'reviews')}"
     )
     _print_scores(report.scores, f"All {len(report.model_labels)} model classes")
     if report.restricted_scores:
@@ -562,6 +710,10 @@ def evaluate(
             f"Restricted to the classes in the data ({', '.join(report.data_labels)}): argmax over those only",
         )
     console.print(f"Wrote {', '.join(report.files.values())}")
+    if json_output:
+        from dataclasses import asdict
+
+        print_json(asdict(report))
 
 
 def _print_scores(scores: dict, title: str) -> None:
@@ -578,41 +730,66 @@ def _print_scores(scores: dict, title: str) -> None:
     console.print(matrix)
 
 
-@app.command(epilog=EXIT_CODES)
+@app.command(cls=RsCommand, epilog=EXIT_CODES)
 def models(
+    name: str | None = typer.Argument(
+        None, metavar="NAME", help="A model (its name under --models-dir, or a folder): show all its details."
+    ),
     models_dir: Path = typer.Option(Path("models"), "--models-dir", help="Folder that holds the models."),
+    json_output: bool = typer.Option(
+        False, "--json", metavar="", help="Print JSON: the list, or with NAME the model's whole rs_meta.json."
+    ),
 ) -> None:
-    """List the models under models/: kind, base, labels, training size, validation macro-F1, date."""
-    from rich.table import Table
+    """List the models under models/, one line each (newest first), on stdout: name, kind, classes, validation
+    macro-F1, created. `rs models NAME` shows one model in full."""
+    from review_sentiment.modelstore import list_models, model_details
 
-    from review_sentiment.modelstore import list_models
-
-    rows = list_models(models_dir)
+    with _reported_errors():
+        if name is not None:
+            folder = Path(name) if Path(name).is_dir() else models_dir / name
+            details, meta = model_details(folder)
+            if json_output:
+                print_json(meta)
+            else:
+                for key, value in details.items():
+                    results.print(f"{key}: {value}", markup=False)
+            return
+        rows = list_models(models_dir)
+    if json_output:
+        print_json(rows)
+        return
     if not rows:
         console.print(f"No models under {models_dir}/. Train one with `rs finetune`.")
         return
-    table = Table("name", "kind", "base", "labels", "training rows", "val macro-F1", "created")
+    width = min(max(len(row["name"]) for row in rows), 40)
+    results.print(f"{'NAME':<{width}}  {'KIND':<11}  {'CLASSES':<11}  {'VAL-F1':>6}  CREATED", markup=False)
     for row in rows:
         f1 = row["validation_macro_f1"]
-        table.add_row(
-            row["name"],
-            row["kind"],
-            str(row["base"]),
-            row["labels"],
-            str(row["training_rows"] or ""),
-            f"{f1:.4f}" if f1 is not None else "",
-            row["created"].replace("T", " ")[:16],
+        classes = ",".join(label[:3] for label in row["labels"].split(", ")) if row["labels"] else "-"
+        results.print(
+            f"{row['name']:<{width}}  {_short_kind(row['kind']):<11}  {classes:<11}  "
+            f"{f'{f1:.4f}' if f1 is not None else '-':>6}  {row['created'].replace('T', ' ')[:16]}",
+            markup=False,
         )
-    console.print(table)
+    console.print(f"Details: rs models NAME · all as JSON: rs models --json ({len(rows)} in {models_dir}/)")
 
 
-@app.command(epilog=EXIT_CODES)
-def info() -> None:
-    """Versions of rs, Python, torch, transformers, kiwipiepy and whether CUDA is available (for bug reports)."""
+def _short_kind(kind: str) -> str:
+    return {"pretrained base": "pretrained"}.get(kind, kind if len(kind) <= 11 else kind[:10] + "…")
+
+
+@app.command(cls=RsCommand, epilog=EXIT_CODES)
+def info(json_output: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
+    """Versions of rs, Python, torch, transformers, kiwipiepy and whether CUDA is available (for bug reports),
+    on stdout: `rs info > info.txt`."""
     from review_sentiment.info import environment_info
 
-    for key, value in environment_info().items():
-        console.print(f"{key}: {value}")
+    environment = environment_info()
+    if json_output:
+        print_json(environment)
+        return
+    for key, value in environment.items():
+        results.print(f"{key}: {value}", markup=False)
 
 
 def _stop_like_ctrl_c(signal_number, frame) -> None:

@@ -1,4 +1,5 @@
-"""Messages for people go to stderr; progress bars only when stderr is a terminal."""
+"""Messages for people go to stderr, results a user may redirect or pipe to stdout; progress bars only when
+stderr is a terminal."""
 
 from __future__ import annotations
 
@@ -18,15 +19,39 @@ from rich.progress import (
 )
 from rich.text import Text
 
-console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(stderr=True, highlight=False, soft_wrap=True)  # messages, warnings, progress
+results = Console(highlight=False, soft_wrap=True)  # stdout: `rs info`, `rs models`, --json, --version
+
+
+def print_json(data: object) -> None:
+    """`data` as indented JSON on stdout, Korean kept readable (no \\uXXXX escapes)."""
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def rate(count: float, seconds: float, unit: str = "rows") -> str:
+    """'8,120 rows/s'; '' when the time is too short for a rate to mean anything (2 rows in 0.05 s)."""
+    if seconds < 0.5 or count < 1:
+        return ""
+    per_second = count / seconds
+    return f"{per_second:,.1f} {unit}/s" if per_second < 10 else f"{per_second:,.0f} {unit}/s"
 
 
 class RateColumn(ProgressColumn):
-    """Items per second over the last half minute (rows/s, steps/s)."""
+    """Items per second since the bar started (rows/s, steps/s): the same measure as the rate a command's
+    summary prints, so the two agree at the end (rich's own speed is over the last half minute only). A task
+    added with `start=N` (a resumed run) counts only what it did itself."""
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.1f}/s" if speed < 10 else f"{speed:,.0f}/s")
+        elapsed = task.finished_time if task.finished else task.elapsed
+        done = task.completed - task.fields.get("start", 0)
+        if not elapsed or elapsed < 0.5 or done <= 0:
+            return Text("")
+        speed = done / elapsed
+        return Text(f"{speed:,.1f}/s" if speed < 10 else f"{speed:,.0f}/s")
 
 
 def progress_bar() -> Progress:
@@ -49,9 +74,19 @@ def progress_bar() -> Progress:
 @contextmanager
 def row_progress(description: str, total: int | None, info: str = "rows") -> Iterator[Callable[[int], None]]:
     """A progress bar counting rows; yields the function that advances it by n rows."""
+    with row_progress_stages([description], total, info) as (advance,):
+        yield advance
+
+
+@contextmanager
+def row_progress_stages(
+    descriptions: list[str], total: int | None, info: str = "rows"
+) -> Iterator[tuple[Callable[[int], None], ...]]:
+    """One bar per stage of a pipeline (Normalizing, then Scoring), each counting rows as that stage finishes
+    them; yields their advance functions in order. Stages run in different threads, so each moves on its own."""
     with progress_bar() as progress:
-        task = progress.add_task(description, total=total, info=info)
-        yield lambda rows: progress.advance(task, rows)
+        tasks = [progress.add_task(description, total=total, info=info) for description in descriptions]
+        yield tuple((lambda rows, task=task: progress.advance(task, rows)) for task in tasks)
 
 
 def silence_library_logs() -> None:

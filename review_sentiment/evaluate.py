@@ -12,16 +12,20 @@ in the data only. Both are reported and labeled.
 from __future__ import annotations
 
 import json
+import time
+import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from review_sentiment.console import row_progress
+from review_sentiment.columns import SAMPLE_ROWS, TextColumnChoice
+from review_sentiment.console import row_progress_stages
 from review_sentiment.errors import RsError
 from review_sentiment.inference import MAX_BATCH_ROWS
-from review_sentiment.labels import read_gold_labels, sort_labels
+from review_sentiment.labels import CANONICAL_LABELS, RatingBins, read_gold_labels, sort_labels
 from review_sentiment.modelstore import newest_model_dir
 from review_sentiment.predict import Predictor
 from review_sentiment.preprocess import read_reviews
@@ -75,39 +79,134 @@ class EvaluationReport:
     restricted_scores: dict | None = None
     output_dir: str = ""
     files: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    startup_seconds: float = 0.0  # loading the file, the model and kiwipiepy, before the first review
+
+    @property
+    def reviews_per_second(self) -> float:
+        """Reviews evaluated per second of scoring (start-up excluded)."""
+        work = self.seconds - self.startup_seconds
+        return self.evaluated / work if work > 0 else 0.0
 
 
-def plot_confusion_matrix(matrix: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
+def plot_confusion_matrices(panels: list[tuple[dict, str]], path: Path, title: str) -> Path:
+    """One confusion-matrix panel per (scores, subtitle), side by side: counts, and each count as a share of its
+    gold row (so a row's shares are that class's recall and add up to 100 %)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    counts = np.array(matrix)
-    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    figure, axes = plt.subplots(figsize=(1.6 * len(labels) + 2, 1.4 * len(labels) + 1.6), dpi=120)
-    axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    axes.set_xticks(range(len(labels)), labels)
-    axes.set_yticks(range(len(labels)), labels)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("gold")
-    axes.set_title(title, fontsize=9)
-    for row in range(len(labels)):
-        for column in range(len(labels)):
-            color = "white" if shares[row, column] > 0.5 else "black"
-            axes.text(
-                column,
-                row,
-                f"{counts[row, column]}\n{shares[row, column]:.0%}",
-                ha="center",
-                va="center",
-                color=color,
-                fontsize=9,
-            )
-    figure.tight_layout()
+    with warnings.catch_warnings():  # it still uses distutils' LooseVersion, which warns
+        warnings.simplefilter("ignore", DeprecationWarning)
+        # NanumGothic: matplotlib's own fonts have no Hangul, and a Korean file name in the title would show boxes
+        import koreanize_matplotlib  # noqa: F401
+
+    sizes = [len(scores["labels"]) for scores, _ in panels]
+    width = sum(1.6 * n + 2 for n in sizes)
+    height = 1.4 * max(sizes) + 2.2
+    figure, axes_row = plt.subplots(
+        1, len(panels), figsize=(width, height), dpi=120, gridspec_kw={"width_ratios": sizes}, squeeze=False
+    )
+    for axes, (scores, subtitle) in zip(axes_row[0], panels, strict=True):
+        labels = scores["labels"]
+        counts = np.array(scores["confusion_matrix"])
+        shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        axes.set_xticks(range(len(labels)), labels)
+        axes.set_yticks(range(len(labels)), labels)
+        axes.set_xlabel("predicted")
+        axes.set_ylabel("gold")
+        absent = [label for label, row in scores["per_class"].items() if not row["support"]]
+        caveat = f"\n(macro-F1 averages in {', '.join(absent)}, with no gold rows)" if absent else ""
+        headline = f"accuracy {scores['accuracy']:.3f} · macro-F1 {scores['macro_f1']:.3f}"
+        axes.set_title(f"{subtitle}\n{headline}{caveat}", fontsize=9)
+        for row in range(len(labels)):
+            for column in range(len(labels)):
+                color = "white" if shares[row, column] > 0.5 else "black"
+                axes.text(
+                    column,
+                    row,
+                    f"{counts[row, column]}\n{shares[row, column]:.0%}",
+                    ha="center",
+                    va="center",
+                    color=color,
+                    fontsize=9,
+                )
+    figure.suptitle(title, fontsize=9)
+    figure.text(
+        0.5,
+        0.01,
+        "Each cell: reviews, and their share of the gold row (the row's shares add up to 100 %; the diagonal is "
+        "recall).",
+        ha="center",
+        fontsize=7,
+    )
+    figure.tight_layout(rect=(0, 0.04, 1, 1))
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+@dataclass
+class EvaluatePlan:
+    """What an evaluation will do, known before the first review is scored (for the command to print)."""
+
+    model_dir: str
+    model_is_default: bool
+    device: str
+    text_column: TextColumnChoice
+    label_source: str
+    rows: int
+    labeled: int
+    warnings: list[str]
+
+
+def model_gold_labels(
+    table: pd.DataFrame,
+    meta: dict,
+    label_col: str | None = None,
+    rating_col: str | None = None,
+    rating_scale: int | None = None,
+    rating_bins: str | None = None,
+):
+    """The table's gold labels; star ratings binned as the model's were (its stored bins, else its scale) unless
+    --rating-scale or --rating-bins say otherwise."""
+    gold = read_gold_labels(table, label_col, rating_col, rating_scale, rating_bins)
+    if not gold.rating_bins or rating_scale is not None or rating_bins is not None:
+        return gold
+    data = meta.get("data", {})
+    stored = RatingBins.from_dict(data["rating_bins"]) if data.get("rating_bins") else None
+    # A scale the file states itself (4/5, ★★★☆☆) is kept; one guessed from its values gives way to the model's.
+    if stored and (gold.scale_inferred or stored.scale == gold.rating_bins.scale):
+        gold = read_gold_labels(table, label_col, gold.column, None, stored)
+        gold.source += ", the model's bins"
+    elif gold.scale_inferred and data.get("rating_scale") in (5, 10) and data["rating_scale"] != gold.rating_bins.scale:
+        # The scale guessed from this file's ratings (all 1-5, say) is not the one the model learned from.
+        gold = read_gold_labels(table, label_col, gold.column, data["rating_scale"])
+        gold.source += ", the model's scale"
+    return gold
+
+
+def _unknown_labels_error(unknown: list[str], gold, model_dir: Path, model_labels: list[str]) -> RsError:
+    message = f"The data has labels {unknown} that the model {model_dir} does not know ({model_labels})."
+    if gold.rating_bins:
+        spec = RatingBins(
+            gold.rating_bins.scale,
+            *(
+                bounds if label in model_labels else None
+                for label, bounds in zip(
+                    CANONICAL_LABELS,
+                    (gold.rating_bins.negative, gold.rating_bins.neutral, gold.rating_bins.positive),
+                    strict=True,
+                )
+            ),
+        ).spec()
+        return RsError(
+            f"{message} Bin the ratings into the model's classes only, e.g. --rating-bins {spec} (an empty range "
+            "skips that class; its ratings are left out)."
+        )
+    return RsError(f"{message} Leave those rows out, or evaluate a model trained with those classes.")
 
 
 def evaluate_file(
@@ -127,27 +226,43 @@ def evaluate_file(
     encoding: str | None = None,
     sheet: str | None = None,
     escape_formulas: bool = True,
+    on_start: Callable[[EvaluatePlan], None] | None = None,
 ) -> EvaluationReport:
-    """Score a model on a labeled file and write metrics.json, confusion_matrix.png and misclassified.csv."""
+    """Score a model on a labeled file and write metrics.json, confusion_matrix.png and misclassified.csv.
+    `on_start(plan)` is called once the model is loaded and the columns chosen, before any review is scored."""
+    started = time.perf_counter()
     data_path = Path(data_path)
+    model_is_default = model_dir is None
     model_dir = Path(model_dir) if model_dir else newest_model_dir(models_dir)
     table = read_reviews(data_path, encoding, sheet)
-    gold = read_gold_labels(table, label_col, rating_col, rating_scale, rating_bins)
     predictor = Predictor(model_dir, device=device, batch_size=batch_size, precision=precision)
-    trained_scale = predictor.meta.get("data", {}).get("rating_scale")
-    if gold.rating_bins and rating_scale is None and rating_bins is None and trained_scale != gold.rating_bins.scale:
-        if trained_scale in (5, 10):
-            # The scale guessed from this file's ratings (all 1-5, say) is not the one the model learned from.
-            gold = read_gold_labels(table, label_col, gold.column, trained_scale)
-            gold.source += ", the model's scale"
-    text_column = predictor.text_column(list(table.columns), text_col)
+    gold = model_gold_labels(table, predictor.meta, label_col, rating_col, rating_scale, rating_bins)
+    choice = predictor.text_column(list(table.columns), table.head(SAMPLE_ROWS), text_col)
+    text_column = choice.name
     unknown = sorted({label for label in gold.labels if label and label not in predictor.labels})
     if unknown:
-        raise RsError(f"The data has labels {unknown} that the model {model_dir} does not know ({predictor.labels}).")
+        raise _unknown_labels_error(unknown, gold, model_dir, predictor.labels)
 
     labeled = [i for i, label in enumerate(gold.labels) if label is not None]
-    with row_progress("Evaluating", len(labeled)) as advance:
-        probabilities = predictor.probabilities(table[text_column].iloc[labeled].tolist(), on_batch=advance)
+    if on_start:
+        on_start(
+            EvaluatePlan(
+                str(model_dir),
+                model_is_default,
+                predictor.device,
+                choice,
+                gold.source,
+                len(table),
+                len(labeled),
+                [*choice.warnings, *gold.warnings],
+            )
+        )
+    predictor.normalizer.load()
+    startup_seconds = time.perf_counter() - started
+    with row_progress_stages(["Normalizing", "Scoring"], len(labeled)) as (normalized, scored):
+        prepared = predictor.prepare(table[text_column].iloc[labeled].tolist(), on_progress=normalized)
+        probabilities = predictor.score(prepared, on_batch=scored)
+        scored(prepared.rows - len(prepared.scored))
     scored_mask = ~np.isnan(probabilities).any(axis=1)
     rows = [row for row, ok in zip(labeled, scored_mask, strict=True) if ok]
     probabilities = probabilities[scored_mask]
@@ -182,12 +297,10 @@ def evaluate_file(
         }
     )
     write_table(misclassified, files["misclassified"], escape_formulas)
-    plot_confusion_matrix(
-        scores["confusion_matrix"],
-        predictor.labels,
-        Path(files["confusion_matrix"]),
-        f"{model_dir.name} on {data_path.name}: accuracy {scores['accuracy']:.3f}, macro-F1 {scores['macro_f1']:.3f}",
-    )
+    panels = [(scores, f"all {len(predictor.labels)} model classes")]
+    if restricted:
+        panels.append((restricted, f"restricted to the data's classes ({', '.join(data_labels)})"))
+    plot_confusion_matrices(panels, Path(files["confusion_matrix"]), f"{model_dir.name} on {data_path.name}")
     report = EvaluationReport(
         data_path=str(data_path),
         model_dir=str(model_dir),
@@ -202,6 +315,8 @@ def evaluate_file(
         restricted_scores=restricted,
         output_dir=str(output_dir),
         files=files,
+        startup_seconds=round(startup_seconds, 2),
     )
+    report.seconds = round(time.perf_counter() - started, 2)
     Path(files["metrics"]).write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2), encoding="utf-8")
     return report

@@ -61,11 +61,12 @@ from review_sentiment.checkpoints import (
     write_atomically,
     write_state,
 )
+from review_sentiment.columns import SAMPLE_ROWS, TextColumnChoice, choose_text_column
 from review_sentiment.config import FinetuneArguments
 from review_sentiment.console import console, progress_bar, silence_library_logs
 from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.inference import batched_probabilities, pad_batch, pick_device, use_fast_attention
-from review_sentiment.labels import read_gold_labels, sort_labels
+from review_sentiment.labels import RatingBins, read_gold_labels, sort_labels
 from review_sentiment.modelstore import (
     MODELS_DIR,
     TFIDF,
@@ -76,7 +77,7 @@ from review_sentiment.modelstore import (
 )
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
 from review_sentiment.preprocess import PROCESSED_DIR, latest_processed_file, read_reviews, read_sidecar
-from review_sentiment.tables import find_text_column, table_stem
+from review_sentiment.tables import table_stem
 
 
 @dataclass
@@ -98,6 +99,7 @@ class TrainingData:
     text_column: str
     label_source: str
     rating_scale: int | None  # 5 or 10 when the labels came from star ratings
+    rating_bins: dict | None  # RatingBins.to_dict() when the labels came from star ratings
     unlabeled_note: str
     rows_total: int
     rows_unlabeled: int
@@ -123,6 +125,14 @@ class FinetuneResult:
     seconds: float = 0.0
 
 
+def training_data_path(data_path: str | Path | None, processed_dir: str | Path = PROCESSED_DIR) -> Path:
+    """The file to train on: `data_path`, or the one `rs preprocess` wrote last."""
+    path = (Path(data_path) if data_path else latest_processed_file(processed_dir)).resolve()
+    if not path.exists():
+        raise RsError(f"No such file: {data_path or path}")
+    return path
+
+
 def load_training_data(
     data_path: str | Path | None,
     *,
@@ -131,22 +141,22 @@ def load_training_data(
     processed_dir: str | Path = PROCESSED_DIR,
     encoding: str | None = None,
     sheet: str | None = None,
+    say: Callable[[str], None] = lambda message: None,
 ) -> TrainingData:
     """Read labeled reviews. A file from `rs preprocess` brings its normalized column and recipe; any other
-    file is normalized here with the default recipe."""
+    file is normalized here with the default recipe. Which text and label columns are used (and any warning
+    about them) is said before the normalization starts."""
     label_options = label_options or LabelOptions()
-    path = (Path(data_path) if data_path else latest_processed_file(processed_dir)).resolve()
+    path = training_data_path(data_path, processed_dir)
     table = read_reviews(path, encoding, sheet)
     sidecar = read_sidecar(path)
     from_preprocess = bool(sidecar) and sidecar.get("normalized_column") in table.columns and text_col is None
     if from_preprocess:
         recipe = NormalizationRecipe.from_dict(sidecar["recipe"])
-        text_column = sidecar["text_column"]
-        normalized = table[sidecar["normalized_column"]].tolist()
+        choice = TextColumnChoice(sidecar["text_column"], "normalized by `rs preprocess`", None)
     else:
         recipe = NormalizationRecipe()
-        text_column = find_text_column(table, text_col)
-        normalized = ReviewNormalizer(recipe).normalize(table[text_column].tolist(), "Normalizing")
+        choice = choose_text_column(table.columns, table.head(SAMPLE_ROWS), text_col)
     gold = read_gold_labels(
         table,
         label_options.label_col,
@@ -154,6 +164,13 @@ def load_training_data(
         label_options.rating_scale,
         label_options.rating_bins,
     )
+    say(f"Data: {path} — {len(table)} rows · text column {choice.describe()} · labels from the {gold.source}")
+    for warning in [*choice.warnings, *gold.warnings]:
+        say(f"[yellow]Warning:[/] {warning}")
+    if from_preprocess:
+        normalized = table[sidecar["normalized_column"]].tolist()
+    else:
+        normalized = ReviewNormalizer(recipe).normalize(table[choice.name].tolist(), "Normalizing")
     keep = [
         i for i, (text, label) in enumerate(zip(normalized, gold.labels, strict=True)) if label is not None and text
     ]
@@ -162,9 +179,10 @@ def load_training_data(
         texts=[normalized[i] for i in keep],
         labels=[gold.labels[i] for i in keep],
         recipe=recipe,
-        text_column=text_column,
+        text_column=choice.name,
         label_source=gold.source,
         rating_scale=gold.rating_bins.scale if gold.rating_bins else None,
+        rating_bins=gold.rating_bins.to_dict() if gold.rating_bins else None,
         unlabeled_note=gold.describe_unlabeled(),
         rows_total=len(table),
         rows_unlabeled=gold.n_unlabeled,
@@ -484,7 +502,7 @@ def train_classifier(
 
     try:
         with guard.installed(), progress_bar() as progress:
-            task = progress.add_task("Training", total=total_steps, completed=run["step"], info="")
+            task = progress.add_task("Training", total=total_steps, completed=run["step"], info="", start=run["step"])
             while not run["done"]:
                 epoch = run["epoch"]
                 model.train()
@@ -633,33 +651,21 @@ def finetune(
     if name is not None and (not name.strip() or Path(name).name != name or name in (".", "..")):
         raise RsError(f"--name {name!r} must be a plain folder name (no / or ..); use --output for another place.")
     is_tfidf = base_name.lower() == TFIDF
+    # What can fail without reading the data fails first: the base (offline, a folder that does not exist),
+    # the data file's name, the output folder. Reading and normalizing a large file takes minutes.
     base = None if is_tfidf else resolve_base(base_name, base_revision)
-    data = load_training_data(
-        data_path,
-        text_col=text_col,
-        label_options=label_options,
-        processed_dir=processed_dir,
-        encoding=encoding,
-        sheet=sheet,
-    )
-    label_names = sort_labels(data.labels)
-    if len(label_names) < 2:
-        found = f"only {label_names[0]!r}" if label_names else "no labeled rows"
-        raise RsError(f"Training needs at least two classes; {data.path} has {found} ({data.label_source}).")
-    train_rows, validation_rows = stratified_split(data.labels, args.validation_fraction, args.seed)
-    if len(validation_rows) < 30:
-        warnings.append(
-            f"Only {len(validation_rows)} reviews are held out for validation: the best epoch and the reported "
-            "scores are noisy. More labeled data (or --validation-fraction) helps."
-        )
+    data_path = training_data_path(data_path, processed_dir)
+    if label_options and isinstance(label_options.rating_bins, str):
+        RatingBins.parse(label_options.rating_bins, label_options.rating_scale or 10)  # its spelling, at once
+    base_files = None if is_tfidf else load_base_tokenizer_and_config(base)
     base_part = TFIDF if is_tfidf else (base.alias or Path(base.source).name)
     default_checkpoint = looked = None
     name_given = name is not None or output_dir is not None
     if not is_tfidf and not name_given:
-        default_checkpoint = _default_named_checkpoint(Path(models_dir), base_part, data.path)
+        default_checkpoint = _default_named_checkpoint(Path(models_dir), base_part, data_path)
     if default_checkpoint is not None and resume:
         output_dir = default_checkpoint.with_name(default_checkpoint.name.removesuffix(CHECKPOINT_SUFFIX))
-    name = name or default_model_name(base_part, data.path)
+    name = name or default_model_name(base_part, data_path)
     output_dir = Path(output_dir) if output_dir else Path(models_dir) / name
     checkpoint_dir = (
         None if is_tfidf else (default_checkpoint if default_checkpoint is not None else checkpoint_dir_for(output_dir))
@@ -680,17 +686,37 @@ def finetune(
         looked = (
             checkpoint_dir
             if default_checkpoint is not None or name_given
-            else Path(models_dir) / (_default_name_prefix(base_part, data.path) + "*" + CHECKPOINT_SUFFIX)
+            else Path(models_dir) / (_default_name_prefix(base_part, data_path) + "*" + CHECKPOINT_SUFFIX)
         )
         resume = False
     if output_dir.exists() and not force:
         raise RsError(f"{output_dir} already exists. Pass --name with another name, or --force to replace it.")
     if looked is not None:
         say(f"No checkpoint to resume ({looked}): starting from the beginning.")
+
+    data = load_training_data(
+        data_path,
+        text_col=text_col,
+        label_options=label_options,
+        processed_dir=processed_dir,
+        encoding=encoding,
+        sheet=sheet,
+        say=say,
+    )
+    label_names = sort_labels(data.labels)
+    if len(label_names) < 2:
+        found = f"only {label_names[0]!r}" if label_names else "no labeled rows"
+        raise RsError(f"Training needs at least two classes; {data.path} has {found} ({data.label_source}).")
+    train_rows, validation_rows = stratified_split(data.labels, args.validation_fraction, args.seed)
+    if len(validation_rows) < 30:
+        warnings.append(
+            f"Only {len(validation_rows)} reviews are held out for validation: the best epoch and the reported "
+            "scores are noisy. More labeled data (or --validation-fraction) helps."
+        )
     counts = ", ".join(f"{label} {data.labels.count(label)}" for label in label_names)
     say(
-        f"Data: {data.path} — {len(data.texts)} labeled reviews ({counts}) from the {data.label_source}; "
-        f"skipped: {data.unlabeled_note}, {data.rows_empty_text} with empty text"
+        f"{len(data.texts)} labeled reviews ({counts}); skipped: {data.unlabeled_note}, "
+        f"{data.rows_empty_text} with empty text"
     )
 
     split = (train_rows, validation_rows)
@@ -699,7 +725,7 @@ def finetune(
     else:
         try:
             trained = _fine_tune_transformer(
-                data, label_names, split, base, args, device, warnings, say, checkpoint_dir, resume, on_step
+                data, label_names, split, base, base_files, args, device, warnings, say, checkpoint_dir, resume, on_step
             )
         except Interrupted:
             raise
@@ -717,6 +743,7 @@ def finetune(
         "text_column": data.text_column,
         "label_source": data.label_source,
         "rating_scale": data.rating_scale,  # rs evaluate bins ratings on the same scale
+        "rating_bins": data.rating_bins,  # ... and into the same classes
         "from_preprocess": data.from_preprocess,
         "rows_total": data.rows_total,
         "rows_used": len(data.texts),
@@ -776,13 +803,13 @@ class _Trained:
 
 
 def _fine_tune_transformer(
-    data, label_names, split, base, args, device, warnings, say, checkpoint_dir, resume, on_step
+    data, label_names, split, base, base_files, args, device, warnings, say, checkpoint_dir, resume, on_step
 ) -> _Trained:
     import torch
     from transformers import set_seed
 
     train_rows, validation_rows = split
-    tokenizer, config = load_base_tokenizer_and_config(base)
+    tokenizer, config = base_files
     expected = expected_vocab_size(base)
     if expected and config.vocab_size != expected:
         warnings.append(

@@ -438,3 +438,47 @@ def list_models(models_dir: str | Path = MODELS_DIR) -> list[dict]:
                 }
             )
     return sorted(rows, key=lambda row: row["created"], reverse=True)
+
+
+def model_details(folder: str | Path) -> tuple[dict[str, str], dict]:
+    """What `rs models NAME` shows: one line per fact of a classifier's rs_meta.json (or a pretrained base's
+    rs_pretrain.json), and the whole metadata for --json."""
+    folder = Path(folder)
+    pretrain_path = folder / "rs_pretrain.json"
+    if not (folder / META_FILENAME).exists() and pretrain_path.exists():
+        meta = json.loads(pretrain_path.read_text(encoding="utf-8"))
+        arguments = meta.get("arguments", {})
+        return {
+            "name": folder.name,
+            "folder": str(folder),
+            "kind": "pretrained base (use it as `rs finetune --base FOLDER`)",
+            "from": (meta.get("base") or {}).get("source") or f"scratch, size {arguments.get('size', '?')}",
+            "corpus": json.dumps(meta.get("corpus", {}), ensure_ascii=False),
+            "created": meta.get("created", ""),
+        }, meta
+    meta = read_meta(folder)
+    data, metrics, base = meta.get("data", {}), meta.get("metrics", {}), meta.get("base", {})
+    revision = f" @ {base['revision']}" if base.get("revision") else ""
+    details = {
+        "name": meta.get("name", folder.name),
+        "folder": str(folder),
+        "kind": model_type_of(meta),
+        "base": f"{base.get('source') or base.get('name', '?')}{revision}",
+        "labels": ", ".join(meta.get("labels", [])),
+        "created": meta.get("created", ""),
+        "trained on": f"{data.get('path', '?')} (text column '{data.get('text_column', '?')}', labels from the "
+        f"{data.get('label_source', '?')})",
+        "rows": f"{data.get('rows_train', '?')} train / {data.get('rows_validation', '?')} validation of "
+        f"{data.get('rows_total', '?')} ({data.get('rows_unlabeled', 0)} unlabeled)",
+        "validation": f"accuracy {metrics.get('accuracy', '?')}, macro-F1 {metrics.get('macro_f1', '?')}"
+        + (f", best epoch {metrics['best_epoch']}" if model_type_of(meta) != TFIDF and "best_epoch" in metrics else ""),
+        "max length": str(meta.get("max_length", "-")),
+        "normalization": NormalizationRecipe.from_dict(meta["normalization"]).describe(),
+        "training arguments": json.dumps(meta.get("training_args", {}), ensure_ascii=False),
+        "library versions": ", ".join(f"{k} {v}" for k, v in meta.get("library_versions", {}).items()),
+    }
+    if data.get("rating_bins"):
+        from review_sentiment.labels import RatingBins
+
+        details["rating bins"] = RatingBins.from_dict(data["rating_bins"]).describe()
+    return details, meta

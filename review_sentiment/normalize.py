@@ -54,7 +54,8 @@ import html
 import math
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 
 from review_sentiment.errors import RsError
@@ -278,22 +279,37 @@ class ReviewNormalizer:
     def uses_kiwi(self) -> bool:
         return self.recipe.sentence_split or self.recipe.spacing or self.recipe.typos
 
-    def normalize(self, texts: Iterable[object], description: str | None = None) -> list[str]:
+    def load(self) -> None:
+        """Build kiwipiepy's analyzer now (1-5 s, once per process) if the recipe uses it, so that this start-up
+        cost is not counted in the first rows' speed. Its first analysis loads more of its model (about 2 s),
+        so one short text is normalized too."""
+        if self.uses_kiwi:
+            self._normalize_chunk(["배송 빨라요!!좋아요ㅋㅋ 또 살게요"])  # a text kiwipiepy does not skip
+
+    def normalize(
+        self,
+        texts: Iterable[object],
+        description: str | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
         """Normalize every text; the result has exactly one string per input, in order.
 
-        With `description`, a progress bar (on a terminal) counts the reviews done.
+        With `description`, a progress bar (on a terminal) counts the reviews done; `on_progress(n)` is called
+        as each batch of n texts is done (for a caller's own progress bar).
         """
         texts = list(texts)
-        if description is None or len(texts) <= _CHUNK_SIZE:
+        if on_progress is None and (description is None or len(texts) <= _CHUNK_SIZE):
             return self._normalize_chunk(texts)
-        from review_sentiment.console import progress_bar
+        from review_sentiment.console import row_progress
 
         out: list[str] = []
-        with progress_bar() as progress:
-            task = progress.add_task(description, total=len(texts), info="reviews")
+        with row_progress(description, len(texts), info="reviews") if description else nullcontext(None) as bar:
             for start in range(0, len(texts), _CHUNK_SIZE):
                 out.extend(self._normalize_chunk(texts[start : start + _CHUNK_SIZE]))
-                progress.advance(task, min(_CHUNK_SIZE, len(texts) - start))
+                done = min(_CHUNK_SIZE, len(texts) - start)
+                for advance in (bar, on_progress):
+                    if advance:
+                        advance(done)
         return out
 
     def _normalize_chunk(self, texts: list[object]) -> list[str]:

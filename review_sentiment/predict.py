@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from review_sentiment.console import console, row_progress, silence_library_logs
+from review_sentiment.columns import SAMPLE_ROWS, TextColumnChoice, choose_text_column
+from review_sentiment.console import console, row_progress_stages, silence_library_logs
 from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.inference import (
     MAX_BATCH_ROWS,
@@ -43,7 +44,6 @@ from review_sentiment.tables import (
     WRITE_SUFFIXES,
     TableWriter,
     check_output_path,
-    find_text_column,
     output_changes,
     prefetched,
     same_file,
@@ -76,10 +76,35 @@ class PredictSummary:
     resumed_chunks: int = 0  # chunks taken from an interrupted run
     scored_now: int = 0  # rows this run labeled itself (not taken from an interrupted run)
     output_changes: dict[str, int] = field(default_factory=dict)  # cells the output format could not hold as is
+    startup_seconds: float = 0.0  # before the first row: reading the file's layout, loading model and kiwipiepy
+    replaced_output: bool = False  # the output file existed and was replaced
+
+    @property
+    def work_seconds(self) -> float:
+        """Seconds spent labeling rows (normalizing, scoring, writing), start-up excluded."""
+        return max(self.seconds - self.startup_seconds, 0.0)
 
     @property
     def reviews_per_second(self) -> float:
-        return self.scored_now / self.seconds if self.seconds else 0.0
+        """Rows this run labeled per second of labeling (start-up excluded: it does not grow with the file)."""
+        return self.scored_now / self.work_seconds if self.work_seconds else 0.0
+
+
+@dataclass
+class PredictPlan:
+    """What a prediction run will do, known before the first row is labeled (for the command to print)."""
+
+    model_dir: str
+    model_is_default: bool  # the newest model under models/, not --model
+    model_type: str
+    labels: list[str]
+    device: str
+    precision: str
+    text_column: TextColumnChoice
+    rows: int
+    output_path: str
+    output_exists: bool  # it will be replaced once the run is complete
+    sheet: str | None
 
 
 def default_output_path(input_path: Path) -> Path:
@@ -279,10 +304,11 @@ class Predictor:
         self.labels: list[str] = list(self.meta["labels"])
         self.normalizer = ReviewNormalizer(recipe_of(self.meta))
 
-    def prepare(self, texts: Iterable[object]) -> PreparedTexts:
-        """Normalize raw texts with the model's recipe and encode the non-empty ones for the classifier."""
+    def prepare(self, texts: Iterable[object], on_progress: Callable[[int], None] | None = None) -> PreparedTexts:
+        """Normalize raw texts with the model's recipe and encode the non-empty ones for the classifier;
+        `on_progress(n)` is called as batches of n texts are normalized."""
         texts = list(texts)
-        normalized = self.normalizer.normalize(texts)
+        normalized = self.normalizer.normalize(texts, on_progress=on_progress)
         scored = [i for i, text in enumerate(normalized) if text]
         encoded = self.classifier.encode([normalized[i] for i in scored])
         notes = [
@@ -305,8 +331,11 @@ class Predictor:
         """Normalize raw texts with the model's recipe and return class probabilities (NaN for empty texts)."""
         return self.score(self.prepare(texts), on_batch)
 
-    def text_column(self, columns: list[str], text_col: str | None = None, hint: str = "") -> str:
-        """`text_col`, else the column the model was trained on when the file has it, else a known name."""
+    def text_column(
+        self, columns: list[str], sample: pd.DataFrame | None = None, text_col: str | None = None, hint: str = ""
+    ) -> TextColumnChoice:
+        """`text_col`, else the column the model was trained on when the file has it, else by name and content
+        (`sample`: the file's first rows)."""
         trained_on = self.meta.get("data", {}).get("text_column")
         if text_col is None and trained_on in columns:
             # a repeated header (review, review.1) leaves two candidates: ask rather than guess
@@ -316,8 +345,7 @@ class Predictor:
                     f"The file has several {trained_on!r} columns ({[trained_on, *repeated]}), the column the model "
                     "was trained on. Pass --text-col with the one to use."
                 )
-            text_col = trained_on
-        return find_text_column(columns, text_col, hint)
+        return choose_text_column(columns, sample, text_col, trained_on, hint)
 
     def predict(self, texts: Iterable[object]) -> list[str]:
         """Predicted label per text ("" for texts that are empty after normalization)."""
@@ -348,6 +376,7 @@ def predict_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     resume: bool = False,
     on_chunk_done: Callable[[int], None] | None = None,
+    on_start: Callable[[PredictPlan], None] | None = None,
 ) -> PredictSummary:
     """Label every row of a review file; the output keeps all input columns and rows in order.
 
@@ -355,7 +384,8 @@ def predict_file(
     the output is written to a temporary file renamed into place at the end. Each finished chunk's results
     are also kept in a folder beside the output until the output is complete: after Ctrl-C or a kill,
     `resume=True` takes the finished chunks from there and scores only the rest, and the output is the same
-    as an uninterrupted run's. `on_chunk_done(chunks)` is called after each chunk is kept.
+    as an uninterrupted run's. `on_chunk_done(chunks)` is called after each chunk is kept; `on_start(plan)`
+    once the model is loaded and the text column chosen, before any row is labeled.
     """
     started = time.perf_counter()
     input_path = Path(input_path)
@@ -363,13 +393,33 @@ def predict_file(
     if same_file(input_path, output_path):
         raise RsError(f"The output {output_path} is the input file; rs never overwrites its input. Pass another -o.")
     check_output_path(output_path)
+    model_is_default = model_dir is None
     model_dir = Path(model_dir) if model_dir else newest_model_dir(models_dir)
     source = open_reviews(input_path, encoding, sheet)
     check_output_path(output_path, rows=source.rows)
     predictor = Predictor(
         model_dir, device, batch_size, batch_tokens=batch_tokens, precision=precision, threads=threads
     )
-    text_column = predictor.text_column(source.columns, text_col, source.other_sheets_hint)
+    choice = predictor.text_column(source.columns, next(source.chunks(SAMPLE_ROWS)), text_col, source.other_sheets_hint)
+    text_column = choice.name
+    output_exists = output_path.exists()
+    if on_start:
+        on_start(
+            PredictPlan(
+                str(model_dir),
+                model_is_default,
+                model_type_of(predictor.meta),
+                predictor.labels,
+                predictor.device,
+                predictor.precision,
+                choice,
+                source.rows,
+                str(output_path),
+                output_exists,
+                source.sheet,
+            )
+        )
+    predictor.normalizer.load()
     added = [LABEL_COLUMN, CONFIDENCE_COLUMN, *(f"prob_{label}" for label in predictor.labels), NOTE_COLUMN]
     names: dict[str, str] = {}
     for wanted in added:
@@ -379,16 +429,23 @@ def predict_file(
     settings = _run_settings(source, predictor, text_column, chunk_rows, batch_tokens, batch_size)
     finished = store.open(settings, resume)
 
-    def results_of(numbered_chunk):
-        number, chunk = numbered_chunk
-        return store.load(number) if number < finished else predictor.prepare(chunk[text_column])
-
     counts: Counter = Counter()
     unscored = split = chunks = scored_now = 0
+    startup_seconds = time.perf_counter() - started
     with _stopping_once():
         try:
             writer = TableWriter(output_path, escape_formulas=escape_formulas, temporary_dir=store.folder)
-            with writer, row_progress("Predicting", source.rows) as advance:
+            # Normalizing (kiwipiepy) runs a chunk ahead of scoring, in a thread: one bar for each.
+            stages = row_progress_stages(["Normalizing", "Scoring"], source.rows)
+            with writer, stages as (normalized, advance):
+
+                def results_of(numbered_chunk):
+                    number, chunk = numbered_chunk
+                    if number < finished:
+                        normalized(len(chunk))
+                        return store.load(number)
+                    return predictor.prepare(chunk[text_column], on_progress=normalized)
+
                 for (number, chunk), results in prefetched(enumerate(source.chunks(chunk_rows)), results_of):
                     if number < finished:
                         probabilities, notes = results
@@ -435,6 +492,8 @@ def predict_file(
         resumed_chunks=finished,
         scored_now=scored_now,
         output_changes=output_changes(source, writer),
+        startup_seconds=round(startup_seconds, 2),
+        replaced_output=output_exists,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from review_sentiment import __version__
+from review_sentiment.columns import SAMPLE_ROWS, TextColumnChoice, choose_text_column
 from review_sentiment.console import row_progress
 from review_sentiment.errors import RsError
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer, has_hangul
@@ -21,7 +23,6 @@ from review_sentiment.tables import (
     TableSource,
     TableWriter,
     check_output_path,
-    find_text_column,
     output_changes,
     prefetched,
     read_table,
@@ -57,6 +58,27 @@ class PreprocessSummary:
     output_changes: dict[str, int] = field(default_factory=dict)  # cells the output format could not hold as is
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     rs_version: str = __version__
+    text_column_reason: str = ""  # why this column was taken (its name, its Korean text, --text-col)
+    replaced_output: bool = False  # the output file existed and was replaced
+    startup_seconds: float = 0.0  # before the first row: reading the file's layout, loading kiwipiepy
+
+    @property
+    def rows_per_second(self) -> float:
+        """Rows normalized per second of work (start-up excluded)."""
+        work = self.seconds - self.startup_seconds
+        return self.rows_in / work if work > 0 else 0.0
+
+
+@dataclass
+class PreprocessPlan:
+    """What a preprocess run will do, known before the first row is normalized (for the command to print)."""
+
+    input_path: str
+    text_column: TextColumnChoice
+    rows: int
+    output_path: str
+    output_exists: bool  # it will be replaced once the run is complete
+    sheet: str | None
 
 
 def sidecar_path(output_path: Path) -> Path:
@@ -80,11 +102,13 @@ def preprocess_file(
     sheet: str | None = None,
     escape_formulas: bool = True,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    on_start: Callable[[PreprocessPlan], None] | None = None,
 ) -> PreprocessSummary:
     """Normalize the text column of a review file; keep every column and row unless asked to drop.
 
     The file is streamed `chunk_rows` rows at a time (the next chunk is normalized while the last is written),
-    so memory stays flat; duplicates are found through an 8-byte hash per distinct text.
+    so memory stays flat; duplicates are found through an 8-byte hash per distinct text. `on_start(plan)` is
+    called once the text column is chosen, before any row is normalized.
     """
     started = time.perf_counter()
     input_path, processed_dir = Path(input_path), Path(processed_dir)
@@ -96,7 +120,15 @@ def preprocess_file(
     normalizer = ReviewNormalizer(recipe)
     source = open_reviews(input_path, encoding, sheet)
     check_output_path(output_path, rows=source.rows)
-    text_column = find_text_column(source.columns, text_col, source.other_sheets_hint)
+    choice = choose_text_column(
+        source.columns, next(source.chunks(SAMPLE_ROWS)), text_col, hint=source.other_sheets_hint
+    )
+    text_column = choice.name
+    output_exists = output_path.exists()
+    if on_start:
+        on_start(PreprocessPlan(str(input_path), choice, source.rows, str(output_path), output_exists, source.sheet))
+    normalizer.load()
+    startup_seconds = time.perf_counter() - started
     names = list(source.columns)
     for wanted in (NORMALIZED_COLUMN, *FLAG_COLUMNS):
         names.append(unique_column_name(names, wanted))
@@ -152,6 +184,9 @@ def preprocess_file(
         seconds=round(time.perf_counter() - started, 2),
         formulas_escaped=writer.escaped_cells > 0,
         output_changes=output_changes(source, writer),
+        text_column_reason=choice.reason,
+        replaced_output=output_exists,
+        startup_seconds=round(startup_seconds, 2),
     )
     sidecar_path(output_path).write_text(json.dumps(asdict(summary), ensure_ascii=False, indent=2), encoding="utf-8")
     processed_dir.mkdir(parents=True, exist_ok=True)

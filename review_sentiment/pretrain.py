@@ -87,13 +87,14 @@ from review_sentiment.checkpoints import (
     write_atomically,
     write_state,
 )
+from review_sentiment.columns import SAMPLE_ROWS, choose_text_column
 from review_sentiment.config import PretrainArguments
 from review_sentiment.console import console, progress_bar, silence_library_logs
 from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.modelstore import MODELS_DIR, library_versions
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
 from review_sentiment.preprocess import read_reviews
-from review_sentiment.tables import find_text_column, table_stem
+from review_sentiment.tables import table_stem
 
 PRETRAIN_META = "rs_pretrain.json"
 PRETRAIN_RECIPE_VERSION = 1
@@ -381,9 +382,15 @@ def read_corpus(
     recipe: NormalizationRecipe,
     encoding: str | None = None,
     sheet: str | None = None,
+    say: Callable[[str], None] = lambda message: None,
 ) -> list[str]:
+    """The corpus's non-empty normalized reviews; the text column used is said before normalizing."""
     table = read_reviews(path, encoding, sheet)
-    texts = ReviewNormalizer(recipe).normalize(table[find_text_column(table, text_col)].tolist(), "Normalizing")
+    choice = choose_text_column(table.columns, table.head(SAMPLE_ROWS), text_col)
+    say(f"Corpus: {path} — {len(table)} rows · text column {choice.describe()}")
+    for warning in choice.warnings:
+        say(f"[yellow]Warning:[/] {warning}")
+    texts = ReviewNormalizer(recipe).normalize(table[choice.name].tolist(), "Normalizing")
     texts = [text for text in texts if text]
     if not texts:
         raise RsError(f"{path} has no non-empty reviews to pretrain on.")
@@ -716,7 +723,7 @@ def pretrain(
         set_seed(args.seed)
         if base is not None and not resume:  # before the corpus work, so a missing checkpoint fails fast
             tokenizer, generator, discriminator = load_continued_pair(base)
-        texts = read_corpus(corpus_path, text_col, recipe, encoding, sheet)
+        texts = read_corpus(corpus_path, text_col, recipe, encoding, sheet, say)
         fingerprint = corpus_fingerprint(texts)
         checkpoint.fingerprint["corpus"] = fingerprint
         if resume:
@@ -808,7 +815,9 @@ def pretrain(
     generator.train()
     try:
         with guard.installed(), progress_bar() as progress:
-            task = progress.add_task("Pretraining", total=plan["total"], completed=state["step"], info="")
+            task = progress.add_task(
+                "Pretraining", total=plan["total"], completed=state["step"], info="", start=state["step"]
+            )
             while state["step"] < plan["total"] and not state["stopped_by"]:
                 with guard.hold():  # Ctrl-C waits for the end of the step
                     current, consistent = state["step"] + 1, False

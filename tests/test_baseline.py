@@ -66,3 +66,15 @@ def test_altered_or_mismatched_folders_are_refused(tmp_path):
     weights.unlink()
     with pytest.raises(RsError, match="missing"):
         Predictor(tmp_path / "tf")
+
+
+def test_scoring_in_batches_reports_progress_and_changes_nothing(fitted, monkeypatch):
+    import review_sentiment.baseline as baseline
+
+    classifier, texts = fitted
+    whole = classifier.predict_proba(texts)
+    monkeypatch.setattr(baseline, "PREDICT_BATCH", 100)
+    progress = []
+    assert np.array_equal(classifier.predict_proba(texts, on_batch=progress.append), whole)
+    assert progress == [100, 100, 100, 60]
+    assert classifier.predict_proba([]).shape == (0, 3)

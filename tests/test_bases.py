@@ -25,8 +25,15 @@ def test_local_folder_is_used_as_is(tiny_base):
 
 
 def test_missing_local_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(RsError, match="neither a known alias"):
+    with pytest.raises(RsError, match="does not exist"):
         resolve_base(str(tmp_path / "no-such-model"))
+    with pytest.raises(RsError, match="does not exist"):
+        resolve_base("./KcELECTRA-base-v2022")
+    with pytest.raises(RsError, match="does not exist.*kcelectra-v2021.*tfidf"):
+        resolve_base("kcelectra-v2099")
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(RsError, match="is a file"):
+        resolve_base(str(tmp_path / "weights.bin"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(RsError, match="no config.json"):
         resolve_base(str(tmp_path / "empty"))
@@ -41,7 +48,7 @@ def test_offline_alias_fails_fast_with_download_instructions(monkeypatch, alias)
     assert time.perf_counter() - started < 20  # no minute of retries
     message = str(error.value)
     assert BASE_ALIASES[alias].repo_id in message
-    assert "hf download" in message and "--base ./" in message
+    assert "hf download" in message and "--base ./" in message and "--base tfidf" in message
 
 
 def test_unreachable_hub_fails_fast(monkeypatch):

@@ -183,15 +183,16 @@ def test_predict_quantized_and_bad_precision_options(tmp_path, tiny_model):
     )
     assert result.exit_code == 0, result.output
     assert "cpu, int8" in result.output and "Labeled 360 of 360 rows" in result.output
-    for options, message in (
-        (["--quantize", "int4"], "--quantize takes int8"),
-        (["--precision", "bf16"], "bf16 is for GPUs"),
-        (["--quantize", "int8", "--precision", "fp32"], "not both"),
+    for options, message, code in (
+        (["--quantize", "int4"], "takes int8, not 'int4'", 2),  # a usage error
+        (["--precision", "fp64"], "takes fp32 or bf16 or fp16", 2),
+        (["--quantize", "int8", "--precision", "fp32"], "not both", 2),
+        (["--precision", "bf16"], "bf16 is for GPUs", 1),  # a fine option this machine cannot run
     ):
         result = runner.invoke(
             app, ["predict", str(SAMPLE), "-o", str(tmp_path / "x.csv"), "-m", str(tiny_model), *options]
         )
-        assert result.exit_code == 1 and message in result.output, result.output
+        assert result.exit_code == code and message in result.output, result.output
     assert not (tmp_path / "x.csv").exists()
 
 
@@ -481,3 +482,135 @@ def _ctrl_c_on_call(call: int, function):
         return function(*args, **kwargs)
 
     return wrapped
+
+
+# ------------------------------------------------------------------ a new user's first hour (issue 12)
+
+KOREAN_AND_ENGLISH = [
+    ("배송이 빨라서 좋아요", "Fast delivery, I like it", "positive"),
+    ("포장이 엉망이라 실망했어요", "The packaging was a mess", "negative"),
+    ("가격 대비 괜찮아요 추천합니다", "Fine for the price", "positive"),
+    ("다시는 안 살 거예요 별로", "Never buying again", "negative"),
+] * 10
+
+
+def _bilingual_file(path):
+    rows = [{"sentence": en, "kor": ko, "label": label} for ko, en, label in KOREAN_AND_ENGLISH]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_results_go_to_stdout_and_messages_to_stderr(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["--version"])
+    assert result.stdout.startswith("rs (review-sentiment)") and not result.stderr
+    result = runner.invoke(app, ["info"])
+    assert "torch:" in result.stdout and not result.stderr
+    assert json.loads(runner.invoke(app, ["info", "--json"]).stdout)["rs"]
+    (tmp_path / "reviews.csv").write_bytes(SAMPLE.read_bytes())
+    result = runner.invoke(app, ["finetune", "reviews.csv", "--base", "tfidf", "--name", "a-rather-long-model-name"])
+    assert result.exit_code == 0 and not result.stdout  # messages only
+    result = runner.invoke(app, ["models"])
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "KIND", "CLASSES", "VAL-F1", "CREATED"]
+    assert len(lines) == 2 and lines[1].startswith("a-rather-long-model-name  tfidf")
+    assert max(len(line) for line in lines) <= 80 and "rs models NAME" in result.stderr
+    listed = json.loads(runner.invoke(app, ["models", "--json"]).stdout)
+    assert [row["name"] for row in listed] == ["a-rather-long-model-name"]
+    details = runner.invoke(app, ["models", "a-rather-long-model-name"]).stdout
+    assert "labels: negative, neutral, positive" in details and "text column 'review'" in details
+    meta = json.loads(runner.invoke(app, ["models", "a-rather-long-model-name", "--json"]).stdout)
+    assert meta["model_type"] == "tfidf"
+    result = runner.invoke(app, ["models", "nope"])
+    assert result.exit_code == 1 and "No model folder" in result.stderr
+
+
+def test_the_korean_column_is_chosen_and_said_before_the_work(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    _bilingual_file(tmp_path / "bilingual.csv")
+    result = runner.invoke(app, ["preprocess", "bilingual.csv", "--json"])
+    assert result.exit_code == 0, result.output
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("Reading 40 rows from bilingual.csv · text column 'kor'"), first
+    summary = json.loads(result.stdout)
+    assert summary["text_column"] == "kor" and summary["flagged"]["no_hangul"] == 0
+    result = runner.invoke(app, ["finetune", "bilingual.csv", "--base", "tfidf", "--name", "m", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "text column 'kor'" in result.stderr.splitlines()[0] and "label column 'label'" in result.stderr
+    assert json.loads(result.stdout)["data"]["text_column"] == "kor"
+    # Forcing the English column works, with a warning that names the Korean one, before anything is labeled.
+    result = runner.invoke(app, ["predict", "bilingual.csv", "-o", "out.csv", "--text-col", "sentence"])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("Model: models/m (newest under models/, tfidf, negative/positive, cpu")
+    assert lines[1].startswith("Labeling 40 rows of bilingual.csv · text column 'sentence' (--text-col")
+    assert lines[2].startswith("Warning: Only 0% of the sampled texts") and "--text-col kor" in lines[2]
+    assert lines[3].startswith("Labeled 40 of 40 rows")
+
+
+def test_finetune_checks_the_base_before_reading_the_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # A file rs cannot read: were it read first, its error would come instead of the base's.
+    (tmp_path / "broken.csv").write_text('review,label\n"never closed,positive\n', encoding="utf-8")
+    result = runner.invoke(app, ["finetune", "broken.csv", "--base", "kcelectra"])
+    assert result.exit_code == 1 and "hf download" in result.output and "--base tfidf" in result.output
+    result = runner.invoke(app, ["finetune", "broken.csv", "--base", "./KcELECTRA-base-v2022"])
+    assert result.exit_code == 1 and "does not exist" in result.output
+    result = runner.invoke(app, ["finetune", "broken.csv", "--base", "tfidf", "--rating-bins", "1-4,9-10"])
+    assert result.exit_code == 1 and "three comma-separated ranges" in result.output
+    result = runner.invoke(app, ["finetune", "missing.csv", "--base", "tfidf"])
+    assert result.exit_code == 1 and "No such file: missing.csv" in result.output
+
+
+def test_tfidf_says_which_options_it_ignores_and_has_no_epochs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reviews.csv").write_bytes(SAMPLE.read_bytes())
+    result = runner.invoke(
+        app, ["finetune", "reviews.csv", "--base", "tfidf", "--epochs", "5", "--lr", "1e-3", "--max-length", "64"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Warning: --epochs, --learning-rate, --max-length do not apply to --base tfidf" in result.output
+    assert "Best epoch" not in result.output and "TF-IDF baseline: validation accuracy" in result.output
+    result = runner.invoke(app, ["finetune", "reviews.csv", "--base", "tfidf", "--name", "plain"])
+    assert "do not apply" not in result.output and "does not apply" not in result.output
+
+
+def test_evaluate_bins_ratings_as_the_model_learned_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    table = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    stars = {"negative": "2", "neutral": "6", "positive": "10"}
+    pd.DataFrame({"review": table["review"], "stars": table["label"].map(stars)}).to_csv("stars.csv", index=False)
+    result = runner.invoke(app, ["finetune", "stars.csv", "--base", "tfidf", "--rating-bins", "1-4,,9-10"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["evaluate", "stars.csv"])
+    assert result.exit_code == 0, result.output
+    assert "negative 1-4, neutral -, positive 9-10), the model's bins" in result.output
+    assert "skipped 85 unlabeled" in result.output or "unlabeled" in result.output
+    result = runner.invoke(app, ["evaluate", "stars.csv", "--rating-bins", "1-4,5-8,9-10"])
+    assert result.exit_code == 1 and "--rating-bins 1-4,,9-10" in result.output
+
+
+def test_replacing_an_output_is_said_and_small_runs_print_no_silly_rate(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reviews.csv").write_bytes(SAMPLE.read_bytes())
+    assert runner.invoke(app, ["finetune", "reviews.csv", "--base", "tfidf", "--name", "m"]).exit_code == 0
+    (tmp_path / "two.csv").write_text("review\n좋아요\n별로예요\n", encoding="utf-8")
+    result = runner.invoke(app, ["predict", "two.csv", "-o", "out.csv"])
+    assert result.exit_code == 0 and "replaced" not in result.output and "0 reviews/s" not in result.output
+    assert "start-up" in result.output
+    result = runner.invoke(app, ["predict", "two.csv", "-o", "out.csv"])
+    assert "out.csv exists: it will be replaced when this run is complete" in result.output
+    assert "Wrote out.csv (replaced the file that was there)" in result.output
+
+
+def test_help_shows_no_value_for_flags_nor_braces():
+    for command in ("preprocess", "finetune", "predict", "evaluate", "models"):
+        text = runner.invoke(app, [command, "--help"], terminal_width=200).output
+        assert "<bool>" not in text and "{" not in text.splitlines()[1], command
+        assert "[[" not in text
+    assert "<bool>" not in runner.invoke(app, ["--help"], terminal_width=200).output

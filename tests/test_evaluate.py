@@ -80,7 +80,14 @@ def test_ratings_are_binned_on_the_scale_the_model_learned(tmp_path, sample_tabl
     low.loc[low.index[:5], "rating"] = "5"
     low.drop(columns=["label"]).to_csv(tmp_path / "low.csv", index=False)
     report = evaluate_file(tmp_path / "low.csv", model, output_dir=tmp_path / "eval")
-    assert "10-point" in report.label_source and "the model's scale" in report.label_source
+    assert "10-point" in report.label_source and "the model's bins" in report.label_source
     assert report.data_labels == ["negative", "neutral"]  # 5 is neutral on 10 points (it would be positive on 5)
+    # A model from before the bins were stored has only its scale: that is used.
+    meta_path = model / "rs_meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    del meta["data"]["rating_bins"]
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    older = evaluate_file(tmp_path / "low.csv", model, output_dir=tmp_path / "older")
+    assert "10-point" in older.label_source and "the model's scale" in older.label_source
     explicit = evaluate_file(tmp_path / "low.csv", model, output_dir=tmp_path / "e5", rating_scale=5)
     assert "5-point" in explicit.label_source  # an explicit --rating-scale still wins

@@ -273,3 +273,16 @@ def test_long_texts_are_split_in_blocks_without_losing_or_cutting_words(sample_t
     sentences = split_sentences([normalized, ""])
     assert " ".join(sentences[0]) == normalized and sentences[1] == []
     assert len(sentences[0]) > 100
+
+
+def test_progress_is_reported_per_batch_and_changes_nothing(monkeypatch):
+    import review_sentiment.normalize as normalize
+
+    texts = ["배송 빨라요!!좋아요ㅋㅋㅋㅋ", "별로예요.다시는 안 사요", "", "그냥 그래요"] * 3
+    normalizer = ReviewNormalizer()
+    expected = normalizer.normalize(texts)
+    monkeypatch.setattr(normalize, "_CHUNK_SIZE", 5)
+    progress = []
+    assert normalizer.normalize(texts, on_progress=progress.append) == expected
+    assert progress == [5, 5, 2]
+    normalizer.load()  # builds kiwipiepy once; harmless to repeat
