@@ -61,7 +61,7 @@ from review_sentiment.checkpoints import (
     write_atomically,
     write_state,
 )
-from review_sentiment.columns import SAMPLE_ROWS, TextColumnChoice, choose_text_column
+from review_sentiment.columns import SAMPLE_ROWS, choose_text_column
 from review_sentiment.config import FinetuneArguments
 from review_sentiment.console import console, progress_bar, silence_library_logs
 from review_sentiment.errors import Interrupted, RsError
@@ -153,7 +153,8 @@ def load_training_data(
     from_preprocess = bool(sidecar) and sidecar.get("normalized_column") in table.columns and text_col is None
     if from_preprocess:
         recipe = NormalizationRecipe.from_dict(sidecar["recipe"])
-        choice = TextColumnChoice(sidecar["text_column"], "normalized by `rs preprocess`", None)
+        choice = choose_text_column(table.columns, table.head(SAMPLE_ROWS), sidecar["text_column"])
+        choice.reason = "the column `rs preprocess` normalized"
     else:
         recipe = NormalizationRecipe()
         choice = choose_text_column(table.columns, table.head(SAMPLE_ROWS), text_col)
