@@ -172,11 +172,15 @@ def preprocess(
     from review_sentiment.normalize import NormalizationRecipe
     from review_sentiment.preprocess import preprocess_file
 
+    warned = False
+
     def announce(plan) -> None:
+        nonlocal warned
         sheet = f", sheet '{plan.sheet}'" if plan.sheet else ""
         console.print(
             f"Reading {plan.rows} rows from {plan.input_path}{sheet} · text column {plan.text_column.describe()}"
         )
+        warned = bool(plan.text_column.warnings)
         _print_warnings(plan.text_column.warnings)
         _print_replacing(plan.output_path, plan.output_exists)
 
@@ -201,7 +205,7 @@ def preprocess(
     )
     console.print(f"Flagged: {flagged}")
     no_hangul = summary.flagged.get("no_hangul", 0)
-    if summary.rows_in and no_hangul > summary.rows_in / 2:
+    if summary.rows_in and no_hangul > summary.rows_in / 2 and not warned:  # the sample at the top looked Korean
         _print_warnings(
             [
                 f"{no_hangul} of {summary.rows_in} texts in '{summary.text_column}' have no Hangul: is it the review "
@@ -218,7 +222,7 @@ def preprocess(
     )
     console.print("Next: rs finetune --base kcelectra (offline: --base ./DOWNLOADED-FOLDER, or --base tfidf)")
     if json_output:
-        print_json({**asdict(summary), "rows_per_second": round(summary.rows_per_second, 1)})
+        print_json({**asdict(summary), "rows_per_second": _rounded(summary.rows_per_second)})
 
 
 def _print_warnings(warnings: list[str]) -> None:
@@ -229,6 +233,10 @@ def _print_warnings(warnings: list[str]) -> None:
 def _print_replacing(output_path: str, exists: bool) -> None:
     if exists:
         console.print(f"{output_path} exists: it will be replaced when this run is complete.")
+
+
+def _rounded(per_second: float | None) -> float | None:
+    return None if per_second is None else round(per_second, 1)
 
 
 def _timing(seconds: float, startup_seconds: float, count: int, unit: str) -> str:
@@ -615,7 +623,7 @@ def predict(
     if json_output:
         from dataclasses import asdict
 
-        print_json({**asdict(summary), "reviews_per_second": round(summary.reviews_per_second, 1)})
+        print_json({**asdict(summary), "reviews_per_second": _rounded(summary.reviews_per_second)})
 
 
 def _one_of(value: str | None, option: str, choices: tuple[str, ...]) -> str | None:
@@ -671,9 +679,11 @@ def evaluate(
     from review_sentiment.evaluate import evaluate_file
 
     def announce(plan) -> None:
-        chosen = " (newest under models/)" if plan.model_is_default else ""
+        chosen = "newest under models/, " if plan.model_is_default else ""
         scored_as = ", --quantize int8" if quantize else ""
-        console.print(f"Model: {plan.model_dir}{chosen} · {plan.device}{scored_as}")
+        console.print(
+            f"Model: {plan.model_dir} ({chosen}{plan.model_type}, {'/'.join(plan.labels)}, {plan.device}{scored_as})"
+        )
         console.print(
             f"Evaluating {plan.labeled} labeled of {plan.rows} rows of {data} · text column "
             f"{plan.text_column.describe()} · labels from the {plan.label_source}"
@@ -698,10 +708,11 @@ def evaluate(
             escape_formulas=not no_escape_formulas,
             on_start=announce,
         )
+    speed = rate(report.evaluated, report.scoring_seconds, "reviews")
     console.print(
-        f"Evaluated {report.evaluated} of {report.rows} rows (skipped {report.skipped_unlabeled} unlabeled, "
-        f"{report.skipped_empty} with empty text) in "
-        f"{_timing(report.seconds, report.startup_seconds, report.evaluated, 'reviews')}"
+        f"Evaluated {report.evaluated} of {report.rows} rows in {report.seconds:.1f}s (start-up "
+        f"{report.startup_seconds:.1f}s, scoring {report.scoring_seconds:.1f}s{', ' + speed if speed else ''}); "
+        f"skipped: {report.unlabeled_note}, {report.skipped_empty} with empty text"
     )
     _print_scores(report.scores, f"All {len(report.model_labels)} model classes")
     if report.restricted_scores:
@@ -713,7 +724,7 @@ def evaluate(
     if json_output:
         from dataclasses import asdict
 
-        print_json(asdict(report))
+        print_json({**asdict(report), "reviews_per_second": _rounded(report.reviews_per_second)})
 
 
 def _print_scores(scores: dict, title: str) -> None:
@@ -747,6 +758,8 @@ def models(
     with _reported_errors():
         if name is not None:
             folder = Path(name) if Path(name).is_dir() else models_dir / name
+            if not folder.is_dir():
+                raise RsError(f"No model {name!r} under {models_dir}/: `rs models` lists the models there.")
             details, meta = model_details(folder)
             if json_output:
                 print_json(meta)
@@ -761,21 +774,24 @@ def models(
     if not rows:
         console.print(f"No models under {models_dir}/. Train one with `rs finetune`.")
         return
-    width = min(max(len(row["name"]) for row in rows), 40)
-    results.print(f"{'NAME':<{width}}  {'KIND':<11}  {'CLASSES':<11}  {'VAL-F1':>6}  CREATED", markup=False)
+    # The name comes last, whole (to copy into --model), so that a long one cannot push the other columns out of line.
+    results.print(f"{'CREATED':<10}  {'KIND':<10}  {'CLASSES':<11}  {'VAL-F1':>6}  NAME", markup=False)
     for row in rows:
         f1 = row["validation_macro_f1"]
-        classes = ",".join(label[:3] for label in row["labels"].split(", ")) if row["labels"] else "-"
+        classes = ",".join(label[:3] for label in row["labels"]) or "-"
         results.print(
-            f"{row['name']:<{width}}  {_short_kind(row['kind']):<11}  {classes:<11}  "
-            f"{f'{f1:.4f}' if f1 is not None else '-':>6}  {row['created'].replace('T', ' ')[:16]}",
+            f"{row['created'][:10]:<10}  {_short_kind(row):<10}  {classes:<11}  "
+            f"{f'{f1:.4f}' if f1 is not None else '-':>6}  {row['name']}",
             markup=False,
         )
     console.print(f"Details: rs models NAME · all as JSON: rs models --json ({len(rows)} in {models_dir}/)")
 
 
-def _short_kind(kind: str) -> str:
-    return {"pretrained base": "pretrained"}.get(kind, kind if len(kind) <= 11 else kind[:10] + "…")
+def _short_kind(row: dict) -> str:
+    """tfidf, pretrained, or the transformer's architecture (electra, bert); an unreadable folder says so."""
+    kind = row["kind"]
+    short = {"pretrained base": "pretrained", "transformer": row.get("architecture") or "transformer"}.get(kind, kind)
+    return short if len(short) <= 10 else short[:9] + "…"
 
 
 @app.command(cls=RsCommand, epilog=EXIT_CODES)

@@ -26,7 +26,7 @@ from review_sentiment.console import row_progress_stages
 from review_sentiment.errors import RsError
 from review_sentiment.inference import MAX_BATCH_ROWS
 from review_sentiment.labels import CANONICAL_LABELS, RatingBins, read_gold_labels, sort_labels
-from review_sentiment.modelstore import newest_model_dir
+from review_sentiment.modelstore import model_type_of, newest_model_dir
 from review_sentiment.predict import Predictor
 from review_sentiment.preprocess import read_reviews
 from review_sentiment.tables import table_stem, write_table
@@ -79,14 +79,15 @@ class EvaluationReport:
     restricted_scores: dict | None = None
     output_dir: str = ""
     files: dict[str, str] = field(default_factory=dict)
+    unlabeled_note: str = ""  # e.g. "3 without a label, 90 ratings in no bin (6 ×90; ...)"
     seconds: float = 0.0
     startup_seconds: float = 0.0  # loading the file, the model and kiwipiepy, before the first review
+    scoring_seconds: float = 0.0  # normalizing and scoring (not start-up, nor writing the reports)
 
     @property
-    def reviews_per_second(self) -> float:
-        """Reviews evaluated per second of scoring (start-up excluded)."""
-        work = self.seconds - self.startup_seconds
-        return self.evaluated / work if work > 0 else 0.0
+    def reviews_per_second(self) -> float | None:
+        """Reviews normalized and scored per second (None when that took too little time to tell)."""
+        return self.evaluated / self.scoring_seconds if self.scoring_seconds >= 0.5 else None
 
 
 def plot_confusion_matrices(panels: list[tuple[dict, str]], path: Path, title: str) -> Path:
@@ -122,6 +123,9 @@ def plot_confusion_matrices(panels: list[tuple[dict, str]], path: Path, title: s
         headline = f"accuracy {scores['accuracy']:.3f} · macro-F1 {scores['macro_f1']:.3f}"
         axes.set_title(f"{subtitle}\n{headline}{caveat}", fontsize=9)
         for row in range(len(labels)):
+            if not counts[row].sum():  # a class the data lacks: no shares to show
+                axes.text(len(labels) / 2 - 0.5, row, "no gold rows", ha="center", va="center", fontsize=9)
+                continue
             for column in range(len(labels)):
                 color = "white" if shares[row, column] > 0.5 else "black"
                 axes.text(
@@ -140,7 +144,7 @@ def plot_confusion_matrices(panels: list[tuple[dict, str]], path: Path, title: s
         "Each cell: reviews, and their share of the gold row (the row's shares add up to 100 %; the diagonal is "
         "recall).",
         ha="center",
-        fontsize=7,
+        fontsize=8,
     )
     figure.tight_layout(rect=(0, 0.04, 1, 1))
     figure.savefig(path)
@@ -154,6 +158,8 @@ class EvaluatePlan:
 
     model_dir: str
     model_is_default: bool
+    model_type: str
+    labels: list[str]
     device: str
     text_column: TextColumnChoice
     label_source: str
@@ -171,40 +177,63 @@ def model_gold_labels(
     rating_bins: str | None = None,
 ):
     """The table's gold labels; star ratings binned as the model's were (its stored bins, else its scale) unless
-    --rating-scale or --rating-bins say otherwise."""
+    --rating-scale or --rating-bins say otherwise.
+
+    A file whose scale is only guessed from its values (all ratings <= 5) takes the model's scale, with a
+    warning; a file that states its own scale (4/5, ★★★☆☆) keeps it; ratings above the model's scale are an
+    error that suggests the options for the file's own scale."""
     gold = read_gold_labels(table, label_col, rating_col, rating_scale, rating_bins)
     if not gold.rating_bins or rating_scale is not None or rating_bins is not None:
         return gold
-    data = meta.get("data", {})
+    data, model_labels = meta.get("data", {}), meta.get("labels", list(CANONICAL_LABELS))
     stored = RatingBins.from_dict(data["rating_bins"]) if data.get("rating_bins") else None
-    # A scale the file states itself (4/5, ★★★☆☆) is kept; one guessed from its values gives way to the model's.
-    if stored and (gold.scale_inferred or stored.scale == gold.rating_bins.scale):
-        gold = read_gold_labels(table, label_col, gold.column, None, stored)
-        gold.source += ", the model's bins"
-    elif gold.scale_inferred and data.get("rating_scale") in (5, 10) and data["rating_scale"] != gold.rating_bins.scale:
-        # The scale guessed from this file's ratings (all 1-5, say) is not the one the model learned from.
-        gold = read_gold_labels(table, label_col, gold.column, data["rating_scale"])
-        gold.source += ", the model's scale"
+    learned = stored or (RatingBins.default(data["rating_scale"]) if data.get("rating_scale") in (5, 10) else None)
+    if learned is None:
+        return gold
+    found, column = gold.rating_bins, gold.column
+    if learned.scale != found.scale and not gold.scale_inferred:
+        gold.warnings.append(
+            f"The ratings in {column!r} state a {found.scale}-point scale, the model learned {learned.scale}-point "
+            f"ratings: they are binned on the file's own scale ({found.describe()})."
+        )
+        return gold
+    if learned.scale < found.scale:
+        raise RsError(
+            f"Ratings in {column!r} go above {learned.scale}, the top of the scale the model learned "
+            f"({learned.describe()}). If they are {found.scale}-point ratings, pass --rating-scale {found.scale} "
+            f"--rating-bins {_for_classes(RatingBins.default(found.scale), model_labels).spec()} (or other ranges "
+            "for the model's classes)."
+        )
+    if learned == found and stored is None:
+        return gold  # the model's scale and default bins: what the file gave already
+    guessed = gold.scale_inferred and learned.scale != found.scale
+    gold = read_gold_labels(table, label_col, column, None, learned)
+    gold.source += ", the model's bins" if stored else ", the model's scale"
+    if guessed:
+        gold.warnings.append(
+            f"No rating in {column!r} is above {found.scale}: binned on the model's {learned.scale}-point scale. "
+            f"If the file is {found.scale}-point, pass --rating-scale {found.scale} --rating-bins "
+            f"{_for_classes(RatingBins.default(found.scale), model_labels).spec()}."
+        )
     return gold
+
+
+def _for_classes(bins: RatingBins, labels: list[str]) -> RatingBins:
+    """`bins` with the ranges of classes not in `labels` left empty (a binary model has no neutral)."""
+    ranges = (bins.negative, bins.neutral, bins.positive)
+    return RatingBins(
+        bins.scale,
+        *(bounds if label in labels else None for label, bounds in zip(CANONICAL_LABELS, ranges, strict=True)),
+    )
 
 
 def _unknown_labels_error(unknown: list[str], gold, model_dir: Path, model_labels: list[str]) -> RsError:
     message = f"The data has labels {unknown} that the model {model_dir} does not know ({model_labels})."
     if gold.rating_bins:
-        spec = RatingBins(
-            gold.rating_bins.scale,
-            *(
-                bounds if label in model_labels else None
-                for label, bounds in zip(
-                    CANONICAL_LABELS,
-                    (gold.rating_bins.negative, gold.rating_bins.neutral, gold.rating_bins.positive),
-                    strict=True,
-                )
-            ),
-        ).spec()
         return RsError(
-            f"{message} Bin the ratings into the model's classes only, e.g. --rating-bins {spec} (an empty range "
-            "skips that class; its ratings are left out)."
+            f"{message} Bin the ratings into the model's classes only, e.g. --rating-bins "
+            f"{_for_classes(gold.rating_bins, model_labels).spec()} (an empty range skips that class; its ratings "
+            "are left out)."
         )
     return RsError(f"{message} Leave those rows out, or evaluate a model trained with those classes.")
 
@@ -249,6 +278,8 @@ def evaluate_file(
             EvaluatePlan(
                 str(model_dir),
                 model_is_default,
+                model_type_of(predictor.meta),
+                predictor.labels,
                 predictor.device,
                 choice,
                 gold.source,
@@ -263,6 +294,7 @@ def evaluate_file(
         prepared = predictor.prepare(table[text_column].iloc[labeled].tolist(), on_progress=normalized)
         probabilities = predictor.score(prepared, on_batch=scored)
         scored(prepared.rows - len(prepared.scored))
+    scoring_seconds = time.perf_counter() - started - startup_seconds
     scored_mask = ~np.isnan(probabilities).any(axis=1)
     rows = [row for row, ok in zip(labeled, scored_mask, strict=True) if ok]
     probabilities = probabilities[scored_mask]
@@ -315,7 +347,9 @@ def evaluate_file(
         restricted_scores=restricted,
         output_dir=str(output_dir),
         files=files,
+        unlabeled_note=gold.describe_unlabeled(),
         startup_seconds=round(startup_seconds, 2),
+        scoring_seconds=round(scoring_seconds, 2),
     )
     report.seconds = round(time.perf_counter() - started, 2)
     Path(files["metrics"]).write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2), encoding="utf-8")

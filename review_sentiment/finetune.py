@@ -117,7 +117,7 @@ class TrainingData:
 class FinetuneResult:
     output_dir: Path
     labels: list[str]
-    best_epoch: int
+    best_epoch: int | None  # None for the TF-IDF baseline, which has no epochs
     metrics: dict
     history: list[dict]
     data: dict
@@ -711,8 +711,9 @@ def finetune(
     train_rows, validation_rows = stratified_split(data.labels, args.validation_fraction, args.seed)
     if len(validation_rows) < 30:
         warnings.append(
-            f"Only {len(validation_rows)} reviews are held out for validation: the best epoch and the reported "
-            "scores are noisy. More labeled data (or --validation-fraction) helps."
+            f"Only {len(validation_rows)} reviews are held out for validation: the reported scores"
+            f"{'' if is_tfidf else ' and the choice of the best epoch'} are noisy. More labeled data (or "
+            "--validation-fraction) helps."
         )
     counts = ", ".join(f"{label} {data.labels.count(label)}" for label in label_names)
     say(
@@ -905,8 +906,8 @@ def _fit_tfidf(data, label_names, split, args, warnings, say) -> _Trained:
     scores = _scores(
         [label_names.index(data.labels[i]) for i in validation_rows], probabilities.argmax(axis=1).tolist(), label_names
     )
-    say(f"validation accuracy {scores['accuracy']:.4f} · macro-F1 {scores['macro_f1']:.4f} ({fit_seconds:.0f}s)")
-    history = [{"epoch": 1, **scores, "fit_seconds": round(fit_seconds, 1)}]
+    say(f"Fitted in {fit_seconds:.1f}s")
+    history = [{**scores, "fit_seconds": round(fit_seconds, 1)}]  # one fit: no epochs
 
     def write(folder: Path) -> dict:
         classifier.save(folder)
@@ -922,4 +923,4 @@ def _fit_tfidf(data, label_names, split, args, warnings, say) -> _Trained:
         "features": {"char": len(classifier.char.vocabulary_), "word": len(classifier.word.vocabulary_)},
         "device": "cpu",
     }
-    return _Trained(write, meta, history, {"epoch": 1, **scores})
+    return _Trained(write, meta, history, {"epoch": None, **scores})

@@ -400,6 +400,12 @@ def parse_ratings(
         bins = given_bins
     else:
         bins = RatingBins.parse(rating_bins, scale) if rating_bins else RatingBins.default(scale)
+    highest = max(rating.value for rating in ratings.values())
+    if highest > bins.scale:  # a scale that was given (--rating-scale, a model's bins) and is too small
+        raise RsError(
+            f"Ratings in {column!r} go up to {highest:g}, above the {bins.scale}-point scale they are binned on. "
+            "Pass --rating-scale with the file's scale (5 or 10), and --rating-bins for it if needed."
+        )
     label_of = {cell: bins.label_for(rating.value) for cell, rating in ratings.items()}
     labels = [label_of[cell] if cell else None for cell in cells]
     outside = Counter(f"{ratings[cell].value:g}" for cell in cells if cell and label_of[cell] is None)

@@ -356,7 +356,8 @@ def model_card(meta: dict) -> str:
         "— `rs predict` applies it to raw text",
         f"- Training data: {data.get('path', '?')}, {data.get('rows_used', '?')} labeled reviews "
         f"({data.get('label_source', '?')}); counts {data.get('label_counts', {})}",
-        f"- Best epoch {metrics.get('best_epoch', '?')}: validation accuracy {metrics.get('accuracy', '?')}, "
+        ("- " if metrics.get("best_epoch") is None else f"- Best epoch {metrics['best_epoch']}: ")
+        + f"validation accuracy {metrics.get('accuracy', '?')}, "
         f"macro-F1 {metrics.get('macro_f1', '?')} on {data.get('rows_validation', '?')} held-out reviews",
         "",
         "## Use",
@@ -404,8 +405,9 @@ def list_models(models_dir: str | Path = MODELS_DIR) -> list[dict]:
                     {
                         "name": folder.name,
                         "kind": meta.get("model_type", TRANSFORMER),
+                        "architecture": base.get("model_type"),  # electra, bert; None for tfidf
                         "base": base.get("alias") or base.get("source") or base.get("name", "?"),
-                        "labels": ", ".join(meta.get("labels", [])),
+                        "labels": [_label_name(label) for label in meta.get("labels", [])],
                         "training_rows": meta.get("data", {}).get("rows_train"),
                         "validation_macro_f1": meta.get("metrics", {}).get("macro_f1"),
                         "created": meta.get("created", ""),
@@ -419,7 +421,7 @@ def list_models(models_dir: str | Path = MODELS_DIR) -> list[dict]:
                         "name": folder.name,
                         "kind": "pretrained base",
                         "base": base.get("source") or f"scratch ({meta.get('arguments', {}).get('size', '?')})",
-                        "labels": "",
+                        "labels": [],
                         "training_rows": meta.get("corpus", {}).get("reviews"),
                         "validation_macro_f1": None,
                         "created": meta.get("created", ""),
@@ -431,13 +433,19 @@ def list_models(models_dir: str | Path = MODELS_DIR) -> list[dict]:
                     "name": folder.name,
                     "kind": f"unreadable: {error}",
                     "base": "",
-                    "labels": "",
+                    "labels": [],
                     "training_rows": None,
                     "validation_macro_f1": None,
                     "created": "",
                 }
             )
     return sorted(rows, key=lambda row: row["created"], reverse=True)
+
+
+def _label_name(label: object) -> str:
+    if not isinstance(label, str):
+        raise TypeError(f"labels must be names, got {label!r}")
+    return label
 
 
 def model_details(folder: str | Path) -> tuple[dict[str, str], dict]:
@@ -471,7 +479,7 @@ def model_details(folder: str | Path) -> tuple[dict[str, str], dict]:
         "rows": f"{data.get('rows_train', '?')} train / {data.get('rows_validation', '?')} validation of "
         f"{data.get('rows_total', '?')} ({data.get('rows_unlabeled', 0)} unlabeled)",
         "validation": f"accuracy {metrics.get('accuracy', '?')}, macro-F1 {metrics.get('macro_f1', '?')}"
-        + (f", best epoch {metrics['best_epoch']}" if model_type_of(meta) != TFIDF and "best_epoch" in metrics else ""),
+        + (f", best epoch {metrics['best_epoch']}" if metrics.get("best_epoch") is not None else ""),
         "max length": str(meta.get("max_length", "-")),
         "normalization": NormalizationRecipe.from_dict(meta["normalization"]).describe(),
         "training arguments": json.dumps(meta.get("training_args", {}), ensure_ascii=False),

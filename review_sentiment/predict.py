@@ -85,9 +85,10 @@ class PredictSummary:
         return max(self.seconds - self.startup_seconds, 0.0)
 
     @property
-    def reviews_per_second(self) -> float:
-        """Rows this run labeled per second of labeling (start-up excluded: it does not grow with the file)."""
-        return self.scored_now / self.work_seconds if self.work_seconds else 0.0
+    def reviews_per_second(self) -> float | None:
+        """Rows this run labeled per second of labeling (start-up excluded: it does not grow with the file); None
+        when the labeling took too little time to tell."""
+        return self.scored_now / self.work_seconds if self.work_seconds >= 0.5 else None
 
 
 @dataclass

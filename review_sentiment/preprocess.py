@@ -63,10 +63,10 @@ class PreprocessSummary:
     startup_seconds: float = 0.0  # before the first row: reading the file's layout, loading kiwipiepy
 
     @property
-    def rows_per_second(self) -> float:
-        """Rows normalized per second of work (start-up excluded)."""
+    def rows_per_second(self) -> float | None:
+        """Rows normalized per second of work (start-up excluded); None when the work took too little time to tell."""
         work = self.seconds - self.startup_seconds
-        return self.rows_in / work if work > 0 else 0.0
+        return self.rows_in / work if work >= 0.5 else None
 
 
 @dataclass

@@ -486,6 +486,7 @@ def _ctrl_c_on_call(call: int, function):
 
 # ------------------------------------------------------------------ a new user's first hour (issue 12)
 
+LABELS3 = ["negative", "neutral", "positive"]
 KOREAN_AND_ENGLISH = [
     ("배송이 빨라서 좋아요", "Fast delivery, I like it", "positive"),
     ("포장이 엉망이라 실망했어요", "The packaging was a mess", "negative"),
@@ -512,19 +513,22 @@ def test_results_go_to_stdout_and_messages_to_stderr(tmp_path, monkeypatch):
     (tmp_path / "reviews.csv").write_bytes(SAMPLE.read_bytes())
     result = runner.invoke(app, ["finetune", "reviews.csv", "--base", "tfidf", "--name", "a-rather-long-model-name"])
     assert result.exit_code == 0 and not result.stdout  # messages only
+    assert runner.invoke(app, ["finetune", "reviews.csv", "--base", "tfidf"]).exit_code == 0  # a default name
     result = runner.invoke(app, ["models"])
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "KIND", "CLASSES", "VAL-F1", "CREATED"]
-    assert len(lines) == 2 and lines[1].startswith("a-rather-long-model-name  tfidf")
+    assert lines[0].split() == ["CREATED", "KIND", "CLASSES", "VAL-F1", "NAME"]
+    assert len(lines) == 3
+    assert any(line.endswith("tfidf       neg,neu,pos  0.6560  a-rather-long-model-name") for line in lines)
+    assert any(line.split()[-1].startswith("tfidf-reviews-2") for line in lines)
     assert max(len(line) for line in lines) <= 80 and "rs models NAME" in result.stderr
     listed = json.loads(runner.invoke(app, ["models", "--json"]).stdout)
-    assert [row["name"] for row in listed] == ["a-rather-long-model-name"]
+    assert {row["name"] for row in listed} >= {"a-rather-long-model-name"} and listed[0]["labels"] == LABELS3
     details = runner.invoke(app, ["models", "a-rather-long-model-name"]).stdout
     assert "labels: negative, neutral, positive" in details and "text column 'review'" in details
     meta = json.loads(runner.invoke(app, ["models", "a-rather-long-model-name", "--json"]).stdout)
     assert meta["model_type"] == "tfidf"
     result = runner.invoke(app, ["models", "nope"])
-    assert result.exit_code == 1 and "No model folder" in result.stderr
+    assert result.exit_code == 1 and "No model 'nope' under models/" in result.stderr
 
 
 def test_the_korean_column_is_chosen_and_said_before_the_work(tmp_path, monkeypatch):
@@ -576,6 +580,7 @@ def test_tfidf_says_which_options_it_ignores_and_has_no_epochs(tmp_path, monkeyp
     assert result.exit_code == 0, result.output
     assert "Warning: --epochs, --learning-rate, --max-length do not apply to --base tfidf" in result.output
     assert "Best epoch" not in result.output and "TF-IDF baseline: validation accuracy" in result.output
+    assert result.output.count("validation accuracy") == 1
     result = runner.invoke(app, ["finetune", "reviews.csv", "--base", "tfidf", "--name", "plain"])
     assert "do not apply" not in result.output and "does not apply" not in result.output
 
@@ -590,9 +595,25 @@ def test_evaluate_bins_ratings_as_the_model_learned_them(tmp_path, monkeypatch):
     result = runner.invoke(app, ["evaluate", "stars.csv"])
     assert result.exit_code == 0, result.output
     assert "negative 1-4, neutral -, positive 9-10), the model's bins" in result.output
-    assert "skipped 85 unlabeled" in result.output or "unlabeled" in result.output
+    assert "skipped: 0 without a label, 90 ratings in no bin (6 ×90" in result.output
     result = runner.invoke(app, ["evaluate", "stars.csv", "--rating-bins", "1-4,5-8,9-10"])
     assert result.exit_code == 1 and "--rating-bins 1-4,,9-10" in result.output
+    # A 5-star file: its ratings go no higher than 5, so they might be low 10-point ones; the model's scale is
+    # used, with a warning that says how to read them as 5-point.
+    five = {"negative": "1", "neutral": "3", "positive": "5"}
+    pd.DataFrame({"review": table["review"], "stars": table["label"].map(five)}).to_csv("five.csv", index=False)
+    result = runner.invoke(app, ["evaluate", "five.csv"])
+    assert result.exit_code == 0, result.output
+    assert "binned on the model's 10-point scale" in result.output
+    assert "pass --rating-scale 5 --rating-bins 1-2,,4-5" in result.output
+    assert "140 ratings in no bin (5 ×140" in result.output  # the skipped ratings, by value
+    result = runner.invoke(app, ["evaluate", "five.csv", "--rating-scale", "5", "--rating-bins", "1-2,,4-5"])
+    assert result.exit_code == 0 and "5-point: negative 1-2, neutral -, positive 4-5" in result.output
+    # A 5-point model on 10-point ratings: refused, with the options for the file's own scale.
+    assert runner.invoke(app, ["finetune", "five.csv", "--base", "tfidf", "--name", "five"]).exit_code == 0
+    result = runner.invoke(app, ["evaluate", "stars.csv", "--model", "models/five"])
+    assert result.exit_code == 1 and "go above 5" in result.output
+    assert "--rating-scale 10 --rating-bins 1-4,5-8,9-10" in result.output
 
 
 def test_replacing_an_output_is_said_and_small_runs_print_no_silly_rate(tmp_path, monkeypatch):

@@ -123,8 +123,16 @@ def test_numbers_mixed_with_words_are_called_that():
         parse_label_values(["1", "0", "-1", "긍정", "NEG"], "label")
 
 
-def test_ratings_above_the_top_range_are_in_no_bin():
-    assert parse_ratings(["5.5", "6", "5"], "rating", scale=5).labels == [None, None, "positive"]
+def test_ratings_above_the_top_range_are_in_no_bin_and_above_the_scale_an_error():
+    assert parse_ratings(["4.5", "5", "3"], "rating", scale=5, rating_bins="1-2,,3-4").labels == [
+        None,
+        None,
+        "positive",
+    ]
+    with pytest.raises(RsError, match="go up to 6, above the 5-point scale.*--rating-scale"):
+        parse_ratings(["5.5", "6", "5"], "rating", scale=5)
+    with pytest.raises(RsError, match="go up to 10, above the 5-point scale"):
+        parse_ratings(["10", "2"], "rating", rating_bins=RatingBins.default(5))
 
 
 def test_a_lowest_range_above_one_star_leaves_the_ratings_below_it_out():
