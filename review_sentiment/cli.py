@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -167,8 +168,6 @@ def preprocess(
     repeats collapsed (ㅋㅋㅋㅋ → ㅋㅋ, prices untouched), sentences separated with kiwipiepy. The same
     recipe is stored with the model and re-applied by `rs predict`.
     """
-    from dataclasses import asdict
-
     from review_sentiment.normalize import NormalizationRecipe
     from review_sentiment.preprocess import preprocess_file
 
@@ -358,8 +357,6 @@ def finetune(
     console.print(f"Saved model to [bold]{result.output_dir}[/] in {result.seconds:.0f}s")
     console.print(f"Next: rs predict reviews.csv -o labeled.csv --model {result.output_dir}")
     if json_output:
-        from dataclasses import asdict
-
         print_json(asdict(result))
 
 
@@ -487,8 +484,6 @@ def pretrain(
     console.print(f"Saved to [bold]{result.output_dir}[/]")
     console.print(f"Next: rs finetune labeled.csv --base {result.output_dir}")
     if json_output:
-        from dataclasses import asdict
-
         print_json(asdict(result))
 
 
@@ -621,8 +616,6 @@ def predict(
     replaced = " (replaced the file that was there)" if summary.replaced_output else ""
     console.print(f"Wrote [bold]{summary.output_path}[/]{replaced}")
     if json_output:
-        from dataclasses import asdict
-
         print_json({**asdict(summary), "reviews_per_second": _rounded(summary.reviews_per_second)})
 
 
@@ -722,8 +715,6 @@ def evaluate(
         )
     console.print(f"Wrote {', '.join(report.files.values())}")
     if json_output:
-        from dataclasses import asdict
-
         print_json({**asdict(report), "reviews_per_second": _rounded(report.reviews_per_second)})
 
 
