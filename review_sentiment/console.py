@@ -36,8 +36,11 @@ def rate(count: float, seconds: float, unit: str = "rows") -> str:
     """'8,120 rows/s'; '' when the time is too short for a rate to mean anything (2 rows in 0.05 s)."""
     if seconds < 0.5 or count < 1:
         return ""
-    per_second = count / seconds
-    return f"{per_second:,.1f} {unit}/s" if per_second < 10 else f"{per_second:,.0f} {unit}/s"
+    return f"{_speed(count / seconds)} {unit}/s"
+
+
+def _speed(per_second: float) -> str:
+    return f"{per_second:,.1f}" if per_second < 10 else f"{per_second:,.0f}"
 
 
 class RateColumn(ProgressColumn):
@@ -50,8 +53,7 @@ class RateColumn(ProgressColumn):
         done = task.completed - task.fields.get("start", 0)
         if not elapsed or elapsed < 0.5 or done <= 0:
             return Text("")
-        speed = done / elapsed
-        return Text(f"{speed:,.1f}/s" if speed < 10 else f"{speed:,.0f}/s")
+        return Text(f"{_speed(done / elapsed)}/s")
 
 
 def progress_bar() -> Progress:
