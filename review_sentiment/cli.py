@@ -177,7 +177,7 @@ def preprocess(
         nonlocal warned
         sheet = f", sheet '{plan.sheet}'" if plan.sheet else ""
         console.print(
-            f"Reading {plan.rows} rows from {plan.input_path}{sheet} · text column {plan.text_column.describe()}"
+            f"Reading {plan.rows:,} rows from {plan.input_path}{sheet} · text column {plan.text_column.describe()}"
         )
         warned = bool(plan.text_column.warnings)
         _print_warnings(plan.text_column.warnings)
@@ -216,7 +216,7 @@ def preprocess(
     _print_output_changes(summary.output_changes)
     replaced = " (replaced the file that was there)" if summary.replaced_output else ""
     console.print(
-        f"Wrote {summary.rows_out} rows to [bold]{summary.output_path}[/]{replaced} in "
+        f"Wrote {summary.rows_out:,} rows to [bold]{summary.output_path}[/]{replaced} in "
         f"{_timing(summary.seconds, summary.startup_seconds, summary.rows_in, 'rows')}"
     )
     console.print("Next: rs finetune --base kcelectra (offline: --base ./DOWNLOADED-FOLDER, or --base tfidf)")
@@ -574,7 +574,7 @@ def predict(
             f"{number_format})"
         )
         sheet = f", sheet '{plan.sheet}'" if plan.sheet else ""
-        console.print(f"Labeling {plan.rows} rows of {input_path}{sheet} · text column {plan.text_column.describe()}")
+        console.print(f"Labeling {plan.rows:,} rows of {input_path}{sheet} · text column {plan.text_column.describe()}")
         _print_warnings(plan.text_column.warnings)
         _print_replacing(plan.output_path, plan.output_exists)
 
@@ -597,11 +597,11 @@ def predict(
             on_start=announce,
         )
     distribution = ", ".join(
-        f"{label} {n} ({n / summary.scored:.1%})" if summary.scored else f"{label} 0"
+        f"{label} {n:,} ({n / summary.scored:.1%})" if summary.scored else f"{label} 0"
         for label, n in summary.label_counts.items()
     )
     timing = _timing(summary.seconds, summary.startup_seconds, summary.scored_now, "reviews")
-    console.print(f"Labeled {summary.scored} of {summary.rows} rows in {timing}: {distribution}")
+    console.print(f"Labeled {summary.scored:,} of {summary.rows:,} rows in {timing}: {distribution}")
     if summary.resumed_chunks:
         console.print(f"Resumed: {summary.resumed_chunks} of {summary.chunks} chunks came from the interrupted run")
     if summary.unscored:
@@ -643,7 +643,9 @@ def evaluate(
     text_col: str | None = typer.Option(None, "--text-col", help="Column with the review text."),
     label_col: str | None = typer.Option(None, "--label-col", help="Label column (as for finetune)."),
     rating_col: str | None = typer.Option(None, "--rating-col", help="Star-rating column to bin into labels."),
-    rating_scale: int | None = typer.Option(None, "--rating-scale", help="5 or 10 [default: from the data]."),
+    rating_scale: int | None = typer.Option(
+        None, "--rating-scale", help="5 or 10 [default: the scale the file states (4/5, ★★★★☆), else the model's]."
+    ),
     rating_bins: str | None = typer.Option(
         None, "--rating-bins", help="NEGATIVE,NEUTRAL,POSITIVE rating ranges, e.g. 1-4,,9-10 (as for finetune)."
     ),
@@ -678,7 +680,7 @@ def evaluate(
             f"Model: {plan.model_dir} ({chosen}{plan.model_type}, {'/'.join(plan.labels)}, {plan.device}{scored_as})"
         )
         console.print(
-            f"Evaluating {plan.labeled} labeled of {plan.rows} rows of {data} · text column "
+            f"Evaluating {plan.labeled:,} labeled of {plan.rows:,} rows of {data} · text column "
             f"{plan.text_column.describe()} · labels from the {plan.label_source}"
         )
         _print_warnings(plan.warnings)
@@ -703,7 +705,7 @@ def evaluate(
         )
     speed = rate(report.evaluated, report.scoring_seconds, "reviews")
     console.print(
-        f"Evaluated {report.evaluated} of {report.rows} rows in {report.seconds:.1f}s (start-up "
+        f"Evaluated {report.evaluated:,} of {report.rows:,} rows in {report.seconds:.1f}s (start-up "
         f"{report.startup_seconds:.1f}s, scoring {report.scoring_seconds:.1f}s{', ' + speed if speed else ''}); "
         f"skipped: {report.unlabeled_note}, {report.skipped_empty} with empty text"
     )
@@ -742,8 +744,8 @@ def models(
         False, "--json", metavar="", help="Print JSON: the list, or with NAME the model's whole rs_meta.json."
     ),
 ) -> None:
-    """List the models under models/, one line each (newest first), on stdout: name, kind, classes, validation
-    macro-F1, created. `rs models NAME` shows one model in full."""
+    """List the models under models/, one line each (newest first), on stdout: created, kind, classes, validation
+    macro-F1 and the name, last and whole. `rs models NAME` shows one model in full."""
     from review_sentiment.modelstore import list_models, model_details
 
     with _reported_errors():
@@ -763,6 +765,9 @@ def models(
         print_json(rows)
         return
     if not rows:
+        if not models_dir.is_dir():
+            console.print(f"There is no folder {models_dir}/ (--models-dir). Train a model with `rs finetune`.")
+            return
         console.print(f"No models under {models_dir}/. Train one with `rs finetune`.")
         return
     # The name comes last, whole (to copy into --model), so that a long one cannot push the other columns out of line.

@@ -79,6 +79,8 @@ class EvaluationReport:
     restricted_scores: dict | None = None
     output_dir: str = ""
     files: dict[str, str] = field(default_factory=dict)
+    skipped_outside_bins: dict[str, int] = field(default_factory=dict)  # rating → rows in no bin (of skipped_unlabeled)
+    trained_on_this_file: bool = False  # the file the model was trained on: the scores are inflated
     unlabeled_note: str = ""  # e.g. "3 without a label, 90 ratings in no bin (6 ×90; ...)"
     seconds: float = 0.0
     startup_seconds: float = 0.0  # loading the file, the model and kiwipiepy, before the first review
@@ -104,7 +106,7 @@ def plot_confusion_matrices(panels: list[tuple[dict, str]], path: Path, title: s
         import koreanize_matplotlib  # noqa: F401
 
     sizes = [len(scores["labels"]) for scores, _ in panels]
-    width = sum(1.6 * n + 2 for n in sizes)
+    width = max(sum(1.6 * n + 2 for n in sizes), 7.5)  # room for the footer under a single 2 x 2 panel
     height = 1.4 * max(sizes) + 2.2
     figure, axes_row = plt.subplots(
         1, len(panels), figsize=(width, height), dpi=120, gridspec_kw={"width_ratios": sizes}, squeeze=False
@@ -192,9 +194,12 @@ def model_gold_labels(
         return gold
     found, column = gold.rating_bins, gold.column
     if learned.scale != found.scale and not gold.scale_inferred:
+        # The file's own scale, in the model's classes only (a binary model has no neutral to bin into).
+        own = _for_classes(RatingBins.default(found.scale), model_labels)
+        gold = read_gold_labels(table, label_col, column, None, own)
         gold.warnings.append(
             f"The ratings in {column!r} state a {found.scale}-point scale, the model learned {learned.scale}-point "
-            f"ratings: they are binned on the file's own scale ({found.describe()})."
+            f"ratings: they are binned on the file's own scale ({own.describe()})."
         )
         return gold
     if learned.scale < found.scale:
@@ -273,6 +278,12 @@ def evaluate_file(
         raise _unknown_labels_error(unknown, gold, model_dir, predictor.labels)
 
     labeled = [i for i, label in enumerate(gold.labels) if label is not None]
+    trained_on_this_file = str(data_path.resolve()) == predictor.meta.get("data", {}).get("path")
+    if trained_on_this_file:
+        gold.warnings.append(
+            f"The model was trained on {data_path} (its validation split is part of it): these scores are inflated. "
+            "Evaluate on reviews it has not seen."
+        )
     if on_start:
         on_start(
             EvaluatePlan(
@@ -347,6 +358,8 @@ def evaluate_file(
         restricted_scores=restricted,
         output_dir=str(output_dir),
         files=files,
+        skipped_outside_bins=gold.outside_bins,
+        trained_on_this_file=trained_on_this_file,
         unlabeled_note=gold.describe_unlabeled(),
         startup_seconds=round(startup_seconds, 2),
         scoring_seconds=round(scoring_seconds, 2),

@@ -165,7 +165,7 @@ def load_training_data(
         label_options.rating_scale,
         label_options.rating_bins,
     )
-    say(f"Data: {path} — {len(table)} rows · text column {choice.describe()} · labels from the {gold.source}")
+    say(f"Data: {path} — {len(table):,} rows · text column {choice.describe()} · labels from the {gold.source}")
     for warning in [*choice.warnings, *gold.warnings]:
         say(f"[yellow]Warning:[/] {warning}")
     if from_preprocess:
@@ -715,9 +715,9 @@ def finetune(
             f"{'' if is_tfidf else ' and the choice of the best epoch'} are noisy. More labeled data (or "
             "--validation-fraction) helps."
         )
-    counts = ", ".join(f"{label} {data.labels.count(label)}" for label in label_names)
+    counts = ", ".join(f"{label} {data.labels.count(label):,}" for label in label_names)
     say(
-        f"{len(data.texts)} labeled reviews ({counts}); skipped: {data.unlabeled_note}, "
+        f"{len(data.texts):,} labeled reviews ({counts}); skipped: {data.unlabeled_note}, "
         f"{data.rows_empty_text} with empty text"
     )
 

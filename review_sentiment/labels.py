@@ -175,10 +175,11 @@ class RatingBins:
         return None
 
     def describe(self) -> str:
-        return (
-            f"{self.scale}-point: negative {self._range_text(self.negative, '-')}, "
-            f"neutral {self._range_text(self.neutral, '-')}, positive {self._range_text(self.positive, '-')}"
-        )
+        """E.g. "10-point: negative 1-4, neutral 5-8, positive 9-10"; a skipped class is named as such."""
+        named = list(zip(CANONICAL_LABELS, (self.negative, self.neutral, self.positive), strict=True))
+        shown = [f"{label} {self._range_text(bounds, '-')}" for label, bounds in named if bounds]
+        skipped = [f"no {label}" for label, bounds in named if not bounds]
+        return f"{self.scale}-point: {', '.join(shown + skipped)}"
 
 
 @dataclass
@@ -401,6 +402,13 @@ def parse_ratings(
     else:
         bins = RatingBins.parse(rating_bins, scale) if rating_bins else RatingBins.default(scale)
     highest = max(rating.value for rating in ratings.values())
+    top = max(bounds[1] for bounds in (bins.negative, bins.neutral, bins.positive) if bounds)
+    if isinstance(rating_bins, str) and top < highest <= bins.scale and top <= bins.scale / 2:
+        # 1-2,3,4-5 on a 10-point file: 5-point ranges; everything above 5 would be left out without a word
+        warnings.append(
+            f"The --rating-bins ranges end at {top:g}, but ratings in {column!r} go up to {highest:g} on a "
+            f"{bins.scale}-point scale: the rows above {top:g} are left out. Are the ranges for another scale?"
+        )
     if highest > bins.scale:  # a scale that was given (--rating-scale, a model's bins) and is too small
         raise RsError(
             f"Ratings in {column!r} go up to {highest:g}, above the {bins.scale}-point scale they are binned on. "

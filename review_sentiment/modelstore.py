@@ -346,7 +346,7 @@ def model_card(meta: dict) -> str:
     lines = [
         f"# {meta.get('name', 'rs model')}",
         "",
-        "Korean review sentiment classifier fine-tuned with `rs finetune` "
+        "Korean review sentiment classifier trained with `rs finetune` "
         f"(review-sentiment {meta.get('library_versions', {}).get('review-sentiment', '?')}).",
         "",
         f"- Labels: {', '.join(meta['labels'])}",
@@ -477,14 +477,15 @@ def model_details(folder: str | Path) -> tuple[dict[str, str], dict]:
         "trained on": f"{data.get('path', '?')} (text column '{data.get('text_column', '?')}', labels from the "
         f"{data.get('label_source', '?')})",
         "rows": f"{data.get('rows_train', '?')} train / {data.get('rows_validation', '?')} validation of "
-        f"{data.get('rows_total', '?')} ({data.get('rows_unlabeled', 0)} unlabeled)",
+        f"{data.get('rows_total', '?')} ({data.get('rows_unlabeled', 0)} without a label or in no rating bin)",
         "validation": f"accuracy {metrics.get('accuracy', '?')}, macro-F1 {metrics.get('macro_f1', '?')}"
         + (f", best epoch {metrics['best_epoch']}" if metrics.get("best_epoch") is not None else ""),
-        "max length": str(meta.get("max_length", "-")),
         "normalization": NormalizationRecipe.from_dict(meta["normalization"]).describe(),
         "training arguments": json.dumps(meta.get("training_args", {}), ensure_ascii=False),
         "library versions": ", ".join(f"{k} {v}" for k, v in meta.get("library_versions", {}).items()),
     }
+    if "max_length" in meta:  # transformers only
+        details["max length"] = f"{meta['max_length']} tokens (longer reviews are scored in parts)"
     if data.get("rating_bins"):
         from review_sentiment.labels import RatingBins
 

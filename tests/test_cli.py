@@ -256,7 +256,7 @@ def test_predict_killed_then_resumed_equals_an_uninterrupted_run(tmp_path, monke
     assert result.exit_code == 1 and "--resume" in result.output  # progress is never discarded silently
     result = runner.invoke(app, [*arguments, "--resume"])
     assert result.exit_code == 0, result.output
-    assert "Resumed:" in result.output and "Labeled 7200 of 7200 rows" in result.output
+    assert "Resumed:" in result.output and "Labeled 7,200 of 7,200 rows" in result.output
     predict_file("in.csv", "whole.csv", model_dir=tiny_model, chunk_rows=100)
     assert (tmp_path / "out.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
     assert not kept.exists()
@@ -594,7 +594,7 @@ def test_evaluate_bins_ratings_as_the_model_learned_them(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["evaluate", "stars.csv"])
     assert result.exit_code == 0, result.output
-    assert "negative 1-4, neutral -, positive 9-10), the model's bins" in result.output
+    assert "negative 1-4, positive 9-10, no neutral), the model's bins" in result.output
     assert "skipped: 0 without a label, 90 ratings in no bin (6 ×90" in result.output
     result = runner.invoke(app, ["evaluate", "stars.csv", "--rating-bins", "1-4,5-8,9-10"])
     assert result.exit_code == 1 and "--rating-bins 1-4,,9-10" in result.output
@@ -608,7 +608,7 @@ def test_evaluate_bins_ratings_as_the_model_learned_them(tmp_path, monkeypatch):
     assert "pass --rating-scale 5 --rating-bins 1-2,,4-5" in result.output
     assert "140 ratings in no bin (5 ×140" in result.output  # the skipped ratings, by value
     result = runner.invoke(app, ["evaluate", "five.csv", "--rating-scale", "5", "--rating-bins", "1-2,,4-5"])
-    assert result.exit_code == 0 and "5-point: negative 1-2, neutral -, positive 4-5" in result.output
+    assert result.exit_code == 0 and "5-point: negative 1-2, positive 4-5, no neutral" in result.output
     # A 5-point model on 10-point ratings: refused, with the options for the file's own scale.
     assert runner.invoke(app, ["finetune", "five.csv", "--base", "tfidf", "--name", "five"]).exit_code == 0
     result = runner.invoke(app, ["evaluate", "stars.csv", "--model", "models/five"])

@@ -91,3 +91,34 @@ def test_ratings_are_binned_on_the_scale_the_model_learned(tmp_path, sample_tabl
     assert "10-point" in older.label_source and "the model's scale" in older.label_source
     explicit = evaluate_file(tmp_path / "low.csv", model, output_dir=tmp_path / "e5", rating_scale=5)
     assert "5-point" in explicit.label_source  # an explicit --rating-scale still wins
+
+
+def test_a_file_that_states_another_scale_is_binned_on_it_in_the_models_classes(tmp_path, sample_table):
+    """A binary 10-point model (1-4,,9-10) on ratings written 4/5: the file's own 5-point bins, without the
+    neutral class the model lacks, and a warning that says so."""
+    ten = {"negative": "2", "neutral": "6", "positive": "10"}
+    train = pd.DataFrame({"review": sample_table["review"], "stars": sample_table["label"].map(ten)})
+    train.to_csv(tmp_path / "train.csv", index=False)
+    model = finetune(tmp_path / "train.csv", "tfidf", output_dir=tmp_path / "m", quiet=True, label_options=_bins())
+    five = {"negative": "1/5", "neutral": "3/5", "positive": "5/5"}
+    test = pd.DataFrame({"review": sample_table["review"], "stars": sample_table["label"].map(five)})
+    test.to_csv(tmp_path / "test.csv", index=False)
+    report = evaluate_file(tmp_path / "test.csv", model.output_dir, output_dir=tmp_path / "e")
+    assert "5-point: negative 1-2, positive 4-5, no neutral" in report.label_source
+    assert report.data_labels == ["negative", "positive"] and report.skipped_outside_bins == {"3": 90}
+
+
+def test_evaluating_on_the_training_file_is_warned_about(tmp_path):
+    seen = []
+    model = finetune(SAMPLE, "tfidf", output_dir=tmp_path / "m", quiet=True).output_dir
+    report = evaluate_file(SAMPLE, model, output_dir=tmp_path / "e", on_start=seen.append)
+    assert report.trained_on_this_file and "these scores are inflated" in seen[0].warnings[0]
+    other = tmp_path / "copy.csv"
+    other.write_bytes(SAMPLE.read_bytes())
+    assert not evaluate_file(other, model, output_dir=tmp_path / "e2").trained_on_this_file
+
+
+def _bins():
+    from review_sentiment.finetune import LabelOptions
+
+    return LabelOptions(rating_bins="1-4,,9-10")

@@ -274,3 +274,12 @@ def test_stored_bins_can_stand_in_for_the_spec():
     assert not gold.scale_inferred
     with pytest.raises(RsError, match="--rating-scale 5 disagrees with the rating bins' 10-point scale"):
         read_gold_labels(table, rating_scale=5, rating_bins=RatingBins.default(10))
+
+
+def test_ranges_for_a_smaller_scale_are_warned_about():
+    column = parse_ratings(["1", "3", "5", "8", "10"], "stars", rating_bins="1-2,3,4-5")
+    assert column.rating_bins.scale == 10 and column.labels == ["negative", "neutral", "positive", None, None]
+    (warning,) = column.warnings
+    assert "end at 5, but ratings in 'stars' go up to 10" in warning
+    assert not parse_ratings(["1", "3", "5"], "stars", rating_bins="1-2,3,4-5").warnings
+    assert not parse_ratings(["1", "5", "10"], "stars", rating_bins="1-4,,9-10").warnings
