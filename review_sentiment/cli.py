@@ -605,7 +605,8 @@ def predict(
     if summary.resumed_chunks:
         console.print(f"Resumed: {summary.resumed_chunks} of {summary.chunks} chunks came from the interrupted run")
     if summary.unscored:
-        console.print(f"{summary.unscored} rows have no text to score and got no label (reason in the note column)")
+        rows = "1 row has" if summary.unscored == 1 else f"{summary.unscored:,} rows have"
+        console.print(f"{rows} no text to score and got no label (reason in the note column)")
     if summary.split:
         console.print(
             f"{summary.split} review(s) longer than the model's maximum length were scored in parts (see note)"
