@@ -388,8 +388,8 @@ def parse_ratings(
     given_bins = rating_bins if isinstance(rating_bins, RatingBins) else None
     scale, scale_inferred = _resolve_scale(column, ratings, scale, given_bins)
     warnings = []
+    highest = max(rating.value for rating in ratings.values())
     if scale_inferred:
-        highest = max(rating.value for rating in ratings.values())
         scale = detect_rating_scale([highest])
         if scale == 5 and rating_bins is None:
             # Only the default bins depend on the guess; with --rating-bins the ranges decide the classes.
@@ -401,7 +401,6 @@ def parse_ratings(
         bins = given_bins
     else:
         bins = RatingBins.parse(rating_bins, scale) if rating_bins else RatingBins.default(scale)
-    highest = max(rating.value for rating in ratings.values())
     top = max(bounds[1] for bounds in (bins.negative, bins.neutral, bins.positive) if bounds)
     if isinstance(rating_bins, str) and top < highest <= bins.scale and top <= bins.scale / 2:
         # 1-2,3,4-5 on a 10-point file: 5-point ranges; everything above 5 would be left out without a word
