@@ -217,7 +217,7 @@ def preprocess(
     replaced = " (replaced the file that was there)" if summary.replaced_output else ""
     console.print(
         f"Wrote {summary.rows_out:,} rows to [bold]{summary.output_path}[/]{replaced} in "
-        f"{_timing(summary.seconds, summary.startup_seconds, summary.rows_in, 'rows')}"
+        f"{_timing(summary.seconds, summary.startup_seconds, summary.rows_per_second, 'rows')}"
     )
     console.print("Next: rs finetune --base kcelectra (offline: --base ./DOWNLOADED-FOLDER, or --base tfidf)")
     if json_output:
@@ -238,12 +238,11 @@ def _rounded(per_second: float | None) -> float | None:
     return None if per_second is None else round(per_second, 1)
 
 
-def _timing(seconds: float, startup_seconds: float, count: int, unit: str) -> str:
+def _timing(seconds: float, startup_seconds: float, speed: float | None, unit: str) -> str:
     """'12.3s (start-up 2.1s, then 8,120 rows/s)': the start-up (reading the layout, loading the model and
-    kiwipiepy) does not grow with the file, so the rate leaves it out."""
-    work = max(seconds - startup_seconds, 0.0)
-    speed = rate(count, work, unit)
-    return f"{seconds:.1f}s (start-up {startup_seconds:.1f}s{', then ' + speed if speed else ''})"
+    kiwipiepy) does not grow with the file, so the rate (the summary's property) leaves it out."""
+    shown = rate(speed, unit)
+    return f"{seconds:.1f}s (start-up {startup_seconds:.1f}s{', then ' + shown if shown else ''})"
 
 
 @app.command(cls=RsCommand, epilog=EXIT_CODES)
@@ -600,7 +599,7 @@ def predict(
         f"{label} {n:,} ({n / summary.scored:.1%})" if summary.scored else f"{label} 0"
         for label, n in summary.label_counts.items()
     )
-    timing = _timing(summary.seconds, summary.startup_seconds, summary.scored_now, "reviews")
+    timing = _timing(summary.seconds, summary.startup_seconds, summary.reviews_per_second, "reviews")
     console.print(f"Labeled {summary.scored:,} of {summary.rows:,} rows in {timing}: {distribution}")
     if summary.resumed_chunks:
         console.print(f"Resumed: {summary.resumed_chunks} of {summary.chunks} chunks came from the interrupted run")
@@ -704,7 +703,7 @@ def evaluate(
             escape_formulas=not no_escape_formulas,
             on_start=announce,
         )
-    speed = rate(report.evaluated, report.scoring_seconds, "reviews")
+    speed = rate(report.reviews_per_second, "reviews")
     console.print(
         f"Evaluated {report.evaluated:,} of {report.rows:,} rows in {report.seconds:.1f}s (start-up "
         f"{report.startup_seconds:.1f}s, scoring {report.scoring_seconds:.1f}s{', ' + speed if speed else ''}); "

@@ -40,6 +40,7 @@ TEXT_COLUMN_NAMES = (
 )
 SAMPLE_ROWS = 1000  # rows looked at to judge what a column holds
 MOSTLY_HANGUL = 0.5  # share of a column's non-empty sampled cells with Hangul for it to count as Korean text
+LITTLE_HANGUL = 0.1  # below this share a well-named column gives way to a Korean one (an English translation)
 _HANGUL = re.compile("[\uac00-\ud7a3\u3131-\u318e]")  # syllables and compatibility jamo (ㅋㅋ, ㅠㅠ)
 
 
@@ -70,7 +71,7 @@ def hangul_shares(sample: pd.DataFrame | None, columns: Sequence[str]) -> dict[s
 
 
 def _filled(cell: object) -> bool:
-    return cell is not None and cell == cell and str(cell).strip() != ""  # cell == cell: not NaN
+    return not (cell is None or (pd.api.types.is_scalar(cell) and pd.isna(cell))) and str(cell).strip() != ""
 
 
 def choose_text_column(
@@ -103,7 +104,11 @@ def choose_text_column(
         return TextColumnChoice(named_korean[0], reason, shares[named_korean[0]])
     if len(named_korean) > 1 or (len(named) > 1 and not korean):
         raise RsError(f"Several columns could hold the review text: {named}. Pass --text-col with the one to use.")
+    # Only a named column with next to no Hangul in its sampled texts gives way (an English `sentence` beside its
+    # Korean translation); one with some Hangul, or with no sampled text, keeps its name's claim, with a warning.
     unnamed_korean = [c for c in korean if c not in named]
+    if named and not all(shares[c] is not None and shares[c] < LITTLE_HANGUL for c in named):
+        unnamed_korean = []
     if named and len(unnamed_korean) == 1:
         reason = f"the only column with Korean text, where {_listed(named)} has little"
         return TextColumnChoice(unnamed_korean[0], reason, shares[unnamed_korean[0]])

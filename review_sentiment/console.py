@@ -32,11 +32,14 @@ def print_json(data: object) -> None:
     sys.stdout.flush()
 
 
-def rate(count: float, seconds: float, unit: str = "rows") -> str:
-    """'8,120 rows/s'; '' when the time is too short for a rate to mean anything (2 rows in 0.05 s)."""
-    if seconds < 0.5 or count < 1:
-        return ""
-    return f"{_speed(count / seconds)} {unit}/s"
+def per_second(count: float, seconds: float) -> float | None:
+    """count / seconds; None when the time is too short for a rate to mean anything (2 rows in 0.05 s)."""
+    return count / seconds if seconds >= 0.5 and count >= 1 else None
+
+
+def rate(speed: float | None, unit: str = "rows") -> str:
+    """'8,120 rows/s' for a `per_second` value; '' for None."""
+    return "" if speed is None else f"{_speed(speed)} {unit}/s"
 
 
 def _speed(per_second: float) -> str:

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from review_sentiment.columns import SAMPLE_ROWS, TextColumnChoice
-from review_sentiment.console import row_progress_stages
+from review_sentiment.console import per_second, row_progress_stages
 from review_sentiment.errors import RsError
 from review_sentiment.inference import MAX_BATCH_ROWS
-from review_sentiment.labels import CANONICAL_LABELS, RatingBins, read_gold_labels, sort_labels
+from review_sentiment.labels import CANONICAL_LABELS, RatingBins, find_rating_column, read_gold_labels, sort_labels
 from review_sentiment.modelstore import model_type_of, newest_model_dir
 from review_sentiment.predict import Predictor
 from review_sentiment.preprocess import read_reviews
@@ -89,7 +89,7 @@ class EvaluationReport:
     @property
     def reviews_per_second(self) -> float | None:
         """Reviews normalized and scored per second (None when that took too little time to tell)."""
-        return self.evaluated / self.scoring_seconds if self.scoring_seconds >= 0.5 else None
+        return per_second(self.evaluated, self.scoring_seconds)
 
 
 def plot_confusion_matrices(panels: list[tuple[dict, str]], path: Path, title: str) -> Path:
@@ -181,19 +181,27 @@ def model_gold_labels(
     """The table's gold labels; star ratings binned as the model's were (its stored bins, else its scale) unless
     --rating-scale or --rating-bins say otherwise.
 
-    A file whose scale is only guessed from its values (all ratings <= 5) takes the model's scale, with a
-    warning; a file that states its own scale (4/5, ★★★☆☆) keeps it; ratings above the model's scale are an
-    error that suggests the options for the file's own scale."""
-    gold = read_gold_labels(table, label_col, rating_col, rating_scale, rating_bins)
-    if not gold.rating_bins or rating_scale is not None or rating_bins is not None:
-        return gold
+    Ratings that fit the model's scale are binned on it, with a warning when the file's values alone suggested
+    another (all <= 5 against a 10-point model); a file that states its own scale (4/5, ★★★☆☆) keeps it; ratings
+    above the model's scale are an error that suggests the options for the file's own scale."""
+    if rating_scale is not None or rating_bins is not None:
+        return read_gold_labels(table, label_col, rating_col, rating_scale, rating_bins)
     data, model_labels = meta.get("data", {}), meta.get("labels", list(CANONICAL_LABELS))
     stored = RatingBins.from_dict(data["rating_bins"]) if data.get("rating_bins") else None
     learned = stored or (RatingBins.default(data["rating_scale"]) if data.get("rating_scale") in (5, 10) else None)
-    if learned is None:
+    try:
+        gold = read_gold_labels(table, label_col, rating_col)
+    except RsError:
+        # A scale rs cannot guess (ratings up to 100, say) may be the one the model was trained with.
+        if learned is None or learned.scale in (5, 10) or label_col is not None:
+            raise
+        gold = read_gold_labels(table, None, rating_col or find_rating_column(table.columns), None, learned)
+        gold.source += ", the model's bins"
+        return gold
+    if not gold.rating_bins or learned is None:
         return gold
     found, column = gold.rating_bins, gold.column
-    if learned.scale != found.scale and not gold.scale_inferred:
+    if not gold.scale_inferred and found.scale != learned.scale:
         # The file's own scale, in the model's classes only (a binary model has no neutral to bin into).
         own = _for_classes(RatingBins.default(found.scale), model_labels)
         gold = read_gold_labels(table, label_col, column, None, own)
@@ -202,23 +210,21 @@ def model_gold_labels(
             f"ratings: they are binned on the file's own scale ({own.describe()})."
         )
         return gold
-    if learned.scale < found.scale:
+    if gold.highest > learned.scale:
+        suggestion = _for_classes(RatingBins.default(found.scale), model_labels).spec()
         raise RsError(
-            f"Ratings in {column!r} go above {learned.scale}, the top of the scale the model learned "
+            f"Ratings in {column!r} go up to {gold.highest:g}, above the top of the scale the model learned "
             f"({learned.describe()}). If they are {found.scale}-point ratings, pass --rating-scale {found.scale} "
-            f"--rating-bins {_for_classes(RatingBins.default(found.scale), model_labels).spec()} (or other ranges "
-            "for the model's classes)."
+            f"--rating-bins {suggestion} (or other ranges for the model's classes)."
         )
-    if learned == found and stored is None:
-        return gold  # the model's scale and default bins: what the file gave already
-    guessed = gold.scale_inferred and learned.scale != found.scale
+    guessed = gold.scale_inferred and found.scale != learned.scale
     gold = read_gold_labels(table, label_col, column, None, learned)
     gold.source += ", the model's bins" if stored else ", the model's scale"
     if guessed:
         gold.warnings.append(
-            f"No rating in {column!r} is above {found.scale}: binned on the model's {learned.scale}-point scale. "
-            f"If the file is {found.scale}-point, pass --rating-scale {found.scale} --rating-bins "
-            f"{_for_classes(RatingBins.default(found.scale), model_labels).spec()}."
+            f"The ratings in {column!r} (up to {gold.highest:g}) do not say their scale: binned on the model's "
+            f"{learned.scale}-point scale. If they are {found.scale}-point, pass --rating-scale {found.scale} "
+            f"--rating-bins {_for_classes(RatingBins.default(found.scale), model_labels).spec()}."
         )
     return gold
 
@@ -278,6 +284,8 @@ def evaluate_file(
         raise _unknown_labels_error(unknown, gold, model_dir, predictor.labels)
 
     labeled = [i for i, label in enumerate(gold.labels) if label is not None]
+    if not labeled:  # before kiwipiepy and the model are warmed up for nothing
+        raise RsError(f"{data_path} has no labeled rows to evaluate ({gold.source}; {gold.describe_unlabeled()}).")
     trained_on_this_file = str(data_path.resolve()) == predictor.meta.get("data", {}).get("path")
     if trained_on_this_file:
         gold.warnings.append(
@@ -287,16 +295,16 @@ def evaluate_file(
     if on_start:
         on_start(
             EvaluatePlan(
-                str(model_dir),
-                model_is_default,
-                model_type_of(predictor.meta),
-                predictor.labels,
-                predictor.device,
-                choice,
-                gold.source,
-                len(table),
-                len(labeled),
-                [*choice.warnings, *gold.warnings],
+                model_dir=str(model_dir),
+                model_is_default=model_is_default,
+                model_type=model_type_of(predictor.meta),
+                labels=predictor.labels,
+                device=predictor.device,
+                text_column=choice,
+                label_source=gold.source,
+                rows=len(table),
+                labeled=len(labeled),
+                warnings=[*choice.warnings, *gold.warnings],
             )
         )
     predictor.normalizer.load()

@@ -193,6 +193,7 @@ class LabeledColumn:
     outside_bins: dict[str, int] = field(default_factory=dict)  # rating value → rows in no bin
     # True where no --rating-scale, stored bins or scale-carrying rating (4/5, ★★★★☆) said the scale: rs guessed it.
     scale_inferred: bool = False
+    highest: float | None = None  # the highest rating in the column (None for a label column)
     warnings: list[str] = field(default_factory=list)  # for the user, e.g. that a guessed scale may be wrong
 
     @property
@@ -211,6 +212,11 @@ class LabeledColumn:
     def counts(self) -> dict[str, int]:
         counter = Counter(label for label in self.labels if label is not None)
         return {label: counter[label] for label in sort_labels(counter)}
+
+
+def find_rating_column(columns) -> str | None:
+    """The column with a known rating name (rating, stars, 별점, 평점 ...), or None."""
+    return _find_column(columns, RATING_COLUMN_NAMES)
 
 
 def _find_column(columns, wanted: tuple[str, ...]) -> str | None:
@@ -422,8 +428,9 @@ def parse_ratings(
         column,
         bins,
         dict(outside.most_common()),
-        scale_inferred,
-        warnings,
+        scale_inferred=scale_inferred,
+        highest=highest,
+        warnings=warnings,
     )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from review_sentiment.columns import SAMPLE_ROWS, TextColumnChoice, choose_text_column
-from review_sentiment.console import console, row_progress_stages, silence_library_logs
+from review_sentiment.console import console, per_second, row_progress_stages, silence_library_logs
 from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.inference import (
     MAX_BATCH_ROWS,
@@ -88,7 +88,7 @@ class PredictSummary:
     def reviews_per_second(self) -> float | None:
         """Rows this run labeled per second of labeling (start-up excluded: it does not grow with the file); None
         when the labeling took too little time to tell."""
-        return self.scored_now / self.work_seconds if self.work_seconds >= 0.5 else None
+        return per_second(self.scored_now, self.work_seconds)
 
 
 @dataclass
@@ -407,17 +407,17 @@ def predict_file(
     if on_start:
         on_start(
             PredictPlan(
-                str(model_dir),
-                model_is_default,
-                model_type_of(predictor.meta),
-                predictor.labels,
-                predictor.device,
-                predictor.precision,
-                choice,
-                source.rows,
-                str(output_path),
-                output_exists,
-                source.sheet,
+                model_dir=str(model_dir),
+                model_is_default=model_is_default,
+                model_type=model_type_of(predictor.meta),
+                labels=predictor.labels,
+                device=predictor.device,
+                precision=predictor.precision,
+                text_column=choice,
+                rows=source.rows,
+                output_path=str(output_path),
+                output_exists=output_exists,
+                sheet=source.sheet,
             )
         )
     predictor.normalizer.load()

@@ -15,7 +15,7 @@ import pandas as pd
 
 from review_sentiment import __version__
 from review_sentiment.columns import SAMPLE_ROWS, TextColumnChoice, choose_text_column
-from review_sentiment.console import row_progress
+from review_sentiment.console import per_second, row_progress
 from review_sentiment.errors import RsError
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer, has_hangul
 from review_sentiment.tables import (
@@ -65,8 +65,7 @@ class PreprocessSummary:
     @property
     def rows_per_second(self) -> float | None:
         """Rows normalized per second of work (start-up excluded); None when the work took too little time to tell."""
-        work = self.seconds - self.startup_seconds
-        return self.rows_in / work if work >= 0.5 else None
+        return per_second(self.rows_in, self.seconds - self.startup_seconds)
 
 
 @dataclass
@@ -126,7 +125,16 @@ def preprocess_file(
     text_column = choice.name
     output_exists = output_path.exists()
     if on_start:
-        on_start(PreprocessPlan(str(input_path), choice, source.rows, str(output_path), output_exists, source.sheet))
+        on_start(
+            PreprocessPlan(
+                input_path=str(input_path),
+                text_column=choice,
+                rows=source.rows,
+                output_path=str(output_path),
+                output_exists=output_exists,
+                sheet=source.sheet,
+            )
+        )
     normalizer.load()
     startup_seconds = time.perf_counter() - started
     names = list(source.columns)

@@ -612,7 +612,7 @@ def test_evaluate_bins_ratings_as_the_model_learned_them(tmp_path, monkeypatch):
     # A 5-point model on 10-point ratings: refused, with the options for the file's own scale.
     assert runner.invoke(app, ["finetune", "five.csv", "--base", "tfidf", "--name", "five"]).exit_code == 0
     result = runner.invoke(app, ["evaluate", "stars.csv", "--model", "models/five"])
-    assert result.exit_code == 1 and "go above 5" in result.output
+    assert result.exit_code == 1 and "go up to 10, above the top of the scale the model learned" in result.output
     assert "--rating-scale 10 --rating-bins 1-4,5-8,9-10" in result.output
 
 

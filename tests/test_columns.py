@@ -70,3 +70,18 @@ def test_the_models_column_wins_when_the_file_has_it():
 def test_hangul_shares_count_only_filled_cells_and_jamo():
     table = _table(a=["ㅋㅋㅋ", "", "good", None], b=["", "", "", ""])
     assert hangul_shares(table, ["a", "b"]) == {"a": 0.5, "b": None}
+
+
+def test_a_named_column_with_some_hangul_keeps_its_claim_with_a_warning():
+    table = _table(
+        review=["good", "nice ㅋㅋ", "great", "ok"], 상품명=["무선 이어폰", "충전기", "케이스", "보조배터리"]
+    )
+    choice = choose_text_column(table.columns, table)
+    assert choice.name == "review" and "Columns with Korean text: ['상품명']" in choice.warnings[0]
+    empty_on_top = _table(review=["", "", "", ""], title=KOREAN)  # no sampled text: the name decides
+    assert choose_text_column(empty_on_top.columns, empty_on_top).name == "review"
+
+
+def test_missing_values_of_any_kind_are_empty_cells():
+    table = pd.DataFrame({"a": pd.array(["좋아요", pd.NA, None, "good"], dtype="string")})
+    assert hangul_shares(table, ["a"]) == {"a": 0.5}

@@ -118,7 +118,23 @@ def test_evaluating_on_the_training_file_is_warned_about(tmp_path):
     assert not evaluate_file(other, model, output_dir=tmp_path / "e2").trained_on_this_file
 
 
-def _bins():
+def _bins(spec: str = "1-4,,9-10", scale: int | None = None):
     from review_sentiment.finetune import LabelOptions
 
-    return LabelOptions(rating_bins="1-4,,9-10")
+    return LabelOptions(rating_bins=spec, rating_scale=scale)
+
+
+def test_a_model_on_its_own_unusual_scale_needs_no_options_again(tmp_path, sample_table):
+    seven = {"negative": "2", "neutral": "4", "positive": "6"}
+    table = pd.DataFrame({"review": sample_table["review"], "stars": sample_table["label"].map(seven)})
+    table.to_csv(tmp_path / "seven.csv", index=False)
+    options = _bins("1-2,3-5,6-7", scale=7)
+    model = finetune(tmp_path / "seven.csv", "tfidf", output_dir=tmp_path / "m", quiet=True, label_options=options)
+    report = evaluate_file(tmp_path / "seven.csv", model.output_dir, output_dir=tmp_path / "e")
+    assert "7-point" in report.label_source and report.data_labels == ["negative", "neutral", "positive"]
+    hundred = table.assign(stars=sample_table["label"].map({"negative": "10", "neutral": "50", "positive": "95"}))
+    hundred.to_csv(tmp_path / "hundred.csv", index=False)
+    options = _bins("0-30,31-70,71-100", scale=100)
+    model = finetune(tmp_path / "hundred.csv", "tfidf", output_dir=tmp_path / "m100", quiet=True, label_options=options)
+    report = evaluate_file(tmp_path / "hundred.csv", model.output_dir, output_dir=tmp_path / "e100")
+    assert "100-point" in report.label_source and "the model's bins" in report.label_source
