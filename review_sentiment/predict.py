@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -401,7 +402,10 @@ def predict_file(
     predictor = Predictor(
         model_dir, device, batch_size, batch_tokens=batch_tokens, precision=precision, threads=threads
     )
-    choice = predictor.text_column(source.columns, next(source.chunks(SAMPLE_ROWS)), text_col, source.other_sheets_hint)
+    # The first chunk is read once: its top rows show what each column holds, then it is labeled first.
+    file_chunks = source.chunks(chunk_rows)
+    first = next(file_chunks)
+    choice = predictor.text_column(source.columns, first.head(SAMPLE_ROWS), text_col, source.other_sheets_hint)
     text_column = choice.name
     output_exists = output_path.exists()
     if on_start:
@@ -447,7 +451,7 @@ def predict_file(
                         return store.load(number)
                     return predictor.prepare(chunk[text_column], on_progress=normalized)
 
-                for (number, chunk), results in prefetched(enumerate(source.chunks(chunk_rows)), results_of):
+                for (number, chunk), results in prefetched(enumerate(chain([first], file_chunks)), results_of):
                     if number < finished:
                         probabilities, notes = results
                         advance(len(chunk))

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -119,9 +120,10 @@ def preprocess_file(
     normalizer = ReviewNormalizer(recipe)
     source = open_reviews(input_path, encoding, sheet)
     check_output_path(output_path, rows=source.rows)
-    choice = choose_text_column(
-        source.columns, next(source.chunks(SAMPLE_ROWS)), text_col, hint=source.other_sheets_hint
-    )
+    # The first chunk is read once: its top rows show what each column holds, then it is normalized first.
+    chunks = source.chunks(chunk_rows)
+    first = next(chunks)
+    choice = choose_text_column(source.columns, first.head(SAMPLE_ROWS), text_col, hint=source.other_sheets_hint)
     text_column = choice.name
     output_exists = output_path.exists()
     if on_start:
@@ -146,7 +148,7 @@ def preprocess_file(
     flagged = dict.fromkeys(FLAG_COLUMNS, 0)
     dropped = dict.fromkeys(["empty"] * drop_empty + ["duplicate"] * drop_duplicates, 0)
     rows_out = changed_rows = total_length = nonempty = 0
-    chunks = source.chunks(chunk_rows)
+    chunks = chain([first], chunks)
     writer = TableWriter(output_path, escape_formulas=escape_formulas)
     with writer, row_progress("Normalizing", source.rows) as advance:
         for chunk, normalized in prefetched(chunks, lambda c: normalizer.normalize(c[text_column])):
