@@ -79,6 +79,26 @@ def evaluate(model_dir: Path, test: pd.DataFrame) -> dict:
     }
 
 
+def replacement_detection(pretrained: Path, test: pd.DataFrame, reviews: int = 600) -> dict:
+    """The pretrained pair on reviews of the held-out movies, each alone: the generator's masked cross-entropy and
+    the discriminator's ROC AUC on its generator's replacements and on uniformly random ones."""
+    from pretrain_experiments import discriminator_auc, masked_ce
+    from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
+
+    from review_sentiment.normalize import clean_text
+
+    tokenizer = AutoTokenizer.from_pretrained(pretrained)
+    discriminator = ElectraForPreTraining.from_pretrained(pretrained)
+    generator = ElectraForMaskedLM.from_pretrained(pretrained / "generator")
+    texts = [t for t in (clean_text(text) for text in test["review"].iloc[:reviews]) if t]
+    held = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return {
+        "generator_masked_ce": masked_ce(generator, held, tokenizer),
+        "auc_generator": discriminator_auc(discriminator, held, tokenizer, generator),
+        "auc_uniform": discriminator_auc(discriminator, held, tokenizer),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pretrain-minutes", type=float, default=35.0)
@@ -87,7 +107,13 @@ def main() -> None:
     parser.add_argument("--corpus-size", type=int, help="pretrain on a sample of this many reviews [default: all]")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--learning-rate", type=float, default=3e-4, help="fine-tuning (ELECTRA-Small's 3e-4)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the split, the pretraining and its fine-tuning")
+    parser.add_argument(
+        "--control-seeds", type=int, nargs="+", default=[0, 1], help="random-init controls: weights and fine-tuning"
+    )
+    parser.add_argument("--size", default="mini", help="rs pretrain --size")
+    parser.add_argument("--pretrain-learning-rate", type=float, help="rs pretrain --learning-rate [default: preset]")
+    parser.add_argument("--vocab-size", type=int, help="rs pretrain --vocab-size [default: preset]")
     parser.add_argument("--data", type=Path, default=NSMC)
     parser.add_argument("--reuse-pretrained", type=Path, help="skip step 2 and use this pretrained folder")
     options = parser.parse_args()
@@ -121,29 +147,43 @@ def main() -> None:
         pretrained = options.reuse_pretrained
         pretrain_meta = json.loads((pretrained / "rs_pretrain.json").read_text())
     else:
-        pretrained = RESULTS / "pretrained-mini"
+        pretrained = RESULTS / f"pretrained-{options.size}"
         started = time.perf_counter()
-        pretrain(
-            corpus_path,
-            PretrainArguments(size="mini", max_minutes=options.pretrain_minutes, seed=options.seed),
-            output_dir=pretrained,
-            force=True,
+        pretrain_args = PretrainArguments(
+            size=options.size,
+            max_minutes=options.pretrain_minutes,
+            seed=options.seed,
+            learning_rate=options.pretrain_learning_rate,
+            vocab_size=options.vocab_size,
         )
+        pretrain(corpus_path, pretrain_args, output_dir=pretrained, force=True)
         pretrain_meta = json.loads((pretrained / "rs_pretrain.json").read_text())
         pretrain_meta["wall_seconds"] = round(time.perf_counter() - started, 1)
-    control = random_init_copy(pretrained, RESULTS / "random-init-mini", options.seed)
+    held_out = replacement_detection(pretrained, test)
+    print(f"Held-out movies, each review alone: {held_out}", flush=True)
 
-    args = FinetuneArguments(
-        epochs=options.epochs, learning_rate=options.learning_rate, validation_fraction=0.05, seed=options.seed
-    )
+    runs = [("pretrained", pretrained, options.seed)]
+    for seed in options.control_seeds:
+        control = random_init_copy(pretrained, RESULTS / f"random-init-{options.size}-seed{seed}", seed)
+        runs.append(("random init", control, seed))
     rows = {}
-    for name, base in (("pretrained (rs pretrain, mini)", pretrained), ("random init (same architecture)", control)):
+    for kind, base, seed in runs:
+        args = FinetuneArguments(
+            epochs=options.epochs, learning_rate=options.learning_rate, validation_fraction=0.05, seed=seed
+        )
         started = time.perf_counter()
         result = finetune(train_path, str(base), args, output_dir=RESULTS / f"finetuned-{base.name}", force=True)
         wall = time.perf_counter() - started
         scores = evaluate(result.output_dir, test)
         meta = json.loads((result.output_dir / "rs_meta.json").read_text())
-        rows[name] = {**scores, "finetune_seconds": round(wall, 1), "validation": meta["metrics"]}
+        name = f"{kind}, seed {seed}"
+        rows[name] = {
+            **scores,
+            "kind": kind,
+            "seed": seed,
+            "finetune_seconds": round(wall, 1),
+            "validation": meta["metrics"],
+        }
         print(name, rows[name], flush=True)
 
     report = {
@@ -161,6 +201,7 @@ def main() -> None:
                 "corpus",
             )
         },
+        "pretrained_held_out": held_out,
         "finetune_args": args.to_dict(),
         "train_size": len(train),
         "test_size": len(test),
@@ -176,6 +217,9 @@ def main() -> None:
         "| base | test accuracy | test macro-F1 | fine-tune wall | fine-tune tokens/s | padding | predict reviews/s |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
+    for kind in ("pretrained", "random init"):
+        accuracies = [row["accuracy"] for row in rows.values() if row["kind"] == kind]
+        print(f"{kind}: accuracy {np.mean(accuracies):.4f} (range {min(accuracies):.4f}-{max(accuracies):.4f})")
     for name, row in rows.items():
         last = row["validation"]["history"][-1]
         print(

@@ -420,6 +420,12 @@ def pretrain(
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Packed sequences per step."),
     max_length: int = typer.Option(128, "--max-length", help="Tokens per packed sequence."),
     vocab_size: int | None = typer.Option(None, "--vocab-size", help="WordPiece vocabulary size (from scratch)."),
+    sampling_temperature: float | None = typer.Option(
+        None,
+        "--sampling-temperature",
+        help="Softmax temperature of the generator's replacements [default: 2 for mini, 1 for small, base and "
+        "--base]; above 1 keeps a young discriminator from collapsing (README, Pretraining).",
+    ),
     checkpoint_minutes: float = typer.Option(10.0, "--checkpoint-minutes", help="Minutes between checkpoints."),
     seed: int = typer.Option(42, "--seed", help="Random seed."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
@@ -455,6 +461,7 @@ def pretrain(
             checkpoint_minutes=checkpoint_minutes,
             seed=seed,
             vocab_size=vocab_size,
+            sampling_temperature=sampling_temperature,
         )
         output_dir = output or (Path("models") / name if name else None)
         result = run_pretrain(
@@ -479,6 +486,11 @@ def pretrain(
             f"Last {final['step']} steps: generator loss {final['generator_loss']:.3f}, discriminator loss "
             f"{final['discriminator_loss']:.3f}, accuracy on replaced {final['replaced_accuracy']:.2f} / "
             f"original {final['original_accuracy']:.2f}"
+        )
+    if final.get("held_out_auc") is not None:
+        console.print(
+            f"Held-out reviews: generator loss {final['held_out_generator_loss']:.3f}, discriminator ROC AUC on "
+            f"the generator's replacements {final['held_out_auc']:.3f} (0.5: it cannot tell them apart)"
         )
     console.print(f"Saved to [bold]{result.output_dir}[/]")
     console.print(f"Next: rs finetune labeled.csv --base {result.output_dir}")

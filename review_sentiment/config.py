@@ -66,6 +66,7 @@ class ModelSize:
     generator_hidden_size: int
     vocab_size: int
     learning_rate: float
+    sampling_temperature: float = 1.0
 
 
 # small and base follow ELECTRA-Small/Base (Clark et al. 2020, Table 6; configure_pretraining.py). mini is a
@@ -74,7 +75,7 @@ class ModelSize:
 # Its peak rate is ELECTRA-Small's 5e-4: at 2e-3 the post-LayerNorm encoder collapsed (gradient norms 6-28 after
 # warmup, and a fine-tuning probe of it fell to 0.41 accuracy against 0.83 at 5e-4; bench/pretrain_sweep.py).
 MODEL_SIZES = {
-    "mini": ModelSize(128, 4, 2, 512, 128, 32, 16000, 5e-4),
+    "mini": ModelSize(128, 4, 2, 512, 128, 32, 16000, 5e-4, sampling_temperature=2.0),
     "small": ModelSize(256, 12, 4, 1024, 128, 64, 32000, 5e-4),
     "base": ModelSize(768, 12, 12, 3072, 768, 256, 32000, 2e-4),
 }
@@ -100,6 +101,12 @@ class PretrainArguments:
     """Share of tokens masked for the generator, chosen anew for every batch."""
     disc_weight: float = 50.0
     """λ in loss = MLM + λ·discriminator loss (ELECTRA: 50)."""
+    uniform_replacements: float = 0.0
+    """Share of the masked positions the discriminator sees replaced by a uniformly random token instead of a
+    generator sample."""
+    sampling_temperature: float | None = None
+    """Temperature of the generator's softmax when sampling replacements [default: the size preset's from
+    scratch (mini: 2, small and base: ELECTRA's 1); 1 when continuing a checkpoint]."""
     epochs: float | None = None
     """Passes over the corpus [default: 1 when neither --max-steps nor --max-minutes is given]."""
     max_steps: int | None = None
@@ -122,6 +129,11 @@ class PretrainArguments:
             (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
             (0 < self.mask_prob < 1, "mask_prob must be in (0, 1)"),
             (self.disc_weight > 0, "disc_weight must be positive"),
+            (0 <= self.uniform_replacements <= 1, "uniform_replacements must be in [0, 1]"),
+            (
+                self.sampling_temperature is None or self.sampling_temperature > 0,
+                "sampling_temperature must be positive",
+            ),
             (self.epochs is None or self.epochs > 0, "epochs must be positive"),
             (self.max_steps is None or self.max_steps >= 1, "max_steps must be at least 1"),
             (self.max_minutes is None or self.max_minutes > 0, "max_minutes must be positive"),

@@ -57,6 +57,7 @@ size or base and corpus; with no checkpoint to resume it starts from the beginni
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -204,6 +205,39 @@ def replaced_token_labels(original_ids, corrupted_ids):
     return (corrupted_ids != original_ids).long()
 
 
+def masked_lm_logits(generator, batch: PackedBatch, positions, mask_token_id: int, rng):
+    """The generator's logits [chosen positions, vocabulary] for the batch with the chosen positions masked.
+
+    Like the reference, the vocabulary projection runs only at the chosen positions."""
+    generator_input = mask_for_generator(batch.input_ids, positions, mask_token_id, rng)
+    hidden = generator.electra(**batch.model_inputs(generator_input)).last_hidden_state
+    return generator.generator_lm_head(generator.generator_predictions(hidden[positions])).float()
+
+
+def sample_replacements(logits, args, special_ids, rng):
+    """The discriminator's replacement tokens for the chosen positions: samples of the generator's softmax at
+    `args.sampling_temperature`; a share `args.uniform_replacements` of them uniformly random non-special tokens
+    instead (an experiment of bench/pretrain_experiments.py; 0 in every preset).
+
+    Why a temperature above 1 from scratch: while the generator is near its unigram plateau, its samples are
+    distributed like the corpus's own tokens, so a token's identity says nothing about whether it was replaced,
+    and until the discriminator learns context its best answer is the same for every token. It reaches that
+    answer by mapping every token to nearly the same hidden state (mean cosine 0.997 after 1 M tokens, against
+    0.37 in random weights), an encoder that fine-tunes worse than random weights. Flatter samples keep token
+    identity informative (cosine 0.87; README, Pretraining)."""
+    import torch
+
+    probabilities = torch.softmax(logits / args.sampling_temperature, dim=-1)
+    sampled = torch.multinomial(probabilities, 1, generator=rng).squeeze(-1)
+    if args.uniform_replacements:
+        vocabulary = torch.ones(logits.shape[-1], device=logits.device)
+        vocabulary[special_ids[special_ids < len(vocabulary)]] = 0.0
+        uniform = torch.multinomial(vocabulary, len(sampled), replacement=True, generator=rng)
+        chosen = torch.rand(len(sampled), generator=rng, device=sampled.device) < args.uniform_replacements
+        sampled = torch.where(chosen, uniform, sampled)
+    return sampled
+
+
 @dataclass
 class StepResult:
     loss: float
@@ -217,36 +251,37 @@ class StepResult:
 
 def rtd_step(generator, discriminator, batch: PackedBatch, special_ids, mask_token_id, args, rng):
     """One replaced-token-detection forward pass; returns (loss tensor, StepResult without the backward)."""
+    generator_loss, discriminator_loss, result = rtd_losses(
+        generator, discriminator, batch, special_ids, mask_token_id, args, rng
+    )
+    return generator_loss + args.disc_weight * discriminator_loss, result
+
+
+def rtd_losses(generator, discriminator, batch: PackedBatch, special_ids, mask_token_id, args, rng):
+    """The generator's MLM loss and the discriminator's loss as tensors, and the step's StepResult."""
     import torch
     import torch.nn.functional as F
 
     input_ids, real = batch.input_ids, batch.real
-    candidates = real & ~torch.isin(input_ids, special_ids)
-    positions = choose_mask_positions(candidates, args.mask_prob, rng)
-    generator_input = mask_for_generator(input_ids, positions, mask_token_id, rng)
-
-    # Like the reference, the generator's vocabulary projection runs only at the chosen positions.
-    hidden = generator.electra(**batch.model_inputs(generator_input)).last_hidden_state
-    logits = generator.generator_lm_head(generator.generator_predictions(hidden[positions])).float()
+    positions = choose_mask_positions(real & ~torch.isin(input_ids, special_ids), args.mask_prob, rng)
+    logits = masked_lm_logits(generator, batch, positions, mask_token_id, rng)
     generator_loss = F.cross_entropy(logits, input_ids[positions])
 
     with torch.no_grad():  # sampling is not differentiable; the discriminator's loss does not reach the generator
-        sampled = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=rng).squeeze(-1)
+        sampled = sample_replacements(logits, args, special_ids, rng)
     corrupted = input_ids.clone()
     corrupted[positions] = sampled
     labels = replaced_token_labels(input_ids, corrupted)
 
     discriminator_logits = discriminator(**batch.model_inputs(corrupted)).logits.float()
     discriminator_loss = F.binary_cross_entropy_with_logits(discriminator_logits[real], labels[real].float())
-    loss = generator_loss + args.disc_weight * discriminator_loss
-
     with torch.no_grad():
         predicted = (discriminator_logits > 0).long()
         is_replaced = (labels == 1) & real
         is_original = (labels == 0) & real
         replaced = int(is_replaced.sum())
         result = StepResult(
-            loss=float(loss),
+            loss=float(generator_loss + args.disc_weight * discriminator_loss),
             generator_loss=float(generator_loss),
             discriminator_loss=float(discriminator_loss),
             replaced_accuracy=float((predicted[is_replaced] == 1).float().mean()) if replaced else float("nan"),
@@ -254,7 +289,76 @@ def rtd_step(generator, discriminator, batch: PackedBatch, special_ids, mask_tok
             replaced=replaced,
             tokens=int(real.sum()),
         )
-    return loss, result
+    return generator_loss, discriminator_loss, result
+
+
+# ------------------------------------------------------------------------------------ held-out measures
+
+HELD_OUT_REVIEWS = 500  # at most; 5 % of a smaller corpus, none under 200 reviews
+MEASURE_EVERY = 250  # steps
+
+
+def split_held_out(token_lists: list[list[int]]) -> tuple[list[list[int]], list[list[int]]]:
+    """(training reviews, held-out reviews): 5 % of the shuffled reviews, at most 500, kept out of training
+    to measure what the pair has learned. A corpus of fewer than 200 reviews keeps them all for training."""
+    count = min(HELD_OUT_REVIEWS, len(token_lists) // 20)
+    if count < 10:
+        return token_lists, []
+    return token_lists[count:], token_lists[:count]
+
+
+def replacement_measures(
+    generator, discriminator, reviews: list[list[int]], tokenizer, max_length: int, seed: int = 0
+) -> dict:
+    """What the pair has learned, on reviews it did not train on, each alone as in fine-tuning:
+
+    - `held_out_generator_loss`: the generator's cross-entropy at 15 % of the tokens, all shown as [MASK]
+      (the unigram level of a corpus is its floor without context);
+    - `held_out_auc`: the discriminator's ROC AUC on the same positions replaced by samples of the generator's
+      softmax at temperature 1, whatever the training's temperature (0.5: it cannot tell them from the originals;
+      a sample equal to the original counts as original).
+    Fixed positions and samples (`seed`), no dropout; the models' training mode and the RNGs of training are
+    left as they were."""
+    import torch
+    import torch.nn.functional as F
+    from sklearn.metrics import roc_auc_score
+
+    from review_sentiment.inference import pad_batch
+
+    device = next(discriminator.parameters()).device
+    special_ids = torch.tensor(tokenizer.all_special_ids)
+    rng = torch.Generator().manual_seed(seed)
+    modes = generator.training, discriminator.training
+    generator.eval()
+    discriminator.eval()
+    loss_sum, masked, scores, labels = 0.0, 0, [], []
+    with torch.no_grad():
+        for start in range(0, len(reviews), 100):
+            rows = [
+                [tokenizer.cls_token_id, *review[: max_length - 2], tokenizer.sep_token_id]
+                for review in reviews[start : start + 100]
+            ]
+            ids, attention = pad_batch(rows, tokenizer.pad_token_id)
+            real = attention.bool()
+            positions = choose_mask_positions(real & ~torch.isin(ids, special_ids), 0.15, rng)
+            ids, attention, positions = ids.to(device), attention.to(device), positions.to(device)
+            masked_ids = ids.masked_fill(positions, tokenizer.mask_token_id)
+            logits = generator(input_ids=masked_ids, attention_mask=attention).logits[positions].float()
+            loss_sum += float(F.cross_entropy(logits, ids[positions], reduction="sum"))
+            masked += int(positions.sum())
+            sampled = torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=rng).squeeze(-1)
+            corrupted = ids.clone()
+            corrupted[positions] = sampled.to(device)
+            scores.append(discriminator(input_ids=corrupted, attention_mask=attention).logits[real.to(device)].cpu())
+            labels.append((corrupted != ids)[real.to(device)].cpu())
+    generator.train(modes[0])
+    discriminator.train(modes[1])
+    labels, scores = torch.cat(labels), torch.cat(scores).float()
+    auc = float(roc_auc_score(labels.numpy(), scores.numpy())) if 0 < int(labels.sum()) < len(labels) else None
+    return {
+        "held_out_generator_loss": round(loss_sum / max(1, masked), 4),
+        "held_out_auc": None if auc is None else round(auc, 4),
+    }
 
 
 # --------------------------------------------------------------------------------------- models
@@ -461,6 +565,7 @@ _OPTION_NAMES = {
     "max_minutes": "--max-minutes",
     "seed": "--seed",
     "vocab_size": "--vocab-size",
+    "sampling_temperature": "--sampling-temperature",
 }
 
 
@@ -744,7 +849,8 @@ def pretrain(
 
         token_lists = tokenizer(texts, add_special_tokens=False)["input_ids"]
         random.Random(args.seed).shuffle(token_lists)
-        sequences = pack_sequences(token_lists, max_length, tokenizer.cls_token_id, tokenizer.sep_token_id)
+        training_lists, held_out = split_held_out(token_lists)
+        sequences = pack_sequences(training_lists, max_length, tokenizer.cls_token_id, tokenizer.sep_token_id)
         steps_per_epoch = math.ceil(len(sequences) / args.batch_size)
         budgets = [args.max_steps]
         if args.epochs is not None or not (args.max_steps or args.max_minutes):
@@ -758,6 +864,9 @@ def pretrain(
         learning_rate = args.learning_rate or (
             CONTINUED_LR_FACTOR * scratch_learning_rate(discriminator.config) if base else args.model_size.learning_rate
         )
+        if args.sampling_temperature is None:  # recorded in rs_pretrain.json as used
+            temperature = 1.0 if base else args.model_size.sampling_temperature
+            args = dataclasses.replace(args, sampling_temperature=temperature)
         optimizer, parameters = rtd_optimizer(generator, discriminator, learning_rate, args.weight_decay)
         plan = {"total": planned, "warmup": max(1, int(planned * args.warmup_ratio))}
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -803,6 +912,15 @@ def pretrain(
     unsaved = False  # whether that moment is newer than the last checkpoint
     saving = False  # whether a checkpoint is being written
     current = None  # the step under way while not consistent (None: the end of training)
+
+    def summarize() -> dict:
+        """The history entry of the steps since the last one; with the held-out measures every MEASURE_EVERY
+        steps and at the end."""
+        entry = _summarize(state["step"], state["window"])
+        ending = state["step"] >= plan["total"] or state["stopped_by"]
+        if held_out and (state["step"] % MEASURE_EVERY == 0 or ending):
+            entry.update(replacement_measures(generator, discriminator, held_out, tokenizer, max_length, args.seed))
+        return entry
 
     def save() -> None:
         nonlocal saved_at, unsaved, saving, last_checkpoint
@@ -853,13 +971,13 @@ def pretrain(
                         plan["warmup"] = max(1, int(plan["total"] * args.warmup_ratio))
                         progress.update(task, total=plan["total"])
                         state["calibrated"] = True
-                    if state["step"] % 50 == 0 or state["step"] == plan["total"]:
-                        state["history"].append(_summarize(state["step"], state["window"]))
-                        state["window"] = []
                     if budget_seconds and state["train_seconds"] >= budget_seconds:
                         state["stopped_by"] = "time budget"
+                    if state["step"] % 50 == 0 or state["step"] == plan["total"] or state["stopped_by"]:
+                        state["history"].append(summarize())
+                        state["window"] = []
                     consistent = unsaved = True
-                    progress.update(task, advance=1, info=_progress_info(result))
+                    progress.update(task, advance=1, info=_progress_info(result, state["history"]))
                     if on_step:
                         on_step(state["step"], result)
                     if time.perf_counter() - last_checkpoint > args.checkpoint_minutes * 60:
@@ -867,7 +985,7 @@ def pretrain(
             with guard.hold():
                 if state["window"]:
                     current, consistent = None, False
-                    state["history"].append(_summarize(state["step"], state["window"]))
+                    state["history"].append(summarize())
                     state["window"] = []
                     consistent = unsaved = True
                 if unsaved:
@@ -925,6 +1043,7 @@ def pretrain(
                 "reviews": len(texts),
                 "tokens": sum(map(len, token_lists)),
                 "sequences": len(sequences),
+                "held_out_reviews": len(held_out),
             },
             "normalization": recipe.to_dict(),
             "base": base.to_dict() if base else None,
@@ -978,8 +1097,10 @@ def _summarize(step: int, window: list[StepResult]) -> dict:
     }
 
 
-def _progress_info(result: StepResult) -> str:
+def _progress_info(result: StepResult, history: list[dict]) -> str:
+    measured = next((entry for entry in reversed(history) if entry.get("held_out_auc") is not None), None)
     return (
         f"gen {result.generator_loss:.3f} disc {result.discriminator_loss:.3f} "
         f"acc replaced {result.replaced_accuracy:.2f} original {result.original_accuracy:.2f}"
+        + (f" · held-out AUC {measured['held_out_auc']:.3f}" if measured else "")
     )

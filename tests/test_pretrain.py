@@ -56,6 +56,61 @@ def test_a_packed_review_gets_the_same_outputs_as_alone(tiny_pair, sample_table)
     torch.testing.assert_close(packed_logits, alone_logits, atol=1e-4, rtol=1e-4)
 
 
+def test_a_changed_token_moves_the_logits_of_its_own_review_only(tiny_pair, sample_table):
+    # Context: the discriminator must see the other tokens of a review (a mask that let each token see only itself
+    # would pass the test above) and nothing of the review packed beside it.
+    tokenizer, _, discriminator, _ = tiny_pair
+    first, second = tokenizer(sample_table["review"].tolist()[2:4], add_special_tokens=False)["input_ids"]
+    cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
+    sequence = [cls, *first, sep, cls, *second, sep]
+    changed = list(sequence)
+    changed[2] = tokenizer.convert_tokens_to_ids("좋") if changed[2] != tokenizer.convert_tokens_to_ids("좋") else 10
+    batch = PackedBatch.from_sequences([sequence, changed], pad, cls)
+    discriminator.eval()
+    with torch.no_grad():
+        logits = discriminator(**batch.model_inputs(batch.input_ids)).logits
+    discriminator.train()
+    moved = (logits[1] - logits[0]).abs()
+    own_review = [i for i in range(len(first) + 2) if i != 2]
+    assert float(moved[own_review].min()) > 0.0  # small in untrained weights, but never none
+    assert float(moved[len(first) + 2 :].max()) == 0.0
+
+
+def test_replacements_follow_the_sampling_temperature():
+    from review_sentiment.pretrain import sample_replacements
+
+    logits = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.0, 8.0, 4.0, 0.0, 0.0, 0.0]]).repeat(4000, 1)
+    special = torch.tensor([0, 1, 2, 3, 4])
+
+    def shares(temperature, uniform=0.0):
+        args = SimpleNamespace(sampling_temperature=temperature, uniform_replacements=uniform)
+        sampled = sample_replacements(logits, args, special, torch.Generator().manual_seed(0))
+        return torch.bincount(sampled, minlength=10).float() / len(sampled)
+
+    cold, standard, warm = shares(0.01), shares(1.0), shares(2.0)
+    assert cold[5] == 1.0  # a temperature near 0: the most likely token only
+    assert 0.97 < standard[5] < 0.99  # softmax: e^8 / (e^8 + e^4 + 8) = 0.98
+    assert 0.75 < warm[5] < 0.81 and warm[6] > standard[6]  # flatter: e^4 / (e^4 + e^2 + 8) = 0.78
+    uniform = shares(1.0, uniform=1.0)
+    assert float(uniform[:5].sum()) == 0.0 and float(uniform[5:].min()) > 0.15  # never a special token
+
+
+def test_held_out_measures_leave_training_as_it_was(tiny_pair, sample_table):
+    from review_sentiment.pretrain import replacement_measures
+
+    tokenizer, generator, discriminator, _ = tiny_pair
+    reviews = tokenizer(sample_table["review"].tolist()[:30], add_special_tokens=False)["input_ids"]
+    torch.manual_seed(5)
+    rng_state = torch.get_rng_state()
+    measures = replacement_measures(generator, discriminator, reviews, tokenizer, max_length=64)
+    assert torch.equal(torch.get_rng_state(), rng_state)  # dropout's RNG: a resumed run stays identical
+    assert generator.training and discriminator.training
+    assert 0.0 <= measures["held_out_auc"] <= 1.0
+    # untrained: about as uncertain as a uniform guess over the vocabulary
+    assert abs(measures["held_out_generator_loss"] - torch.log(torch.tensor(len(tokenizer))).item()) < 1.0
+    assert replacement_measures(generator, discriminator, reviews, tokenizer, max_length=64) == measures
+
+
 def test_mask_positions_are_fifteen_percent_of_real_tokens_and_never_special():
     ids = torch.tensor([[CLS] + list(range(10, 50)) + [SEP] + [PAD] * 8])
     candidates = (ids != PAD) & (ids != CLS) & (ids != SEP)
@@ -103,7 +158,14 @@ def tiny_pair(tiny_base):
         embedding_size=32,
         generator_hidden_size=16,
     )
-    args = SimpleNamespace(model_size=tiny, max_length=64, mask_prob=0.15, disc_weight=50.0)
+    args = SimpleNamespace(
+        model_size=tiny,
+        max_length=64,
+        mask_prob=0.15,
+        disc_weight=50.0,
+        uniform_replacements=0.0,
+        sampling_temperature=1.0,
+    )
     torch.manual_seed(0)
     generator, discriminator = new_electra_pair(tokenizer, args)
     return tokenizer, generator, discriminator, args
@@ -153,6 +215,9 @@ def test_from_scratch_output_is_a_finetune_base(tmp_path):
     assert meta["corpus"]["reviews"] == 360 and meta["steps"] == 4
     assert meta["corpus"]["fingerprint"].startswith("sha256:")
     assert {"generator_loss", "discriminator_loss", "replaced_accuracy", "original_accuracy"} <= set(meta["final"])
+    # 18 of the 360 reviews (5 %) are kept out of training to measure the pair at the end and every 250 steps
+    assert meta["corpus"]["held_out_reviews"] == 18
+    assert 0.0 <= meta["final"]["held_out_auc"] <= 1.0 and meta["final"]["held_out_generator_loss"] > 0
     assert (tmp_path / "pre" / "generator" / "model.safetensors").exists()
 
     args = FinetuneArguments(epochs=1, early_stopping_patience=0)

@@ -1,0 +1,508 @@
+"""Why does `rs pretrain` learn so little context? Four experiments that decide (issue 13).
+
+`prepare` tokenizes the benchmark's pretraining corpus once (NSMC without the held-out movies of
+bench/pretrain_vs_random.py, cleaned by steps 1-6 of the recipe, a WordPiece vocabulary trained on it) and keeps
+600 reviews of the held-out movies for measuring. Each `run --arm` then trains for a time budget and logs, every
+--every tokens, a held-out measure, as JSON lines in bench/results/experiments/ARM.jsonl:
+
+1. `disc-packed`, `disc-unpacked`: the discriminator alone on uniformly random replacements (no generator),
+   rs's packed sequences with the 4-D block mask vs reviews padded per batch with a plain 2-D mask; measure: ROC
+   AUC on uniform replacements of held-out reviews.
+2. `gen-rs`, `gen-minimal`, `rtd`: the generator as a plain masked LM through rs's code (`PackedBatch`,
+   `choose_mask_positions`, `masked_lm_logits`, its embeddings shared with an idle discriminator) vs a minimal
+   loop over transformers' `ElectraForMaskedLM` (own embeddings, reviews padded per batch,
+   `DataCollatorForLanguageModeling`'s 80/10/10 masking, the model's own loss) vs the generator inside full RTD
+   (`rtd_step`, loss = MLM + 50 x discriminator, clipping at 1.0). Measure: masked cross-entropy of held-out
+   reviews, each alone, at fixed positions (all [MASK]); `rtd` also logs the discriminator's AUC on its
+   generator's replacements.
+3. `rtd` logs the gradient shares: the norms of the generator's, the discriminator's and the shared embeddings'
+   gradients from the MLM loss and from 50 x the discriminator loss, the total norm and the clipping factor.
+4. `context --model FOLDER` (a model `rtd --save` wrote): changes one token of a review and reports how much the
+   discriminator's logits move at the review's other positions and at another review packed beside it.
+
+    python bench/pretrain_experiments.py prepare
+    python bench/pretrain_experiments.py run --arm gen-rs --minutes 6 --threads 1
+    python bench/pretrain_experiments.py run --arm rtd --minutes 6 --save bench/results/experiments/rtd-model
+    python bench/pretrain_experiments.py context --model bench/results/experiments/rtd-model
+    python bench/pretrain_experiments.py table   # the markdown table of the logged curves
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+import types
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "bench" / "results" / "experiments"
+ARMS = ("disc-packed", "disc-unpacked", "gen-rs", "gen-minimal", "rtd")
+
+
+def data_files(vocab_size: int) -> tuple[Path, Path]:
+    """The tokenized corpus and the tokenizer `prepare` made for this vocabulary size."""
+    return OUT / f"data-{vocab_size}.pt", OUT / f"tokenizer-{vocab_size}"
+
+
+def prepare(vocab_size: int) -> None:
+    import pandas as pd
+    from pretrain_vs_random import NSMC, split_by_movie
+    from transformers import ElectraTokenizer
+
+    from review_sentiment.normalize import clean_text
+    from review_sentiment.tiny_base import train_wordpiece_vocab
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    reviews = pd.read_csv(NSMC, dtype=str, keep_default_na=False)
+    development, test_movies = split_by_movie(reviews, 0.10, 0)
+    corpus = [t for t in (clean_text(text) for text in development["review"]) if t]
+    random.Random(0).shuffle(corpus)
+    vocab = train_wordpiece_vocab(corpus[:200_000], vocab_size)
+    tokenizer = ElectraTokenizer(vocab=vocab, do_lower_case=False, strip_accents=False, model_max_length=128)
+    data_path, tokenizer_path = data_files(vocab_size)
+    tokenizer.save_pretrained(tokenizer_path)
+    held_out = [t for t in (clean_text(text) for text in test_movies["review"].sample(n=800, random_state=0)) if t]
+    tokens = tokenizer(corpus, add_special_tokens=False)["input_ids"]
+    held = tokenizer(held_out[:600], add_special_tokens=False)["input_ids"]
+    torch.save({"train": tokens, "held_out": held}, data_path)
+    unigram = torch.bincount(torch.tensor([t for r in tokens for t in r]), minlength=len(tokenizer)).float() + 1
+    held_ids = torch.tensor([t for r in held for t in r])
+    ce = float(-(unigram / unigram.sum()).log()[held_ids].mean())
+    print(
+        f"{len(tokens):,} reviews, {sum(map(len, tokens)):,} tokens; vocabulary {len(tokenizer)}; "
+        f"held-out unigram CE {ce:.2f}"
+    )
+
+
+# ------------------------------------------------------------------------------------------- measures
+
+
+def held_out_batches(held, tokenizer, size=100):
+    """Held-out reviews, each alone with [CLS]/[SEP], padded per batch with a 2-D mask."""
+    from review_sentiment.inference import pad_batch
+
+    for start in range(0, len(held), size):
+        rows = [[tokenizer.cls_token_id, *r[:126], tokenizer.sep_token_id] for r in held[start : start + size]]
+        ids, mask = pad_batch(rows, tokenizer.pad_token_id)
+        yield ids, mask
+
+
+def fixed_positions(ids, mask, tokenizer, seed):
+    from review_sentiment.pretrain import choose_mask_positions
+
+    candidates = mask.bool() & ~torch.isin(ids, torch.tensor(tokenizer.all_special_ids))
+    return choose_mask_positions(candidates, 0.15, torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def masked_ce(generator, held, tokenizer) -> float:
+    """Cross-entropy at 15 % fixed positions of held-out reviews, all shown as [MASK]."""
+    was = generator.training
+    generator.eval()
+    losses = []
+    for n, (ids, mask) in enumerate(held_out_batches(held, tokenizer)):
+        positions = fixed_positions(ids, mask, tokenizer, n)
+        logits = generator(input_ids=ids.masked_fill(positions, tokenizer.mask_token_id), attention_mask=mask).logits
+        losses.append(F.cross_entropy(logits[positions].float(), ids[positions], reduction="sum") / 1.0)
+        losses.append(torch.tensor(float(positions.sum())))
+    generator.train(was)
+    return round(float(sum(losses[::2]) / sum(losses[1::2])), 4)
+
+
+@torch.no_grad()
+def discriminator_auc(discriminator, held, tokenizer, generator=None) -> float:
+    """ROC AUC of the discriminator's logits on held-out reviews with 15 % of the tokens replaced: uniformly at
+    random, or by samples of `generator` (a sample equal to the original counts as original)."""
+    from sklearn.metrics import roc_auc_score
+
+    discriminator.eval()
+    scores, labels = [], []
+    for n, (ids, mask) in enumerate(held_out_batches(held, tokenizer)):
+        positions = fixed_positions(ids, mask, tokenizer, n)
+        rng = torch.Generator().manual_seed(1000 + n)
+        if generator is None:
+            replacement = torch.randint(5, len(tokenizer), (int(positions.sum()),), generator=rng)
+        else:
+            generator.eval()
+            logits = generator(
+                input_ids=ids.masked_fill(positions, tokenizer.mask_token_id), attention_mask=mask
+            ).logits
+            replacement = torch.multinomial(torch.softmax(logits[positions].float(), -1), 1, generator=rng).squeeze(-1)
+            generator.train()
+        corrupted = ids.clone()
+        corrupted[positions] = replacement
+        real = mask.bool()
+        scores.append(discriminator(input_ids=corrupted, attention_mask=mask).logits[real])
+        labels.append((corrupted != ids)[real])
+    discriminator.train()
+    return round(float(roc_auc_score(torch.cat(labels).numpy(), torch.cat(scores).float().numpy())), 4)
+
+
+# -------------------------------------------------------------------------------------------- training
+
+
+def packed_batches(train, tokenizer, batch_size, seed):
+    from review_sentiment.pretrain import PackedBatch, pack_sequences
+
+    sequences = pack_sequences(train, 128, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    order = torch.randperm(len(sequences), generator=torch.Generator().manual_seed(seed)).tolist()
+    for start in range(0, len(order) - batch_size, batch_size):
+        yield PackedBatch.from_sequences(
+            [sequences[i] for i in order[start : start + batch_size]], tokenizer.pad_token_id, tokenizer.cls_token_id
+        )
+
+
+def unpacked_batches(train, tokenizer, tokens_per_batch, seed):
+    """Reviews each alone, padded to the longest of the batch, about as many real tokens per batch as a packed
+    batch holds. Reviews of similar length are batched together (sorted within windows of shuffled reviews, the
+    batches shuffled again), so padding does not make this arm too slow to compare at equal tokens."""
+    from review_sentiment.inference import pad_batch
+
+    order = list(range(len(train)))
+    shuffler = random.Random(seed)
+    shuffler.shuffle(order)
+    window = 100 * tokens_per_batch // 20
+    for start in range(0, len(order), window):
+        rows = sorted(
+            ([tokenizer.cls_token_id, *train[i][:126], tokenizer.sep_token_id] for i in order[start : start + window]),
+            key=len,
+        )
+        batches, current, count = [], [], 0
+        for row in rows:
+            current.append(row)
+            count += len(row)
+            if count >= tokens_per_batch:
+                batches.append(current)
+                current, count = [], 0
+        shuffler.shuffle(batches)
+        for rows_of_batch in batches:
+            ids, mask = pad_batch(rows_of_batch, tokenizer.pad_token_id)
+            yield types.SimpleNamespace(input_ids=ids, real=mask.bool(), attention_mask=mask)
+
+
+def electra_pair(tokenizer, generator_width):
+    from review_sentiment.config import PretrainArguments
+    from review_sentiment.pretrain import new_electra_pair
+
+    args = PretrainArguments(size="mini")
+    size = args.model_size
+    if generator_width:
+        size = type(size)(**{**size.__dict__, "generator_hidden_size": generator_width})
+        args = types.SimpleNamespace(model_size=size, max_length=128)
+    return new_electra_pair(tokenizer, args)
+
+
+def gradient_shares(generator, discriminator, generator_loss, weighted_discriminator_loss) -> dict:
+    """Norms of each loss's gradient on the generator's own, the discriminator's own and the shared parameters."""
+    shared = {id(p) for p in discriminator.electra.embeddings.parameters()}
+    groups = {
+        "generator": [p for p in generator.parameters() if id(p) not in shared],
+        "discriminator": [p for p in discriminator.parameters() if id(p) not in shared],
+        "shared_embeddings": list(discriminator.electra.embeddings.parameters()),
+    }
+    everything = [p for ps in groups.values() for p in ps]
+    shares = {}
+    for loss_name, loss in (("mlm", generator_loss), ("disc_x50", weighted_discriminator_loss)):
+        grads = torch.autograd.grad(loss, everything, retain_graph=True, allow_unused=True)
+        by_id = {id(p): g for p, g in zip(everything, grads, strict=True)}
+        for group, params in groups.items():
+            norm = math.sqrt(sum(float(by_id[id(p)].pow(2).sum()) for p in params if by_id[id(p)] is not None))
+            shares[f"{loss_name}_{group}"] = round(norm, 4)
+    return shares
+
+
+def run(options) -> None:
+    from transformers import DataCollatorForLanguageModeling, ElectraTokenizer
+
+    from review_sentiment.pretrain import (
+        choose_mask_positions,
+        masked_lm_logits,
+        rtd_losses,
+        rtd_optimizer,
+    )
+
+    torch.manual_seed(options.seed)
+    torch.set_num_threads(options.threads)
+    data_path, tokenizer_path = data_files(options.vocab_size)
+    data = torch.load(data_path)
+    tokenizer = ElectraTokenizer.from_pretrained(tokenizer_path)
+    train, held = data["train"], data["held_out"]
+    special_ids = torch.tensor(tokenizer.all_special_ids)
+    rng = torch.Generator().manual_seed(options.seed)
+    generator, discriminator = electra_pair(tokenizer, options.generator_width)
+    for model in (generator, discriminator):
+        model.set_attn_implementation("eager")
+    arm = options.arm
+    if arm == "gen-minimal":
+        from transformers import ElectraForMaskedLM
+
+        generator = ElectraForMaskedLM(generator.config)  # its own embeddings, output layer tied to them
+        generator.set_attn_implementation("eager")
+        collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
+    if arm in ("disc-packed", "disc-unpacked"):
+        trained = [discriminator]
+    elif arm in ("gen-rs", "gen-minimal"):
+        trained = [generator]
+    else:
+        trained = [generator, discriminator]
+    if arm == "gen-minimal":
+        optimizer = torch.optim.AdamW(generator.parameters(), lr=options.lr, eps=1e-6, weight_decay=0.01)
+        parameters = list(generator.parameters())
+    else:
+        optimizer, parameters = rtd_optimizer(
+            generator if generator in trained else torch.nn.Module(),
+            discriminator if discriminator in trained else torch.nn.Module(),
+            options.lr,
+            0.01,
+        )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / options.warmup))
+    unpacked = arm in ("disc-unpacked", "gen-minimal")
+    batches = (
+        unpacked_batches(train, tokenizer, int(options.batch_size * 128 * 0.92), options.seed)
+        if unpacked
+        else packed_batches(train, tokenizer, options.batch_size, options.seed)
+    )
+    args = types.SimpleNamespace(
+        mask_prob=0.15,
+        disc_weight=50.0,
+        uniform_replacements=options.uniform_replacements,
+        sampling_temperature=options.sampling_temperature,
+    )
+    log = (OUT / f"{options.name or arm}.jsonl").open("w")
+
+    def measure(step, tokens, seconds, extra):
+        row = {"arm": arm, "step": step, "tokens": tokens, "seconds": round(seconds, 1), **extra}
+        if generator in trained:
+            row["held_out_masked_ce"] = masked_ce(generator, held, tokenizer)
+        if discriminator in trained:
+            row["auc_uniform"] = discriminator_auc(discriminator, held, tokenizer)
+            if arm == "rtd":
+                row["auc_generator"] = discriminator_auc(discriminator, held, tokenizer, generator)
+        print(json.dumps(row), flush=True)
+        log.write(json.dumps(row) + "\n")
+        log.flush()
+
+    for model in trained:
+        model.train()
+    started = time.perf_counter()
+    train_seconds, tokens, step, next_log = 0.0, 0, 0, 0
+    extra = {}
+    for batch in batches:
+        if tokens >= next_log:
+            measure(step, tokens, train_seconds, extra)
+            next_log += options.every
+        if train_seconds > options.minutes * 60:
+            break
+        step_started = time.perf_counter()
+        ids, real = batch.input_ids, batch.real
+        if arm in ("disc-packed", "disc-unpacked"):
+            positions = choose_mask_positions(real & ~torch.isin(ids, special_ids), 0.15, rng)
+            corrupted = ids.clone()
+            corrupted[positions] = torch.randint(5, len(tokenizer), (int(positions.sum()),), generator=rng)
+            inputs = (
+                {"input_ids": corrupted, "attention_mask": batch.attention_mask}
+                if unpacked
+                else batch.model_inputs(corrupted)
+            )
+            logits = discriminator(**inputs).logits.float()
+            loss = F.binary_cross_entropy_with_logits(logits[real], (corrupted != ids)[real].float())
+        elif arm == "gen-rs":
+            positions = choose_mask_positions(real & ~torch.isin(ids, special_ids), 0.15, rng)
+            loss = F.cross_entropy(
+                masked_lm_logits(generator, batch, positions, tokenizer.mask_token_id, rng), ids[positions]
+            )
+        elif arm == "gen-minimal":
+            masked = collator.torch_mask_tokens(ids.clone())
+            masked_ids, labels = masked
+            labels = labels.masked_fill(~real, -100)
+            loss = generator(input_ids=masked_ids, attention_mask=batch.attention_mask, labels=labels).loss
+        else:
+            generator_loss, discriminator_loss, result = rtd_losses(
+                generator, discriminator, batch, special_ids, tokenizer.mask_token_id, args, rng
+            )
+            loss = generator_loss + args.disc_weight * discriminator_loss
+            if step % options.gradient_every == 0:
+                extra = {"generator_loss": result.generator_loss, "discriminator_loss": result.discriminator_loss}
+                extra.update(
+                    gradient_shares(generator, discriminator, generator_loss, args.disc_weight * discriminator_loss)
+                )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        total = float(torch.nn.utils.clip_grad_norm_(parameters, 1.0 if options.clip else float("inf")))
+        if arm == "rtd" and step % options.gradient_every == 0:
+            extra.update(total_norm=round(total, 3), clip_factor=round(min(1.0, 1.0 / (total + 1e-6)), 4))
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        tokens += int(real.sum())
+        train_seconds += time.perf_counter() - step_started
+    measure(step, tokens, train_seconds, extra)
+    print(
+        f"{arm}: {step} steps, {tokens:,} tokens, {tokens / train_seconds:.0f} tokens/s, "
+        f"wall {time.perf_counter() - started:.0f} s"
+    )
+    if options.save:
+        options.save.mkdir(parents=True, exist_ok=True)
+        discriminator.save_pretrained(options.save)
+        tokenizer.save_pretrained(options.save)
+        generator.save_pretrained(options.save / "generator")
+
+
+@torch.no_grad()
+def context(folder: Path) -> None:
+    """How far the discriminator's logits move when one token of a review changes: at the review's other positions
+    (they must move: that is context), at a review packed beside it (they must not), and, for comparison, the same
+    model with the pair attending to each other (the packing before `PackedBatch`)."""
+    from transformers import ElectraForPreTraining, ElectraTokenizer
+
+    from review_sentiment.pretrain import PackedBatch
+
+    tokenizer = ElectraTokenizer.from_pretrained(folder)
+    held = [r for r in torch.load(data_files(len(tokenizer))[0])["held_out"] if 6 <= len(r) <= 40]
+    rng = random.Random(0)
+    models = {"trained": ElectraForPreTraining.from_pretrained(folder).eval()}
+    torch.manual_seed(0)
+    models["random init"] = ElectraForPreTraining(models["trained"].config).eval()
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    for name, model in models.items():
+        model.set_attn_implementation("eager")
+        moved = {"same review": [], "packed neighbour": [], "neighbour, no block mask": []}
+        for a, b in zip(held[0:200:2], held[1:200:2], strict=True):
+            sequence = [cls, *a, sep, cls, *b, sep]
+            j = 1 + len(a) // 2
+            changed = list(sequence)
+            changed[j] = rng.randrange(5, len(tokenizer))
+            batch = PackedBatch.from_sequences([sequence, changed], tokenizer.pad_token_id, cls)
+            logits = model(**batch.model_inputs(batch.input_ids)).logits
+            delta = (logits[1] - logits[0]).abs()
+            others = [i for i in range(1, len(a) + 1) if i != j]
+            moved["same review"].append(float(delta[others].mean()))
+            moved["packed neighbour"].append(float(delta[len(a) + 2 :].abs().max()))
+            plain = model(input_ids=batch.input_ids, attention_mask=batch.real.long()).logits
+            moved["neighbour, no block mask"].append(float((plain[1] - plain[0])[len(a) + 2 :].abs().mean()))
+        spread = float(logits[0].std())
+        row = {key: round(sum(v) / len(v), 5) for key, v in moved.items()}
+        print(json.dumps({"model": name, "mean |change| of logits": row, "logit std": round(spread, 3)}), flush=True)
+
+
+def probe(folder: Path, train_size: int, test_size: int, variants: list[str]) -> None:
+    """Fine-tune variants of a pretrained discriminator exactly alike (rs finetune, 1 epoch, lr 3e-4) on balanced
+    binary reviews of the development movies and score them on held-out movies: `pretrained`, `random` (same
+    architecture and vocabulary, fresh weights), `embeddings` (the pretrained embeddings, fresh encoder layers).
+    Also prints how alike the final hidden states of different tokens are (mean cosine; 1.0 = collapsed)."""
+    import pandas as pd
+    from pretrain_vs_random import NSMC, balanced_sample, binary_labels, evaluate, split_by_movie
+    from transformers import ElectraForPreTraining, ElectraTokenizer
+
+    from review_sentiment.config import FinetuneArguments
+    from review_sentiment.finetune import finetune
+
+    reviews = pd.read_csv(NSMC, dtype=str, keep_default_na=False)
+    development, test_movies = split_by_movie(reviews, 0.10, 0)
+    train_path = OUT / f"probe_train_{train_size}.csv"
+    balanced_sample(binary_labels(development), train_size, 0)[["review", "label"]].to_csv(train_path, index=False)
+    test = binary_labels(test_movies).sample(n=test_size, random_state=0)
+    tokenizer = ElectraTokenizer.from_pretrained(folder)
+    held = tokenizer([t for t in test["review"].iloc[:300] if t.strip()], add_special_tokens=False)["input_ids"]
+    for variant in variants:
+        torch.manual_seed(0)
+        model = ElectraForPreTraining.from_pretrained(folder)
+        fresh = ElectraForPreTraining(model.config)
+        if variant == "random":
+            model = fresh
+        elif variant == "embeddings":
+            model.electra.encoder.load_state_dict(fresh.electra.encoder.state_dict())
+            model.discriminator_predictions.load_state_dict(fresh.discriminator_predictions.state_dict())
+        base = OUT / f"probe-base-{folder.name}-{variant}"
+        model.save_pretrained(base)
+        tokenizer.save_pretrained(base)
+        collapse = token_state_cosine(model, held, tokenizer)
+        args = FinetuneArguments(epochs=1, learning_rate=3e-4, validation_fraction=0.05, seed=0)
+        result = finetune(
+            train_path, str(base), args, output_dir=OUT / f"probe-{folder.name}-{variant}", force=True, quiet=True
+        )
+        row = {"model": folder.name, "variant": variant, "token_cosine": collapse, **evaluate(result.output_dir, test)}
+        print(json.dumps(row), flush=True)
+        with (OUT / "probes.jsonl").open("a") as log:
+            log.write(json.dumps(row) + "\n")
+
+
+@torch.no_grad()
+def token_state_cosine(model, held, tokenizer) -> float:
+    """Mean cosine similarity between the final hidden states of different real tokens of held-out reviews."""
+    model.eval()
+    states = []
+    for ids, mask in held_out_batches(held, tokenizer):
+        hidden = model.electra(input_ids=ids, attention_mask=mask).last_hidden_state
+        states.append(hidden[mask.bool() & ~torch.isin(ids, torch.tensor(tokenizer.all_special_ids))])
+    unit = F.normalize(torch.cat(states)[:2000], dim=-1)
+    similarity = unit @ unit.T
+    return round(float(similarity[~torch.eye(len(unit), dtype=torch.bool)].mean()), 4)
+
+
+def table() -> None:
+    """Each logged arm at the token counts all arms reached: the measures in one markdown table."""
+    rows = {}
+    for path in sorted(OUT.glob("*.jsonl")):
+        rows[path.stem] = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    measures = ("held_out_masked_ce", "auc_uniform", "auc_generator")
+    print("| run | tokens | tokens/s | " + " | ".join(measures) + " |")
+    print("|---|---:|---:|" + "---:|" * len(measures))
+    for name, log in rows.items():
+        for row in log[:: max(1, len(log) // 6)] + log[-1:]:
+            speed = row["tokens"] / row["seconds"] if row["seconds"] else 0
+            cells = " | ".join(str(row.get(m, "")) for m in measures)
+            print(f"| {name} | {row['tokens'] / 1e6:.1f} M | {speed:.0f} | {cells} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("prepare")
+    p.add_argument("--vocab-size", type=int, default=16000)
+    r = commands.add_parser("run")
+    r.add_argument("--arm", choices=ARMS, required=True)
+    r.add_argument("--vocab-size", type=int, default=16000, help="the vocabulary `prepare` made")
+    r.add_argument("--name", help="log name [default: the arm]")
+    r.add_argument("--minutes", type=float, default=6.0)
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--lr", type=float, default=5e-4)
+    r.add_argument("--warmup", type=int, default=200, help="linear warmup steps, then constant")
+    r.add_argument("--batch-size", type=int, default=32, help="packed sequences of 128 (unpacked: as many tokens)")
+    r.add_argument("--generator-width", type=int, default=0, help="[default: the mini preset's 32]")
+    r.add_argument("--every", type=int, default=500_000, help="measure every this many tokens")
+    r.add_argument("--gradient-every", type=int, default=50)
+    r.add_argument("--no-clip", dest="clip", action="store_false")
+    r.add_argument("--uniform-replacements", type=float, default=0.0)
+    r.add_argument("--sampling-temperature", type=float, default=1.0)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--save", type=Path)
+    c = commands.add_parser("context")
+    c.add_argument("--model", type=Path, required=True)
+    b = commands.add_parser("probe")
+    b.add_argument("--model", type=Path, required=True)
+    b.add_argument("--train-size", type=int, default=20_000)
+    b.add_argument("--test-size", type=int, default=3_000)
+    b.add_argument("--variants", nargs="+", default=["pretrained", "random", "embeddings"])
+    commands.add_parser("table")
+    options = parser.parse_args()
+    if options.command == "prepare":
+        prepare(options.vocab_size)
+    elif options.command == "run":
+        run(options)
+    elif options.command == "probe":
+        probe(options.model, options.train_size, options.test_size, options.variants)
+    elif options.command == "context":
+        context(options.model)
+    else:
+        table()
+
+
+if __name__ == "__main__":
+    main()
