@@ -12,7 +12,7 @@ fine-tuned model:
 
 It also checks that short reviews get exactly the plain prediction (nothing to split).
 
-    python bench/long_reviews.py [--model bench/results/finetuned-random-init-mini] [--reviews 1000]
+    python bench/long_reviews.py [--model bench/results/finetuned-random-init-mini-seed0] [--reviews 1000]
 
 The default model is the ELECTRA-mini that `make bench-pretrain` fine-tunes on NSMC (binary). Results go to
 bench/results/long_reviews.json.
@@ -60,7 +60,7 @@ def accuracy(probabilities: np.ndarray, labels: list[str], gold: list[str]) -> f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=RESULTS / "finetuned-random-init-mini")
+    parser.add_argument("--model", type=Path, default=RESULTS / "finetuned-random-init-mini-seed0")
     parser.add_argument("--reviews", type=int, default=1000, help="Long reviews to build.")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

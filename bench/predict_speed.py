@@ -393,7 +393,7 @@ def main() -> None:
     parser.add_argument(
         "--accuracy-model",
         type=Path,
-        default=RESULTS / "finetuned-random-init-mini",
+        default=RESULTS / "finetuned-random-init-mini-seed0",
         help="A model fine-tuned on NSMC for the int8 accuracy check [default: make bench-pretrain's].",
     )
     parser.add_argument("--corpus", type=Path, help="A CSV with a review column [default: ../shared NSMC].")

@@ -131,7 +131,8 @@ def run(o: argparse.Namespace) -> None:
     MODEL_SIZES["sweep"] = ModelSize(
         o.hidden, o.layers, max(1, o.hidden // 64), 4 * o.hidden, 128, o.gen, len(tokenizer), o.lr
     )
-    args = PretrainArguments(size="sweep", batch_size=o.batch, disc_weight=o.disc_weight)
+    # temperature 1: the sampling of these runs, made before the mini preset's temperature 2
+    args = PretrainArguments(size="sweep", batch_size=o.batch, disc_weight=o.disc_weight, sampling_temperature=1.0)
     set_seed(0)
     generator, discriminator = new_electra_pair(tokenizer, args)
     for model in (generator, discriminator):

@@ -118,10 +118,14 @@ def main() -> None:
     parser.add_argument("--reuse-pretrained", type=Path, help="skip step 2 and use this pretrained folder")
     options = parser.parse_args()
 
+    from predict_speed import matmul_peak
+
     from review_sentiment.config import FinetuneArguments, PretrainArguments
     from review_sentiment.finetune import finetune
     from review_sentiment.pretrain import pretrain
 
+    peak_before = matmul_peak()  # the machine's fp32 matmul speed in this run, for the speed figures
+    print(f"fp32 matmul GFLOP/s before: {peak_before}", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     reviews = pd.read_csv(options.data, dtype=str, keep_default_na=False)
     development, test_movies = split_by_movie(reviews, 0.10, options.seed)
@@ -202,6 +206,7 @@ def main() -> None:
             )
         },
         "pretrained_held_out": held_out,
+        "fp32_matmul_gflops": {"before": peak_before, "after": matmul_peak()},
         "finetune_args": args.to_dict(),
         "train_size": len(train),
         "test_size": len(test),

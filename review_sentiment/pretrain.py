@@ -27,13 +27,15 @@ of 1e-4, a sixth of RoBERTa's original rate. We follow that: continuing uses a f
 with a peak of 1/5 of the from-scratch rate of the size (1e-4 for ELECTRA-Small's 5e-4); `--learning-rate`
 overrides it.
 
-Differences from the reference, for CPU budgets: the number of masked positions is 15 % of the maskable
-tokens rather than of all tokens, positions are drawn without replacement, and sequences are packed
-differently. Reviews are short (NSMC averages about 17 tokens), so several are packed into each sequence
-instead of padding each one to the maximum length (the reference packs sentences into two segments that
-attend to each other). Here every review keeps its own [CLS] … [SEP] frame, attends only to itself and
-starts at position 0 (`PackedBatch`, after Krell et al. 2021, packing without cross-contamination), so
-pretraining sees reviews exactly as fine-tuning and prediction do; the padding share is reported.
+Differences from the reference, for CPU budgets: the number of masked positions is 15 % of the maskable tokens
+rather than of all tokens, positions are drawn without replacement, sequences are packed differently, `mini`
+samples the replacements at temperature 2 (`sample_replacements` says why), and 5 % of the reviews (at most
+500) are held out to measure the pair (`replacement_measures`). Reviews are short (NSMC averages about 17
+tokens), so several are packed into each sequence instead of padding each one to the maximum length (the
+reference packs sentences into two segments that attend to each other). Here every review keeps its own [CLS]
+… [SEP] frame, attends only to itself and starts at position 0 (`PackedBatch`, after Krell et al. 2021,
+packing without cross-contamination), so pretraining sees reviews exactly as fine-tuning and prediction do;
+the padding share is reported.
 
 Checkpoints and --resume. Pretraining saves a checkpoint in `OUTPUT/checkpoint/` every --checkpoint-minutes, on
 Ctrl-C and when training ends (it is kept with the outputs). It holds everything the rest of the run depends on,
@@ -98,7 +100,7 @@ from review_sentiment.preprocess import read_reviews
 from review_sentiment.tables import table_stem
 
 PRETRAIN_META = "rs_pretrain.json"
-PRETRAIN_RECIPE_VERSION = 1
+PRETRAIN_RECIPE_VERSION = 2  # 2: mini samples at temperature 2; 5 % of the reviews held out to measure
 GENERATOR_DIR = "generator"
 CHECKPOINT_DIR = "checkpoint"
 CONTINUED_LR_FACTOR = 0.2
@@ -295,7 +297,8 @@ def rtd_losses(generator, discriminator, batch: PackedBatch, special_ids, mask_t
 # ------------------------------------------------------------------------------------ held-out measures
 
 HELD_OUT_REVIEWS = 500  # at most; 5 % of a smaller corpus, none under 200 reviews
-MEASURE_EVERY = 250  # steps
+HISTORY_EVERY = 50  # steps summarized per history entry
+MEASURE_EVERY = 250  # steps; a multiple of HISTORY_EVERY: the measures go into history entries
 
 
 def split_held_out(token_lists: list[list[int]]) -> tuple[list[list[int]], list[list[int]]]:
@@ -314,9 +317,9 @@ def replacement_measures(
 
     - `held_out_generator_loss`: the generator's cross-entropy at 15 % of the tokens, all shown as [MASK]
       (the unigram level of a corpus is its floor without context);
-    - `held_out_auc`: the discriminator's ROC AUC on the same positions replaced by samples of the generator's
-      softmax at temperature 1, whatever the training's temperature (0.5: it cannot tell them from the originals;
-      a sample equal to the original counts as original).
+    - `held_out_auc`: the discriminator's ROC AUC over all tokens but [CLS]/[SEP] after those positions are
+      replaced by samples of the generator's softmax at temperature 1, whatever the training's temperature
+      (0.5: it cannot tell them from the originals; a sample equal to the original counts as original).
     Fixed positions and samples (`seed`), no dropout; the models' training mode and the RNGs of training are
     left as they were."""
     import torch
@@ -329,30 +332,36 @@ def replacement_measures(
     special_ids = torch.tensor(tokenizer.all_special_ids)
     rng = torch.Generator().manual_seed(seed)
     modes = generator.training, discriminator.training
-    generator.eval()
-    discriminator.eval()
+    reviews = sorted(reviews, key=len)  # little padding
     loss_sum, masked, scores, labels = 0.0, 0, [], []
-    with torch.no_grad():
-        for start in range(0, len(reviews), 100):
-            rows = [
-                [tokenizer.cls_token_id, *review[: max_length - 2], tokenizer.sep_token_id]
-                for review in reviews[start : start + 100]
-            ]
-            ids, attention = pad_batch(rows, tokenizer.pad_token_id)
-            real = attention.bool()
-            positions = choose_mask_positions(real & ~torch.isin(ids, special_ids), 0.15, rng)
-            ids, attention, positions = ids.to(device), attention.to(device), positions.to(device)
-            masked_ids = ids.masked_fill(positions, tokenizer.mask_token_id)
-            logits = generator(input_ids=masked_ids, attention_mask=attention).logits[positions].float()
-            loss_sum += float(F.cross_entropy(logits, ids[positions], reduction="sum"))
-            masked += int(positions.sum())
-            sampled = torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=rng).squeeze(-1)
-            corrupted = ids.clone()
-            corrupted[positions] = sampled.to(device)
-            scores.append(discriminator(input_ids=corrupted, attention_mask=attention).logits[real.to(device)].cpu())
-            labels.append((corrupted != ids)[real.to(device)].cpu())
-    generator.train(modes[0])
-    discriminator.train(modes[1])
+    try:
+        generator.eval()
+        discriminator.eval()
+        with torch.no_grad():
+            for start in range(0, len(reviews), 100):
+                rows = [
+                    [tokenizer.cls_token_id, *review[: max_length - 2], tokenizer.sep_token_id]
+                    for review in reviews[start : start + 100]
+                ]
+                ids, attention = pad_batch(rows, tokenizer.pad_token_id)
+                candidates = attention.bool() & ~torch.isin(ids, special_ids)
+                positions = choose_mask_positions(candidates, 0.15, rng)
+                ids, attention = ids.to(device), attention.to(device)
+                positions, candidates = positions.to(device), candidates.to(device)
+                masked_ids = ids.masked_fill(positions, tokenizer.mask_token_id)
+                hidden = generator.electra(input_ids=masked_ids, attention_mask=attention).last_hidden_state
+                logits = generator.generator_lm_head(generator.generator_predictions(hidden[positions])).float()
+                loss_sum += float(F.cross_entropy(logits, ids[positions], reduction="sum"))
+                masked += int(positions.sum())
+                sampled = torch.multinomial(torch.softmax(logits, -1).cpu(), 1, generator=rng).squeeze(-1)
+                corrupted = ids.clone()
+                corrupted[positions] = sampled.to(device)
+                # Scored where a token can be replaced: [CLS] and [SEP] never are, and would raise the AUC for free.
+                scores.append(discriminator(input_ids=corrupted, attention_mask=attention).logits[candidates].cpu())
+                labels.append((corrupted != ids)[candidates].cpu())
+    finally:
+        generator.train(modes[0])
+        discriminator.train(modes[1])
     labels, scores = torch.cat(labels), torch.cat(scores).float()
     auc = float(roc_auc_score(labels.numpy(), scores.numpy())) if 0 < int(labels.sum()) < len(labels) else None
     return {
@@ -541,6 +550,17 @@ def rtd_optimizer(generator, discriminator, learning_rate: float, weight_decay: 
     return torch.optim.AdamW(groups, lr=learning_rate, eps=1e-6), decay + exempt
 
 
+def steps_for_budget(step: int, train_seconds: float, calibration_seconds: float, budget_seconds: float) -> int:
+    """The total steps that end training when the time budget does, planned at `step` (one of
+    CALIBRATION_STEPS) from the speed of the steps since the first calibration (all steps, at the first)."""
+    first = CALIBRATION_STEPS[0]
+    if step <= first:
+        seconds_per_step = train_seconds / step
+    else:
+        seconds_per_step = (train_seconds - calibration_seconds) / (step - first)
+    return max(step + 1, step + int((budget_seconds - train_seconds) / seconds_per_step))
+
+
 def _schedule(step: int, warmup: int, total: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
@@ -553,6 +573,10 @@ def _schedule(step: int, warmup: int, total: int) -> float:
 CHECKPOINT_FORMAT = 1
 DISCRIMINATOR_DIR = "discriminator"
 _UNPLANNED = 10**9  # planned steps with only --max-minutes, until the speed is measured
+# With --max-minutes the schedule is planned from the speed of the first 10 steps, then again from that of steps
+# 11-60: the first steps carry one-time costs (allocations, kernel choice), and a plan from them alone ended a
+# 60-minute benchmark run after 45 minutes.
+CALIBRATION_STEPS = (10, 60)
 
 # How the arguments that change the result are spelled on the command line, for messages.
 _OPTION_NAMES = {
@@ -581,7 +605,12 @@ def resume_fingerprint(args: PretrainArguments, base: ResolvedBase | None, devic
     else:
         origin = f"{base.source}@{base.revision}" if base.revision else base.source
     arguments = {key: value for key, value in args.to_dict().items() if key != "checkpoint_minutes"}
-    return {"arguments": arguments, "base": origin, "device": torch.device(device).type}
+    return {
+        "arguments": arguments,
+        "base": origin,
+        "device": torch.device(device).type,
+        "recipe": PRETRAIN_RECIPE_VERSION,
+    }
 
 
 def _shown(value) -> str:
@@ -632,6 +661,13 @@ class PretrainCheckpoint:
         return saved
 
     def check(self, saved: dict) -> None:
+        recipe = saved.get("fingerprint", {}).get("recipe", 1)  # recipe 1 did not record itself
+        if recipe != PRETRAIN_RECIPE_VERSION:
+            raise RsError(
+                f"The checkpoint in {self.folder} was made by an earlier rs (pretraining recipe {recipe}; this rs "
+                f"trains recipe {PRETRAIN_RECIPE_VERSION}) and cannot be resumed by it; rerun without --resume and "
+                "with --force to start over, or finish it with the rs version that made it."
+            )
         check_fingerprint(self.folder, _fingerprint_difference(saved.get("fingerprint", {}), self.fingerprint))
 
     def save(self, generator, discriminator, tokenizer, optimizer, scheduler, rng, plan: dict, state: dict) -> None:
@@ -775,6 +811,9 @@ def pretrain(
     recipe = NormalizationRecipe()
     base = resolve_base(base_name) if base_name else None
     device = pick_device(device)
+    if args.sampling_temperature is None:  # resolved first: the resume fingerprint and rs_pretrain.json hold it
+        temperature = 1.0 if base else args.model_size.sampling_temperature
+        args = dataclasses.replace(args, sampling_temperature=temperature)
 
     # Where to write, and whether there is a checkpoint to resume.
     looked = None  # where --resume looked for a checkpoint in vain
@@ -864,11 +903,8 @@ def pretrain(
         learning_rate = args.learning_rate or (
             CONTINUED_LR_FACTOR * scratch_learning_rate(discriminator.config) if base else args.model_size.learning_rate
         )
-        if args.sampling_temperature is None:  # recorded in rs_pretrain.json as used
-            temperature = 1.0 if base else args.model_size.sampling_temperature
-            args = dataclasses.replace(args, sampling_temperature=temperature)
         optimizer, parameters = rtd_optimizer(generator, discriminator, learning_rate, args.weight_decay)
-        plan = {"total": planned, "warmup": max(1, int(planned * args.warmup_ratio))}
+        plan = {"total": planned, "warmup": max(1, int(planned * args.warmup_ratio)), "cap": planned}
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: _schedule(step, plan["warmup"], plan["total"])
         )
@@ -884,7 +920,8 @@ def pretrain(
             "train_seconds": 0.0,
             "history": [],
             "window": [],  # the steps since the last history entry
-            "calibrated": budget_seconds is None,  # whether the plan fits the time budget yet
+            "calibrations": 0,  # how many of CALIBRATION_STEPS have planned the schedule to fit the time budget
+            "calibration_seconds": 0.0,  # training time at the first calibration
             "stopped_by": None,  # set when the time budget ends training
             "resumes": 0,
         }
@@ -898,8 +935,9 @@ def pretrain(
                 if folder is not None and folder.exists():
                     shutil.rmtree(folder)
         say(
-            f"Corpus: {corpus_path} — {len(texts)} reviews, {sum(map(len, token_lists))} tokens packed into "
-            f"{len(sequences)} sequences of ≤{max_length} · vocabulary {len(tokenizer)} · "
+            f"Corpus: {corpus_path} — {len(texts)} reviews, {sum(map(len, training_lists))} tokens packed into "
+            f"{len(sequences)} sequences of ≤{max_length} ({len(held_out)} reviews held out) · "
+            f"vocabulary {len(tokenizer)} · "
             f"{'continuing ' + base.source if base else 'from scratch, size ' + args.size} · "
             f"lr {learning_rate:g} · {device}"
         )
@@ -962,18 +1000,21 @@ def pretrain(
                     state["slots"] += batch.input_ids.numel()
                     state["train_seconds"] += time.perf_counter() - step_started
                     state["window"].append(result)
-                    if not state["calibrated"] and state["step"] >= 10:
+                    calibrations = state["calibrations"]
+                    if budget_seconds and calibrations < 2 and state["step"] >= CALIBRATION_STEPS[calibrations]:
                         # Plan the schedule to end when the time budget does, from the measured speed.
-                        seconds_per_step = state["train_seconds"] / state["step"]
-                        plan["total"] = max(
-                            state["step"] + 1, min(plan["total"], int(budget_seconds / seconds_per_step))
+                        if calibrations == 0:
+                            state["calibration_seconds"] = state["train_seconds"]
+                        plan["total"] = steps_for_budget(
+                            state["step"], state["train_seconds"], state["calibration_seconds"], budget_seconds
                         )
+                        plan["total"] = min(plan["cap"], plan["total"])
                         plan["warmup"] = max(1, int(plan["total"] * args.warmup_ratio))
                         progress.update(task, total=plan["total"])
-                        state["calibrated"] = True
+                        state["calibrations"] += 1
                     if budget_seconds and state["train_seconds"] >= budget_seconds:
                         state["stopped_by"] = "time budget"
-                    if state["step"] % 50 == 0 or state["step"] == plan["total"] or state["stopped_by"]:
+                    if state["step"] % HISTORY_EVERY == 0 or state["step"] == plan["total"] or state["stopped_by"]:
                         state["history"].append(summarize())
                         state["window"] = []
                     consistent = unsaved = True

@@ -1,5 +1,6 @@
 """The three commands as a user runs them, through typer's CliRunner, in a fresh working directory."""
 
+import json
 import os
 import signal
 import time
@@ -147,13 +148,17 @@ def test_pretrain_command_then_finetune_on_it(tmp_path, monkeypatch):
             "64",
             "--vocab-size",
             "800",
+            "--sampling-temperature",
+            "1.5",
             "--name",
             "pre",
         ],
     )
     assert result.exit_code == 0, result.output
     assert "2 steps (planned steps)" in result.output and "padding" in result.output
-    assert (tmp_path / "models" / "pre" / "rs_pretrain.json").exists()
+    assert "Held-out reviews: generator loss" in result.output and "ROC AUC" in result.output
+    meta = json.loads((tmp_path / "models" / "pre" / "rs_pretrain.json").read_text())
+    assert meta["arguments"]["sampling_temperature"] == 1.5 and meta["recipe_version"] == 2
     result = runner.invoke(app, ["pretrain", "corpus.csv", "--max-steps", "2", "--name", "pre"])
     assert result.exit_code == 1 and "--resume" in result.output
     result = runner.invoke(app, ["finetune", "corpus.csv", "--base", "models/pre", "--epochs", "1"])
