@@ -111,6 +111,9 @@ def main() -> None:
     parser.add_argument(
         "--control-seeds", type=int, nargs="+", default=[0, 1], help="random-init controls: weights and fine-tuning"
     )
+    parser.add_argument(
+        "--pretrained-seeds", type=int, nargs="+", help="fine-tuning seeds of the pretrained model [default: --seed]"
+    )
     parser.add_argument("--size", default="mini", help="rs pretrain --size")
     parser.add_argument("--pretrain-learning-rate", type=float, help="rs pretrain --learning-rate [default: preset]")
     parser.add_argument("--vocab-size", type=int, help="rs pretrain --vocab-size [default: preset]")
@@ -166,7 +169,7 @@ def main() -> None:
     held_out = replacement_detection(pretrained, test)
     print(f"Held-out movies, each review alone: {held_out}", flush=True)
 
-    runs = [("pretrained", pretrained, options.seed)]
+    runs = [("pretrained", pretrained, seed) for seed in options.pretrained_seeds or [options.seed]]
     for seed in options.control_seeds:
         control = random_init_copy(pretrained, RESULTS / f"random-init-{options.size}-seed{seed}", seed)
         runs.append(("random init", control, seed))
