@@ -30,6 +30,7 @@ bench/pretrain_vs_random.py, cleaned by steps 1-6 of the recipe, a WordPiece voc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import random
@@ -105,14 +106,14 @@ def masked_ce(generator, held, tokenizer) -> float:
     """Cross-entropy at 15 % fixed positions of held-out reviews, all shown as [MASK]."""
     was = generator.training
     generator.eval()
-    losses = []
+    loss_sum, masked = 0.0, 0
     for n, (ids, mask) in enumerate(held_out_batches(held, tokenizer)):
         positions = fixed_positions(ids, mask, tokenizer, n)
         logits = generator(input_ids=ids.masked_fill(positions, tokenizer.mask_token_id), attention_mask=mask).logits
-        losses.append(F.cross_entropy(logits[positions].float(), ids[positions], reduction="sum") / 1.0)
-        losses.append(torch.tensor(float(positions.sum())))
+        loss_sum += float(F.cross_entropy(logits[positions].float(), ids[positions], reduction="sum"))
+        masked += int(positions.sum())
     generator.train(was)
-    return round(float(sum(losses[::2]) / sum(losses[1::2])), 4)
+    return round(loss_sum / masked, 4)
 
 
 @torch.no_grad()
@@ -195,7 +196,7 @@ def electra_pair(tokenizer, generator_width):
     args = PretrainArguments(size="mini")
     size = args.model_size
     if generator_width:
-        size = type(size)(**{**size.__dict__, "generator_hidden_size": generator_width})
+        size = dataclasses.replace(size, generator_hidden_size=generator_width)
         args = types.SimpleNamespace(model_size=size, max_length=128)
     return new_electra_pair(tokenizer, args)
 
@@ -320,8 +321,7 @@ def run(options) -> None:
                 masked_lm_logits(generator, batch, positions, tokenizer.mask_token_id, rng), ids[positions]
             )
         elif arm == "gen-minimal":
-            masked = collator.torch_mask_tokens(ids.clone())
-            masked_ids, labels = masked
+            masked_ids, labels = collator.torch_mask_tokens(ids.clone())
             labels = labels.masked_fill(~real, -100)
             loss = generator(input_ids=masked_ids, attention_mask=batch.attention_mask, labels=labels).loss
         else:
