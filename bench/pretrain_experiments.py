@@ -241,6 +241,10 @@ def run(options) -> None:
     generator, discriminator = electra_pair(tokenizer, options.generator_width)
     for model in (generator, discriminator):
         model.set_attn_implementation("eager")
+        if options.dropout is not None:  # ELECTRA's 0.1 by default; Cramming (Geiping 2022) trains without
+            for module in model.modules():
+                if isinstance(module, torch.nn.Dropout):
+                    module.p = options.dropout
     arm = options.arm
     if arm == "gen-minimal":
         from transformers import ElectraForMaskedLM
@@ -429,7 +433,12 @@ def probe(folder: Path, train_size: int, test_size: int, variants: list[str]) ->
         result = finetune(
             train_path, str(base), args, output_dir=OUT / f"probe-{folder.name}-{variant}", force=True, quiet=True
         )
-        row = {"model": folder.name, "variant": variant, "token_cosine": collapse, **evaluate(result.output_dir, test)}
+        row = {
+            "model": folder.name,
+            "variant": variant,
+            "token_cosine": collapse,
+            **evaluate(result.output_dir, test)[0],
+        }
         print(json.dumps(row), flush=True)
         with (OUT / "probes.jsonl").open("a") as log:
             log.write(json.dumps(row) + "\n")
@@ -474,6 +483,7 @@ def main() -> None:
     r.add_argument("--name", help="log name [default: the arm]")
     r.add_argument("--minutes", type=float, default=6.0)
     r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--dropout", type=float, help="dropout while pretraining [default: ELECTRA's 0.1]")
     r.add_argument("--lr", type=float, default=5e-4)
     r.add_argument("--warmup", type=int, default=200, help="linear warmup steps, then constant")
     r.add_argument("--batch-size", type=int, default=32, help="packed sequences of 128 (unpacked: as many tokens)")

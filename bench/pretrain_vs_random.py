@@ -4,11 +4,15 @@
    pretraining or fine-tuning).
 2. Pretrain a `mini` ELECTRA (replaced-token detection) from scratch on every review of the other movies,
    for a fixed CPU budget (--pretrain-minutes).
-3. Fine-tune it on a balanced binary set from the ratings (1-4 negative, 9-10 positive; --train-size).
-4. Fine-tune the same architecture and vocabulary from random initialization with the same settings.
-5. Evaluate both on the held-out movies' 1-4 / 9-10 reviews: accuracy and macro-F1.
+3. Fine-tune it on a balanced binary set from the ratings (1-4 negative, 9-10 positive; --train-size), and on
+   smaller balanced subsets of it (--fewer-labels), with each of --pretrained-seeds.
+4. Fine-tune the same architecture and vocabulary from random initialization with the same settings
+   (--control-seeds: the weights and the fine-tuning).
+5. Evaluate all on the held-out movies' 1-4 / 9-10 reviews: accuracy and macro-F1.
+6. The TF-IDF baseline on the full training set, alone and averaged with each transformer fine-tuned on it.
 
-    python bench/pretrain_vs_random.py --pretrain-minutes 35 --train-size 150000
+    python bench/pretrain_vs_random.py --pretrain-minutes 60 --train-size 150000 --fewer-labels 20000 5000 \
+        --pretrained-seeds 0 1 --control-seeds 0 1 2
 
 Needs ../shared/data/nsmc_reviews.csv.gz. Work files go to bench/results/ (ignored by git); the table is
 printed as markdown and saved with all numbers to bench/results/pretrain_vs_random.json.
@@ -61,22 +65,35 @@ def random_init_copy(pretrained: Path, output: Path, seed: int) -> Path:
     return output
 
 
-def evaluate(model_dir: Path, test: pd.DataFrame) -> dict:
-    from sklearn.metrics import accuracy_score, f1_score
-
+def evaluate(model_dir: Path, test: pd.DataFrame) -> tuple[dict, np.ndarray]:
+    """Accuracy and macro-F1 on the test reviews, and the class probabilities (columns negative, positive)."""
     from review_sentiment.predict import Predictor
 
     predictor = Predictor(model_dir, batch_size=64)
     started = time.perf_counter()
-    predicted = predictor.predict(test["review"].tolist())
+    probabilities = predictor.probabilities(test["review"].tolist())
     seconds = time.perf_counter() - started
+    probabilities = probabilities[:, [predictor.labels.index(label) for label in ("negative", "positive")]]
+    return {**scores(probabilities, test), "predict_reviews_per_second": round(len(test) / seconds, 1)}, probabilities
+
+
+def scores(probabilities: np.ndarray, test: pd.DataFrame) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from review_sentiment.predict import labels_from_probabilities
+
+    predicted = labels_from_probabilities(probabilities, ["negative", "positive"])
     gold = test["label"].tolist()
     # A review that normalizes to nothing gets the label "": it counts as wrong, not as a third class.
     return {
         "accuracy": round(accuracy_score(gold, predicted), 4),
         "macro_f1": round(f1_score(gold, predicted, labels=["negative", "positive"], average="macro"), 4),
-        "predict_reviews_per_second": round(len(test) / seconds, 1),
     }
+
+
+def combined(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The mean of two models' probabilities; where one could not score a review, the other's."""
+    return np.where(np.isnan(first), second, np.where(np.isnan(second), first, (first + second) / 2))
 
 
 def replacement_detection(pretrained: Path, test: pd.DataFrame, reviews: int = 600) -> dict:
@@ -103,6 +120,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pretrain-minutes", type=float, default=35.0)
     parser.add_argument("--train-size", type=int, default=150_000)
+    parser.add_argument(
+        "--fewer-labels",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also fine-tune every base on balanced subsets of the training set of these sizes",
+    )
     parser.add_argument("--test-size", type=int, default=10_000)
     parser.add_argument("--corpus-size", type=int, help="pretrain on a sample of this many reviews [default: all]")
     parser.add_argument("--epochs", type=int, default=1)
@@ -140,6 +164,11 @@ def main() -> None:
     train = balanced_sample(binary_labels(development), options.train_size, options.seed)
     train_path = RESULTS / "finetune_train.csv"
     train[["review", "label"]].to_csv(train_path, index=False)
+    train_sets = {len(train): train_path}
+    for size in options.fewer_labels:
+        subset_path = RESULTS / f"finetune_train_{size}.csv"
+        balanced_sample(train, size, options.seed)[["review", "label"]].to_csv(subset_path, index=False)
+        train_sets[size] = subset_path
     test = binary_labels(test_movies)
     test = test.sample(n=min(options.test_size, len(test)), random_state=options.seed)
     print(
@@ -173,25 +202,44 @@ def main() -> None:
     for seed in options.control_seeds:
         control = random_init_copy(pretrained, RESULTS / f"random-init-{options.size}-seed{seed}", seed)
         runs.append(("random init", control, seed))
-    rows = {}
-    for kind, base, seed in runs:
-        args = FinetuneArguments(
-            epochs=options.epochs, learning_rate=options.learning_rate, validation_fraction=0.05, seed=seed
-        )
-        started = time.perf_counter()
-        result = finetune(train_path, str(base), args, output_dir=RESULTS / f"finetuned-{base.name}", force=True)
-        wall = time.perf_counter() - started
-        scores = evaluate(result.output_dir, test)
-        meta = json.loads((result.output_dir / "rs_meta.json").read_text())
-        name = f"{kind}, seed {seed}"
-        rows[name] = {
-            **scores,
-            "kind": kind,
-            "seed": seed,
-            "finetune_seconds": round(wall, 1),
-            "validation": meta["metrics"],
-        }
-        print(name, rows[name], flush=True)
+    rows, probabilities = {}, {}
+    for labels, data_path in train_sets.items():
+        for kind, base, seed in runs:
+            args = FinetuneArguments(
+                epochs=options.epochs, learning_rate=options.learning_rate, validation_fraction=0.05, seed=seed
+            )
+            started = time.perf_counter()
+            output = RESULTS / f"finetuned-{base.name}" if labels == len(train) else RESULTS / "finetuned-fewer"
+            name = f"{kind}, seed {seed}" + ("" if labels == len(train) else f", {labels:,} labels")
+            result = finetune(data_path, str(base), args, output_dir=output, force=True)
+            wall = time.perf_counter() - started
+            measured, probabilities[name] = evaluate(result.output_dir, test)
+            meta = json.loads((result.output_dir / "rs_meta.json").read_text())
+            rows[name] = {
+                **measured,
+                "kind": kind,
+                "seed": seed,
+                "labels": labels,
+                "finetune_seconds": round(wall, 1),
+                "validation": meta["metrics"],
+            }
+            print(name, rows[name], flush=True)
+
+    # The best offline model: TF-IDF alone and averaged with each transformer fine-tuned on all the labels
+    tfidf = finetune(
+        train_path,
+        "tfidf",
+        FinetuneArguments(validation_fraction=0.05, seed=options.seed),
+        output_dir=RESULTS / "finetuned-tfidf",
+        force=True,
+    )
+    tfidf_scores, tfidf_probabilities = evaluate(tfidf.output_dir, test)
+    ensembles = {"TF-IDF": tfidf_scores}
+    for name, row in rows.items():
+        if row["labels"] == len(train):
+            ensembles[f"{name} + TF-IDF"] = scores(combined(probabilities[name], tfidf_probabilities), test)
+    for name, row in ensembles.items():
+        print(name, row, flush=True)
 
     report = {
         "pretraining": {
@@ -212,8 +260,10 @@ def main() -> None:
         "fp32_matmul_gflops": {"before": peak_before, "after": matmul_peak()},
         "finetune_args": args.to_dict(),
         "train_size": len(train),
+        "fewer_labels": options.fewer_labels,
         "test_size": len(test),
         "results": rows,
+        "with_tfidf": ensembles,
     }
     (RESULTS / "pretrain_vs_random.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     p = report["pretraining"]
@@ -221,13 +271,23 @@ def main() -> None:
         f"\nPretraining: {p['steps']} steps, {p['tokens_seen']:,} tokens at {p['tokens_per_second']:.0f} tokens/s, "
         f"padding {p['padding_share']:.1%}, {p['train_seconds'] / 60:.1f} min; final {p['final']}\n"
     )
+    for labels in train_sets:
+        means = {}
+        for kind in ("pretrained", "random init"):
+            accuracies = [r["accuracy"] for r in rows.values() if r["kind"] == kind and r["labels"] == labels]
+            means[kind] = float(np.mean(accuracies))
+            print(
+                f"{labels:,} labels, {kind}: accuracy {means[kind]:.4f} "
+                f"(range {min(accuracies):.4f}-{max(accuracies):.4f}, {len(accuracies)} seeds)"
+            )
+        print(
+            f"{labels:,} labels: pretrained - random init = "
+            f"{100 * (means['pretrained'] - means['random init']):+.2f} points"
+        )
     print(
         "| base | test accuracy | test macro-F1 | fine-tune wall | fine-tune tokens/s | padding | predict reviews/s |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for kind in ("pretrained", "random init"):
-        accuracies = [row["accuracy"] for row in rows.values() if row["kind"] == kind]
-        print(f"{kind}: accuracy {np.mean(accuracies):.4f} (range {min(accuracies):.4f}-{max(accuracies):.4f})")
     for name, row in rows.items():
         last = row["validation"]["history"][-1]
         print(
@@ -235,6 +295,9 @@ def main() -> None:
             f"| {last['train_tokens_per_second']:.0f} | {last['padding_share']:.1%} "
             f"| {row['predict_reviews_per_second']:.0f} |"
         )
+    print("\n| model | test accuracy | test macro-F1 |\n|---|---:|---:|")
+    for name, row in ensembles.items():
+        print(f"| {name} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} |")
 
 
 if __name__ == "__main__":

@@ -550,14 +550,12 @@ def rtd_optimizer(generator, discriminator, learning_rate: float, weight_decay: 
     return torch.optim.AdamW(groups, lr=learning_rate, eps=1e-6), decay + exempt
 
 
-def steps_for_budget(step: int, train_seconds: float, calibration_seconds: float, budget_seconds: float) -> int:
-    """The total steps that end training when the time budget does, planned at `step` (one of
-    CALIBRATION_STEPS) from the speed of the steps since the first calibration (all steps, at the first)."""
-    first = CALIBRATION_STEPS[0]
-    if step <= first:
-        seconds_per_step = train_seconds / step
-    else:
-        seconds_per_step = (train_seconds - calibration_seconds) / (step - first)
+def steps_for_budget(
+    step: int, train_seconds: float, since_step: int, since_seconds: float, budget_seconds: float
+) -> int:
+    """The total steps that end training when the time budget does, planned at `step` from the speed of the steps
+    after `since_step` (trained by `since_seconds`; at the first calibration 0 and 0: all steps)."""
+    seconds_per_step = (train_seconds - since_seconds) / (step - since_step)
     return max(step + 1, step + int((budget_seconds - train_seconds) / seconds_per_step))
 
 
@@ -574,9 +572,10 @@ CHECKPOINT_FORMAT = 1
 DISCRIMINATOR_DIR = "discriminator"
 _UNPLANNED = 10**9  # planned steps with only --max-minutes, until the speed is measured
 # With --max-minutes the schedule is planned from the speed of the first 10 steps, then again from that of steps
-# 11-60: the first steps carry one-time costs (allocations, kernel choice), and a plan from them alone ended a
-# 60-minute benchmark run after 45 minutes.
-CALIBRATION_STEPS = (10, 60)
+# 11-60 and of steps 61-300, each time from the steps since the last plan: the first steps carry one-time costs
+# (allocations, kernel choice) and early steps stay slower for a while; a plan from the first 10 ended a 60-minute
+# benchmark run after 45 minutes, one from steps 11-60 after 52 (steps 11-60 at 75 a minute, the rest at 86).
+CALIBRATION_STEPS = (10, 60, 300)
 
 # How the arguments that change the result are spelled on the command line, for messages.
 _OPTION_NAMES = {
@@ -921,7 +920,7 @@ def pretrain(
             "history": [],
             "window": [],  # the steps since the last history entry
             "calibrations": 0,  # how many of CALIBRATION_STEPS have planned the schedule to fit the time budget
-            "calibration_seconds": 0.0,  # training time at the first calibration
+            "calibration_seconds": 0.0,  # training time at the latest calibration
             "stopped_by": None,  # set when the time budget ends training
             "resumes": 0,
         }
@@ -1001,16 +1000,25 @@ def pretrain(
                     state["train_seconds"] += time.perf_counter() - step_started
                     state["window"].append(result)
                     calibrations = state["calibrations"]
-                    if budget_seconds and calibrations < 2 and state["step"] >= CALIBRATION_STEPS[calibrations]:
-                        # Plan the schedule to end when the time budget does, from the measured speed.
-                        if calibrations == 0:
-                            state["calibration_seconds"] = state["train_seconds"]
+                    if (
+                        budget_seconds
+                        and calibrations < len(CALIBRATION_STEPS)
+                        and state["step"] >= CALIBRATION_STEPS[calibrations]
+                    ):
+                        # Plan the schedule to end when the time budget does, from the speed since the last plan.
+                        since_step = CALIBRATION_STEPS[calibrations - 1] if calibrations else 0
                         plan["total"] = steps_for_budget(
-                            state["step"], state["train_seconds"], state["calibration_seconds"], budget_seconds
+                            state["step"],
+                            state["train_seconds"],
+                            since_step,
+                            state["calibration_seconds"] if calibrations else 0.0,
+                            budget_seconds,
                         )
                         plan["total"] = min(plan["cap"], plan["total"])
-                        plan["warmup"] = max(1, int(plan["total"] * args.warmup_ratio))
+                        if state["step"] < plan["warmup"]:  # past warmup the decay only stretches
+                            plan["warmup"] = max(1, int(plan["total"] * args.warmup_ratio))
                         progress.update(task, total=plan["total"])
+                        state["calibration_seconds"] = state["train_seconds"]
                         state["calibrations"] += 1
                     if budget_seconds and state["train_seconds"] >= budget_seconds:
                         state["stopped_by"] = "time budget"

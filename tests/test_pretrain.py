@@ -408,13 +408,15 @@ def test_ctrl_c_twice_in_the_first_step_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_a_time_budget_is_planned_from_the_speed_after_the_first_steps():
-    from review_sentiment.pretrain import steps_for_budget
+    from review_sentiment.pretrain import CALIBRATION_STEPS, steps_for_budget
 
-    # 10 slow first steps (0.8 s: one-time costs), then 0.6 s per step, for an hour
-    assert steps_for_budget(10, 8.0, 0.0, 3600) == 10 + int(3592 / 0.8)  # provisional: 4,500 steps
-    total = steps_for_budget(60, 8.0 + 50 * 0.6, 8.0, 3600)
-    assert total == 60 + int((3600 - 38.0) / 0.6)  # 5,996 steps: the hour, not 45 minutes of it
-    assert steps_for_budget(60, 3700.0, 8.0, 3600) == 61  # over budget already: one more step at least
+    assert CALIBRATION_STEPS == (10, 60, 300)
+    # 10 slow first steps (0.8 s: one-time costs), then 0.6 s per step to step 60, then 0.5 s, for an hour
+    assert steps_for_budget(10, 8.0, 0, 0.0, 3600) == 10 + int(3592 / 0.8)  # provisional: 4,500 steps
+    assert steps_for_budget(60, 8.0 + 50 * 0.6, 10, 8.0, 3600) == 60 + int((3600 - 38.0) / 0.6)  # 5,996
+    total = steps_for_budget(300, 38.0 + 240 * 0.5, 60, 38.0, 3600)
+    assert total == 300 + int((3600 - 158.0) / 0.5)  # 7,184 steps: the hour at the speed of steps 61-300
+    assert steps_for_budget(60, 3700.0, 10, 8.0, 3600) == 61  # over budget already: one more step at least
 
 
 def test_arguments_are_validated():
