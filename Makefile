@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 
 # The whole pipeline on the bundled sample, offline. The model is the TF-IDF baseline: with no model hub it is
 # the best base that can be made here (NSMC binary: 0.865 accuracy, against 0.839-0.852 for an ELECTRA-mini from
-# random weights and 0.852-0.861 from a 45-minute `rs pretrain` base, see README). `make demo-pretrain`
+# random weights and 0.849-0.861 from a 45-60-minute `rs pretrain` base, see README). `make demo-pretrain`
 # shows the ELECTRA path: rs pretrain on the sample, then fine-tuning on that base.
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/rs preprocess data/sample_reviews.csv
