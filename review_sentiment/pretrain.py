@@ -920,7 +920,8 @@ def pretrain(
             "history": [],
             "window": [],  # the steps since the last history entry
             "calibrations": 0,  # how many of CALIBRATION_STEPS have planned the schedule to fit the time budget
-            "calibration_seconds": 0.0,  # training time at the latest calibration
+            "calibration_step": 0,  # the step of the latest calibration, and the training time then
+            "calibration_seconds": 0.0,
             "stopped_by": None,  # set when the time budget ends training
             "resumes": 0,
         }
@@ -1006,19 +1007,18 @@ def pretrain(
                         and state["step"] >= CALIBRATION_STEPS[calibrations]
                     ):
                         # Plan the schedule to end when the time budget does, from the speed since the last plan.
-                        since_step = CALIBRATION_STEPS[calibrations - 1] if calibrations else 0
                         plan["total"] = steps_for_budget(
                             state["step"],
                             state["train_seconds"],
-                            since_step,
-                            state["calibration_seconds"] if calibrations else 0.0,
+                            state.get("calibration_step", CALIBRATION_STEPS[0]),  # older checkpoints: step 10
+                            state["calibration_seconds"],
                             budget_seconds,
                         )
                         plan["total"] = min(plan["cap"], plan["total"])
                         if state["step"] < plan["warmup"]:  # past warmup the decay only stretches
                             plan["warmup"] = max(1, int(plan["total"] * args.warmup_ratio))
                         progress.update(task, total=plan["total"])
-                        state["calibration_seconds"] = state["train_seconds"]
+                        state["calibration_step"], state["calibration_seconds"] = state["step"], state["train_seconds"]
                         state["calibrations"] += 1
                     if budget_seconds and state["train_seconds"] >= budget_seconds:
                         state["stopped_by"] = "time budget"
