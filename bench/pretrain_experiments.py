@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
+import os
 import random
 import time
 import types
@@ -397,11 +399,23 @@ def context(folder: Path) -> None:
         print(json.dumps({"model": name, "mean |change| of logits": row, "logit std": round(spread, 3)}), flush=True)
 
 
-def probe(folder: Path, train_size: int, test_size: int, variants: list[str]) -> None:
-    """Fine-tune variants of a pretrained discriminator exactly alike (rs finetune, 1 epoch, lr 3e-4) on balanced
-    binary reviews of the development movies and score them on held-out movies: `pretrained`, `random` (same
-    architecture and vocabulary, fresh weights), `embeddings` (the pretrained embeddings, fresh encoder layers).
-    Also prints how alike the final hidden states of different tokens are (mean cosine; 1.0 = collapsed)."""
+def probe(
+    folder: Path,
+    train_size: int,
+    test_size: int,
+    variants: list[str],
+    seeds: list[int],
+    learning_rate: float,
+    epochs: int = 1,
+) -> None:
+    """Fine-tune variants of a pretrained discriminator exactly alike (rs finetune, `epochs` with the best kept by
+    validation) on balanced binary reviews of the development movies and score them on held-out movies:
+    `pretrained`, `random` (same architecture and vocabulary, fresh weights), `embeddings` (the pretrained
+    embeddings, fresh encoder layers), `reinit-top` (the last encoder layer fresh), `reinit-qk` (every layer's
+    queries and keys fresh), `head-first` (the classifier head trained on the frozen encoder first;
+    `random-head-first` the same from fresh weights). Each seed sets both the fresh weights and the fine-tuning
+    order, as the benchmark's controls do. Also prints how alike the final hidden states of different tokens are
+    (mean cosine; 1.0 = collapsed) and the RMS of the encoder's weights and final hidden states (scale growth)."""
     import pandas as pd
     from pretrain_vs_random import NSMC, balanced_sample, binary_labels, evaluate, split_by_movie
     from transformers import ElectraForPreTraining, ElectraTokenizer
@@ -412,36 +426,206 @@ def probe(folder: Path, train_size: int, test_size: int, variants: list[str]) ->
     reviews = pd.read_csv(NSMC, dtype=str, keep_default_na=False)
     development, test_movies = split_by_movie(reviews, 0.10, 0)
     train_path = OUT / f"probe_train_{train_size}.csv"
-    balanced_sample(binary_labels(development), train_size, 0)[["review", "label"]].to_csv(train_path, index=False)
+    # Written aside and renamed: a probe running beside this one may be reading the same file.
+    partial = train_path.with_suffix(f".{os.getpid()}.partial")
+    balanced_sample(binary_labels(development), train_size, 0)[["review", "label"]].to_csv(partial, index=False)
+    os.replace(partial, train_path)
     test = binary_labels(test_movies).sample(n=test_size, random_state=0)
     tokenizer = ElectraTokenizer.from_pretrained(folder)
     held = tokenizer([t for t in test["review"].iloc[:300] if t.strip()], add_special_tokens=False)["input_ids"]
-    for variant in variants:
-        torch.manual_seed(0)
+    for variant, seed in itertools.product(variants, seeds):
+        torch.manual_seed(seed)
         model = ElectraForPreTraining.from_pretrained(folder)
         fresh = ElectraForPreTraining(model.config)
-        if variant == "random":
+        if variant in ("random", "random-head-first"):
             model = fresh
         elif variant == "embeddings":
             model.electra.encoder.load_state_dict(fresh.electra.encoder.state_dict())
             model.discriminator_predictions.load_state_dict(fresh.discriminator_predictions.state_dict())
-        base = OUT / f"probe-base-{folder.name}-{variant}"
-        model.save_pretrained(base)
+        elif variant == "reinit-top":  # the last layer fresh: is what hurts in the layers nearest the RTD head?
+            model.electra.encoder.layer[-1].load_state_dict(fresh.electra.encoder.layer[-1].state_dict())
+        elif variant == "reinit-qk":  # fresh queries and keys: attention as uniform as at random init, rest kept
+            for layer, new in zip(model.electra.encoder.layer, fresh.electra.encoder.layer, strict=True):
+                layer.attention.self.query.load_state_dict(new.attention.self.query.state_dict())
+                layer.attention.self.key.load_state_dict(new.attention.self.key.state_dict())
+        # Seed and rate in the names: probes of one model may run side by side.
+        name = f"{folder.name}-{variant}-seed{seed}-lr{learning_rate:g}-n{train_size}-e{epochs}"
+        base = OUT / f"probe-base-{name}"
+        if variant.endswith("head-first"):
+            # Linear probing, then fine-tuning (LP-FT, Kumar et al. 2022): fine-tuning with a random head first
+            # pulls the encoder towards wherever that head points and can distort what pretraining learned; a
+            # head trained on the frozen encoder first leaves the full fine-tune less to undo.
+            head_first(model, pd.read_csv(train_path), tokenizer, seed).save_pretrained(base)
+        else:
+            model.save_pretrained(base)
         tokenizer.save_pretrained(base)
         collapse = token_state_cosine(model, held, tokenizer)
-        args = FinetuneArguments(epochs=1, learning_rate=3e-4, validation_fraction=0.05, seed=0)
-        result = finetune(
-            train_path, str(base), args, output_dir=OUT / f"probe-{folder.name}-{variant}", force=True, quiet=True
-        )
+        scales = encoder_scales(model, held, tokenizer)
+        args = FinetuneArguments(epochs=epochs, learning_rate=learning_rate, validation_fraction=0.05, seed=seed)
+        result = finetune(train_path, str(base), args, output_dir=OUT / f"probe-{name}", force=True, quiet=True)
         row = {
             "model": folder.name,
             "variant": variant,
+            "seed": seed,
+            "learning_rate": learning_rate,
+            "train_size": train_size,
+            "epochs": epochs,
+            "best_epoch": result.best_epoch,
             "token_cosine": collapse,
+            **scales,
             **evaluate(result.output_dir, test)[0],
         }
         print(json.dumps(row), flush=True)
         with (OUT / "probes.jsonl").open("a") as log:
             log.write(json.dumps(row) + "\n")
+
+
+@torch.no_grad()
+def linear(folder: Path, train_size: int, test_size: int, variants: list[str], seeds: list[int]) -> None:
+    """Frozen features, no fine-tuning: a logistic regression on the final hidden states of the probe's training
+    reviews (their mean over the review's tokens, and the [CLS] state alone), scored on the held-out movies. It
+    tells what an encoder knows apart from how well fine-tuning can change it."""
+    import numpy as np
+    import pandas as pd
+    from pretrain_vs_random import NSMC, balanced_sample, binary_labels, split_by_movie
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from transformers import ElectraForPreTraining, ElectraTokenizer
+
+    from review_sentiment.normalize import normalize_texts
+
+    reviews = pd.read_csv(NSMC, dtype=str, keep_default_na=False)
+    development, test_movies = split_by_movie(reviews, 0.10, 0)
+    train = balanced_sample(binary_labels(development), train_size, 0)
+    test = binary_labels(test_movies).sample(n=test_size, random_state=0)
+    tokenizer = ElectraTokenizer.from_pretrained(folder)
+    encoded = {
+        name: tokenizer(normalize_texts(frame["review"].tolist()), add_special_tokens=False)["input_ids"]
+        for name, frame in (("train", train), ("test", test))
+    }
+    gold = {"train": train["label"].eq("positive").to_numpy(), "test": test["label"].eq("positive").to_numpy()}
+    for variant, seed in itertools.product(variants, seeds):
+        torch.manual_seed(seed)
+        model = ElectraForPreTraining.from_pretrained(folder)
+        if variant == "random":
+            model = ElectraForPreTraining(model.config)
+        model.eval()
+        features = {}
+        for name, rows in encoded.items():
+            order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # similar lengths batch with little padding
+            pooled = np.zeros((len(rows), 2 * model.config.hidden_size), dtype=np.float32)
+            for start in range(0, len(order), 200):
+                chosen = order[start : start + 200]
+                ids, mask = next(held_out_batches([rows[i] for i in chosen], tokenizer, size=200))
+                hidden = model.electra(input_ids=ids, attention_mask=mask).last_hidden_state
+                mean = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+                pooled[chosen] = torch.cat([mean, hidden[:, 0]], dim=1).numpy()
+            features[name] = pooled
+        row = {"model": folder.name, "variant": variant, "seed": seed, "train_size": train_size}
+        width = model.config.hidden_size
+        for pooling, columns in (("mean", slice(0, width)), ("cls", slice(width, 2 * width))):
+            classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
+            classifier.fit(features["train"][:, columns], gold["train"])
+            score = classifier.predict_proba(features["test"][:, columns])[:, 1]
+            row[f"{pooling}_accuracy"] = round(accuracy_score(gold["test"], score > 0.5), 4)
+            row[f"{pooling}_roc_auc"] = round(roc_auc_score(gold["test"], score), 4)
+        print(json.dumps(row), flush=True)
+        with (OUT / "linear.jsonl").open("a") as log:
+            log.write(json.dumps(row) + "\n")
+
+
+@torch.no_grad()
+def attention(folders: list[Path]) -> None:
+    """How sharp each layer's attention is on 600 reviews of the held-out movies (mean entropy of a query's
+    attention over its review, divided by log(review length): 1.0 = uniform, as in random weights), and the RMS
+    of the query and key weights; the first folder's architecture is also shown with fresh weights."""
+    import pandas as pd
+    from pretrain_vs_random import NSMC, binary_labels, split_by_movie
+    from transformers import ElectraForPreTraining, ElectraTokenizer
+
+    reviews = pd.read_csv(NSMC, dtype=str, keep_default_na=False)
+    _, test_movies = split_by_movie(reviews, 0.10, 0)
+    texts = [t for t in binary_labels(test_movies).sample(n=600, random_state=1)["review"] if t.strip()]
+    for name, folder in [("random weights", folders[0]), *((f.name, f) for f in folders)]:
+        tokenizer = ElectraTokenizer.from_pretrained(folder)
+        torch.manual_seed(0)
+        model = ElectraForPreTraining.from_pretrained(folder)
+        if name == "random weights":
+            model = ElectraForPreTraining(model.config)
+        model.set_attn_implementation("eager")
+        model.eval()
+        held = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        entropies: list[list[float]] = [[] for _ in range(model.config.num_hidden_layers)]
+        for ids, mask in held_out_batches(held, tokenizer):
+            output = model.electra(input_ids=ids, attention_mask=mask, output_attentions=True)
+            uniform = mask.sum(1).float().log()[:, None, None]
+            queries = mask.bool()[:, None, :]
+            for layer, weights in enumerate(output.attentions):  # batch, heads, query, key
+                entropy = -(weights.clamp_min(1e-12).log() * weights).sum(-1) / uniform
+                entropies[layer].append(float(entropy[queries.expand_as(entropy)].mean()))
+        query_key = [
+            p for n, p in model.electra.encoder.named_parameters() if n.endswith(("query.weight", "key.weight"))
+        ]
+        row = {
+            "model": name,
+            "attention_entropy_per_layer": [round(sum(e) / len(e), 3) for e in entropies],
+            "query_key_rms": round(float(torch.cat([w.flatten() for w in query_key]).pow(2).mean().sqrt()), 4),
+        }
+        print(json.dumps(row), flush=True)
+
+
+def head_first(pretrained, train, tokenizer, seed: int, epochs: int = 3):
+    """The pretrained discriminator as a sequence classifier whose head has been trained on its frozen [CLS]
+    states (the head rs finetune would otherwise start at random), labels in rs's order."""
+    from transformers import ElectraForSequenceClassification
+
+    from review_sentiment.inference import pad_batch
+    from review_sentiment.normalize import normalize_texts
+
+    torch.manual_seed(seed)
+    labels = sorted(train["label"].unique())
+    model = ElectraForSequenceClassification(
+        pretrained.config.__class__(
+            **{**pretrained.config.to_dict(), "num_labels": len(labels)},
+        )
+    )
+    model.config.id2label = dict(enumerate(labels))
+    model.config.label2id = {label: i for i, label in enumerate(labels)}
+    model.electra.load_state_dict(pretrained.electra.state_dict())
+    rows = tokenizer(normalize_texts(train["review"].tolist()), truncation=True, max_length=128)["input_ids"]
+    targets = torch.tensor(train["label"].map(model.config.label2id).to_numpy())
+    model.eval()
+    states = []
+    with torch.no_grad():
+        for start in range(0, len(rows), 200):
+            ids, mask = pad_batch(rows[start : start + 200], tokenizer.pad_token_id)
+            states.append(model.electra(input_ids=ids, attention_mask=mask).last_hidden_state[:, :1])
+    states = torch.cat(states)
+    head = model.classifier
+    head.train()
+    optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.01)
+    for _ in range(epochs):
+        for batch in torch.randperm(len(states)).split(32):
+            loss = F.cross_entropy(head(states[batch]), targets[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model
+
+
+@torch.no_grad()
+def encoder_scales(model, held, tokenizer) -> dict[str, float]:
+    """RMS of the encoder layers' weight matrices and of the final hidden states of real tokens."""
+    weights = [p for n, p in model.electra.encoder.named_parameters() if n.endswith("weight") and p.dim() == 2]
+    weight_rms = torch.cat([w.flatten() for w in weights]).pow(2).mean().sqrt()
+    model.eval()
+    states = []
+    for ids, mask in held_out_batches(held, tokenizer):
+        states.append(model.electra(input_ids=ids, attention_mask=mask).last_hidden_state[mask.bool()])
+    hidden_rms = torch.cat(states).pow(2).mean().sqrt()
+    return {"weight_rms": round(float(weight_rms), 4), "hidden_rms": round(float(hidden_rms), 4)}
 
 
 @torch.no_grad()
@@ -470,6 +654,36 @@ def table() -> None:
             speed = row["tokens"] / row["seconds"] if row["seconds"] else 0
             cells = " | ".join(str(row.get(m, "")) for m in measures)
             print(f"| {name} | {row['tokens'] / 1e6:.1f} M | {speed:.0f} | {cells} |")
+
+
+def probe_table() -> None:
+    """The logged probes grouped by base, variant, labels, epochs and fine-tuning rate: every seed's accuracy and
+    ROC AUC and their means, in one markdown table; then the frozen-feature (`linear`) probes."""
+    groups: dict[tuple, list[dict]] = {}
+    for line in (OUT / "probes.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if "roc_auc" in row:  # probes logged before AUC was measured are not comparable seed for seed
+            key = (row["model"], row["variant"], row["train_size"], row.get("epochs", 1), row["learning_rate"])
+            groups.setdefault(key, []).append(row)
+    print("| base | variant | labels | epochs | lr | weight RMS | accuracy per seed | mean | ROC AUC per seed | mean |")
+    print("|---|---|---:|---:|---:|---:|---|---:|---|---:|")
+    for (model, variant, size, epochs, rate), rows in sorted(groups.items()):
+        accuracy = [r["accuracy"] for r in rows]
+        auc = [r["roc_auc"] for r in rows]
+        print(
+            f"| {model} | {variant} | {size:,} | {epochs} | {rate:g} | {rows[0]['weight_rms']} | "
+            f"{' / '.join(map(str, accuracy))} | {sum(accuracy) / len(accuracy):.4f} | "
+            f"{' / '.join(map(str, auc))} | {sum(auc) / len(auc):.4f} |"
+        )
+    if (OUT / "linear.jsonl").exists():
+        print("\n| base | variant | seed | labels | mean-pooled ROC AUC | [CLS] ROC AUC |")
+        print("|---|---|---:|---:|---:|---:|")
+        for line in (OUT / "linear.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            print(
+                f"| {r['model']} | {r['variant']} | {r['seed']} | {r['train_size']:,} | {r['mean_roc_auc']} | "
+                f"{r['cls_roc_auc']} |"
+            )
 
 
 def main() -> None:
@@ -502,14 +716,33 @@ def main() -> None:
     b.add_argument("--train-size", type=int, default=20_000)
     b.add_argument("--test-size", type=int, default=3_000)
     b.add_argument("--variants", nargs="+", default=["pretrained", "random", "embeddings"])
+    b.add_argument("--seeds", nargs="+", type=int, default=[0], help="fine-tuning (and fresh-weight) seeds")
+    b.add_argument("--lr", type=float, default=3e-4, help="fine-tuning learning rate [default: the benchmark's]")
+    b.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs (the best by validation is kept)")
+    f = commands.add_parser("linear")
+    f.add_argument("--model", type=Path, required=True)
+    f.add_argument("--train-size", type=int, default=20_000)
+    f.add_argument("--test-size", type=int, default=10_000)
+    f.add_argument("--variants", nargs="+", default=["pretrained", "random"])
+    f.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds of the fresh weights")
     commands.add_parser("table")
+    commands.add_parser("probe-table")
+    a = commands.add_parser("attention")
+    a.add_argument("--model", type=Path, nargs="+", required=True)
     options = parser.parse_args()
     if options.command == "prepare":
         prepare(options.vocab_size)
     elif options.command == "run":
         run(options)
     elif options.command == "probe":
-        probe(options.model, options.train_size, options.test_size, options.variants)
+        arguments = (options.train_size, options.test_size, options.variants, options.seeds, options.lr)
+        probe(options.model, *arguments, options.epochs)
+    elif options.command == "linear":
+        linear(options.model, options.train_size, options.test_size, options.variants, options.seeds)
+    elif options.command == "attention":
+        attention(options.model)
+    elif options.command == "probe-table":
+        probe_table()
     elif options.command == "context":
         context(options.model)
     else:
