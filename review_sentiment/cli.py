@@ -423,8 +423,9 @@ def pretrain(
     sampling_temperature: float | None = typer.Option(
         None,
         "--sampling-temperature",
-        help="Softmax temperature of the generator's replacements [default: 2 for mini, 1 for small, base and "
-        "--base]; above 1 keeps a young discriminator from collapsing (README, Pretraining).",
+        help="Softmax temperature of the generator's replacements [default: 2 for mini and for a --base "
+        "without a generator, 1 for small, base and a --base with one]; above 1 keeps a discriminator beside a "
+        "young generator from collapsing (README, Pretraining).",
     ),
     checkpoint_minutes: float = typer.Option(10.0, "--checkpoint-minutes", help="Minutes between checkpoints."),
     seed: int = typer.Option(42, "--seed", help="Random seed."),

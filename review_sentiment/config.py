@@ -106,7 +106,8 @@ class PretrainArguments:
     generator sample."""
     sampling_temperature: float | None = None
     """Temperature of the generator's softmax when sampling replacements [default: the size preset's from
-    scratch (mini: 2, small and base: ELECTRA's 1); 1 when continuing a checkpoint]."""
+    scratch (mini: 2, small and base: ELECTRA's 1); when continuing a checkpoint, 1 with its own generator and 2
+    with a new one]."""
     epochs: float | None = None
     """Passes over the corpus [default: 1 when neither --max-steps nor --max-minutes is given]."""
     max_steps: int | None = None

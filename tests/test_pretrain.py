@@ -1,4 +1,5 @@
 import json
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -240,6 +241,17 @@ def test_continued_pretraining_uses_the_saved_generator(tmp_path):
     mini = MODEL_SIZES["mini"]
     assert meta["generator"]["hidden_size"] == mini.generator_hidden_size  # the saved generator, not a new one
     assert meta["learning_rate"] == pytest.approx(0.2 * mini.learning_rate)
+    assert meta["arguments"]["sampling_temperature"] == 1.0  # a trained generator: ELECTRA's sampling
+
+    # Without its generator (as a published discriminator usually comes), a new one starts at the unigram level
+    # and samples at temperature 2, as mini does from scratch.
+    alone = tmp_path / "discriminator-only"
+    shutil.copytree(tmp_path / "first", alone, ignore=shutil.ignore_patterns("generator", "checkpoint"))
+    one_step = PretrainArguments(**{**QUICK, "max_steps": 1})
+    result = pretrain(SAMPLE, one_step, base_name=str(alone), output_dir=tmp_path / "third", quiet=True)
+    meta = json.loads((result.output_dir / "rs_pretrain.json").read_text())
+    assert meta["arguments"]["sampling_temperature"] == 2.0
+    assert meta["generator"]["hidden_size"] == max(64, mini.hidden_size // 4)  # a new generator
 
 
 def _interrupt_at(wanted: int):
