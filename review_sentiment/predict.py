@@ -561,10 +561,14 @@ SETTING_NAMES = {
 
 
 def file_digest(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks (hashlib.file_digest needs Python 3.11; rs supports 3.10)."""
     import hashlib
 
+    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def folder_digest(folder: Path) -> str:

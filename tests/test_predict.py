@@ -357,3 +357,15 @@ def test_a_repeated_header_row_gets_no_label_and_says_why(tmp_path, tiny_model):
     assert out["id"].tolist() == ["1", "id", "2"] and summary.rows == 3
     assert out["predicted_label"][1] == "" and out["note"][1] == REPEATED_HEADER
     assert out["predicted_label"][0] and out["predicted_label"][2]
+
+
+def test_file_digest_works_without_hashlib_file_digest(tmp_path, monkeypatch):
+    import hashlib
+
+    from review_sentiment.predict import file_digest
+
+    data = tmp_path / "reviews.csv"
+    data.write_bytes("review\n배송 빨라요\n".encode() * 50_000)  # several 1 MiB blocks
+    expected = hashlib.sha256(data.read_bytes()).hexdigest()
+    monkeypatch.delattr(hashlib, "file_digest", raising=False)  # as on Python 3.10, which pyproject allows
+    assert file_digest(data) == expected
