@@ -444,11 +444,15 @@ def tie_embeddings(generator, discriminator) -> None:
     generator.generator_lm_head.weight = discriminator.electra.embeddings.word_embeddings.weight
 
 
+def _local_generator(base: ResolvedBase) -> Path | None:
+    """The `generator/` folder an earlier `rs pretrain` saved beside a local base, if there is one."""
+    folder = Path(base.source) / GENERATOR_DIR
+    return folder if base.is_local and (folder / "config.json").exists() else None
+
+
 def has_generator(base: ResolvedBase) -> bool:
     """Whether continuing `base` starts from a trained generator (its `generator/` folder or a published one)."""
-    return (base.is_local and (Path(base.source) / GENERATOR_DIR / "config.json").exists()) or (
-        base.alias in PUBLISHED_GENERATORS
-    )
+    return _local_generator(base) is not None or base.alias in PUBLISHED_GENERATORS
 
 
 def load_continued_pair(base: ResolvedBase):
@@ -470,8 +474,9 @@ def load_continued_pair(base: ResolvedBase):
         raise RsError(f"rs pretrain continues ELECTRA checkpoints; {base.source} is a {config.model_type} model.")
     discriminator = load_base_weights(base, ElectraForPreTraining)
     generator = None
-    if base.is_local and has_generator(base):
-        generator = load_base_weights(resolve_base(str(Path(base.source) / GENERATOR_DIR)), ElectraForMaskedLM)
+    local_generator = _local_generator(base)
+    if local_generator is not None:
+        generator = load_base_weights(resolve_base(str(local_generator)), ElectraForMaskedLM)
     elif base.alias in PUBLISHED_GENERATORS:
         generator_base = resolve_base(PUBLISHED_GENERATORS[base.alias])
         load_base_tokenizer_and_config(generator_base)  # fails fast and clearly when offline
@@ -737,12 +742,20 @@ class PretrainCheckpoint:
             torch.set_rng_state(tensors["rng.torch"])
             if "rng.cuda" in tensors:
                 torch.cuda.set_rng_state(tensors["rng.cuda"], rng.device)
-            restored = dict(saved["state"])
+            restored = upgraded_state(saved["state"])
             restored["window"] = [StepResult(**result) for result in restored["window"]]
         except (OSError, RuntimeError, KeyError, ValueError, TypeError, SafetensorError) as error:
             raise damaged(self.folder, error) from None
         state.update(restored)
         state["resumes"] += 1
+
+
+def upgraded_state(saved_state: dict) -> dict:
+    """A checkpoint's run state in this rs's form. Checkpoints written before `calibration_step` existed recorded
+    only the training time at the first calibration (step 10), so their latest calibration is taken to be that."""
+    state = dict(saved_state)
+    state.setdefault("calibration_step", CALIBRATION_STEPS[0] if state.get("calibrations") else 0)
+    return state
 
 
 def _has_checkpoint(folder: Path) -> bool:
@@ -1023,7 +1036,7 @@ def pretrain(
                         plan["total"] = steps_for_budget(
                             state["step"],
                             state["train_seconds"],
-                            state.get("calibration_step", CALIBRATION_STEPS[0]),  # older checkpoints: step 10
+                            state["calibration_step"],
                             state["calibration_seconds"],
                             budget_seconds,
                         )

@@ -431,6 +431,15 @@ def test_a_time_budget_is_planned_from_the_speed_after_the_first_steps():
     assert steps_for_budget(60, 3700.0, 10, 8.0, 3600) == 61  # over budget already: one more step at least
 
 
+def test_a_checkpoint_without_calibration_step_resumes_with_the_speed_since_step_10():
+    from review_sentiment.pretrain import upgraded_state
+
+    # the previous format kept only the training time at step 10, the first calibration
+    assert upgraded_state({"calibrations": 1, "calibration_seconds": 8.0})["calibration_step"] == 10
+    assert upgraded_state({"calibrations": 0, "calibration_seconds": 0.0})["calibration_step"] == 0
+    assert upgraded_state({"calibrations": 2, "calibration_step": 60})["calibration_step"] == 60
+
+
 def test_arguments_are_validated():
     with pytest.raises(RsError, match="size must be one of"):
         PretrainArguments(size="huge")
