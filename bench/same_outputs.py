@@ -10,7 +10,8 @@ star-rating column) and two models, which every later run reuses so only the cod
 the corpus subset and a tiny ELECTRA (`tiny_base` on the sample, fine-tuned one epoch). Every command runs as a
 user would run it (`python -m review_sentiment ...`, in a fresh process) with the code of the checkout this
 script lies in. Every file written is compared byte for byte, except the timing and date fields of the JSON
-summaries (listed in VOLATILE_KEYS), which differ between any two runs.
+summaries (listed in VOLATILE_KEYS), which differ between any two runs, and .xlsx files, compared by their cells
+(the zip holds file times).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "data" / "nsmc_reviews.csv.gz"
 VOLATILE_KEYS = {"seconds", "startup_seconds", "created", "rows_per_second", "reviews_per_second", "evaluated"}
-VOLATILE_KEYS |= {"work_seconds", "load_seconds", "elapsed_seconds", "saved"}
+VOLATILE_KEYS |= {"work_seconds", "load_seconds", "elapsed_seconds", "saved", "scoring_seconds"}
 
 
 def rs(*args: str, cwd: Path) -> None:
@@ -119,10 +120,12 @@ def main() -> None:
     if options.record:
         make_inputs(work, options.corpus_rows)
         make_models(work)
-    out = work / ("recorded" if options.record else "current")
-    subprocess.run(["rm", "-rf", str(out)], check=True)
+    # Written to one folder, then moved, so that the paths the summaries hold are the same in both runs.
+    out, kept = work / "out", work / ("recorded" if options.record else "current")
+    subprocess.run(["rm", "-rf", str(out), str(kept)], check=True)
     run_commands(work, out)
-    found = digests(out)
+    out.rename(kept)
+    found = digests(kept)
     if options.record:
         recorded.write_text(json.dumps(found, indent=1))
         print(f"recorded {len(found)} files in {recorded}")
