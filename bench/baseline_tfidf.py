@@ -36,9 +36,9 @@ def label_ratings(reviews: pd.DataFrame, three_class: bool) -> pd.DataFrame:
 
 def run(task: str, train: pd.DataFrame, test: pd.DataFrame, folder: Path) -> dict:
     from review_sentiment.config import FinetuneArguments
-    from review_sentiment.evaluate import classification_scores
     from review_sentiment.finetune import finetune
-    from review_sentiment.predict import Predictor
+    from review_sentiment.metrics import classification_scores
+    from review_sentiment.scoring import Predictor
 
     train_path = RESULTS / f"tfidf_{task}_train.csv"
     train[["review", "label"]].to_csv(train_path, index=False)

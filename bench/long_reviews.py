@@ -68,7 +68,7 @@ def main() -> None:
         raise SystemExit(f"No model at {args.model}: run `make bench-pretrain` first or pass --model.")
 
     from review_sentiment.inference import batched_probabilities
-    from review_sentiment.predict import EncodedTexts, Predictor, combine_pieces
+    from review_sentiment.scoring import EncodedTexts, Predictor, combine_pieces
 
     held_out = binary_labels(split_by_movie(pd.read_csv(NSMC, dtype=str, keep_default_na=False), 0.10, args.seed)[1])
     texts, gold = long_reviews(held_out, args.reviews, args.seed)

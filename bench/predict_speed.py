@@ -84,10 +84,10 @@ def build_checkpoint(size: str) -> Path:
     import torch
     from transformers import ElectraConfig, ElectraForSequenceClassification, ElectraTokenizer
 
-    from review_sentiment.console import silence_library_logs
     from review_sentiment.modelstore import library_versions, save_model_folder, save_transformer
     from review_sentiment.normalize import normalize_texts
-    from review_sentiment.tiny_base import SPECIAL_TOKENS, train_wordpiece_vocab
+    from review_sentiment.reporting import silence_library_logs
+    from review_sentiment.vocab import SPECIAL_TOKENS, train_wordpiece_vocab
 
     silence_library_logs()
     shape = SHAPES[size]
@@ -162,8 +162,8 @@ def child_variant(args) -> dict:
     if args.variant.startswith("pipeline"):
         from transformers import pipeline
 
-        from review_sentiment.console import silence_library_logs
         from review_sentiment.inference import set_cpu_threads
+        from review_sentiment.reporting import silence_library_logs
 
         silence_library_logs()
         if args.device == "cpu":
@@ -177,7 +177,7 @@ def child_variant(args) -> dict:
         return {"seconds": seconds, "labels": [output["label"] for output in outputs], "rss_mb": peak_rss_mb()}
     if args.variant.startswith("onnxruntime"):
         return onnxruntime_variant(args, texts, folder)
-    from review_sentiment.predict import Predictor, labels_from_probabilities
+    from review_sentiment.scoring import Predictor, labels_from_probabilities
 
     precision = {"rs-fp32": "fp32", "rs-int8": "int8", "rs-half": None}[args.variant]
     predictor = Predictor(folder, device=args.device, precision=precision)

@@ -59,7 +59,7 @@ def prepare(vocab_size: int) -> None:
     from transformers import ElectraTokenizer
 
     from review_sentiment.normalize import clean_text
-    from review_sentiment.tiny_base import train_wordpiece_vocab
+    from review_sentiment.vocab import train_wordpiece_vocab
 
     OUT.mkdir(parents=True, exist_ok=True)
     reviews = pd.read_csv(NSMC, dtype=str, keep_default_na=False)

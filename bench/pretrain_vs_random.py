@@ -67,7 +67,7 @@ def random_init_copy(pretrained: Path, output: Path, seed: int) -> Path:
 
 def evaluate(model_dir: Path, test: pd.DataFrame) -> tuple[dict, np.ndarray]:
     """Accuracy and macro-F1 on the test reviews, and the class probabilities (columns negative, positive)."""
-    from review_sentiment.predict import Predictor
+    from review_sentiment.scoring import Predictor
 
     predictor = Predictor(model_dir, batch_size=64)
     started = time.perf_counter()
@@ -80,7 +80,7 @@ def evaluate(model_dir: Path, test: pd.DataFrame) -> tuple[dict, np.ndarray]:
 def scores(probabilities: np.ndarray, test: pd.DataFrame) -> dict:
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-    from review_sentiment.predict import labels_from_probabilities
+    from review_sentiment.scoring import labels_from_probabilities
 
     predicted = labels_from_probabilities(probabilities, ["negative", "positive"])
     gold = test["label"].tolist()

@@ -12,7 +12,6 @@ that does not match.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from review_sentiment.errors import RsError
+from review_sentiment.io import file_digest
 
 VOCABULARY_FILE = "tfidf_vocabulary.json"
 WEIGHTS_FILE = "tfidf_weights.safetensors"
@@ -153,7 +153,7 @@ class TfidfClassifier:
         for path in (weights_path, vocabulary_path):
             if not path.exists():
                 raise RsError(f"{folder} is incomplete: {path.name} is missing.")
-        if expected_digest and file_digest(weights_path) != expected_digest:
+        if expected_digest and weights_digest(weights_path) != expected_digest:
             raise RsError(f"{weights_path} does not match the digest in rs_meta.json; the folder was altered.")
         retrain = "Copy the complete folder again, or re-train it with `rs finetune --base tfidf`."
         try:
@@ -209,9 +209,6 @@ def _stack(char_features, word_features):
     return hstack([char_features, word_features]).tocsr()
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()
+def weights_digest(path: Path) -> str:
+    """The weights' digest as rs_meta.json stores it (weights_sha256): "sha256:" and the hex digest."""
+    return "sha256:" + file_digest(path)

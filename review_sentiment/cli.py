@@ -9,8 +9,9 @@ from pathlib import Path
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from review_sentiment.console import console, print_json, rate, results
+from review_sentiment.console import ConsoleReporter, console, print_json, results
 from review_sentiment.errors import Interrupted, RsError
+from review_sentiment.reporting import rate
 
 EXIT_CODES = (
     "Exit codes: 0 success · 1 a problem with data, files or models (one line says what and how to fix it) · "
@@ -196,6 +197,7 @@ def preprocess(
             sheet=sheet,
             escape_formulas=not no_escape_formulas,
             on_start=announce,
+            reporter=ConsoleReporter(),
         )
     flagged = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in summary.flagged.items())
     console.print(
@@ -609,6 +611,7 @@ def predict(
             sheet=sheet,
             escape_formulas=not no_escape_formulas,
             on_start=announce,
+            reporter=ConsoleReporter(),
         )
     distribution = ", ".join(
         f"{label} {n:,} ({n / summary.scored:.1%})" if summary.scored else f"{label} 0"
@@ -717,6 +720,7 @@ def evaluate(
             sheet=sheet,
             escape_formulas=not no_escape_formulas,
             on_start=announce,
+            reporter=ConsoleReporter(),
         )
     speed = rate(report.reviews_per_second, "reviews")
     console.print(

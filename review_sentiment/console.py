@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from review_sentiment.reporting import ProgressTask, Reporter
+from review_sentiment.reporting import ProgressTask, Reporter, speed_text
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)  # messages, warnings, progress
 results = Console(highlight=False, soft_wrap=True)  # stdout: `rs info`, `rs models`, --json, --version
@@ -34,20 +34,6 @@ def print_json(data: object) -> None:
     sys.stdout.flush()
 
 
-def per_second(count: float, seconds: float) -> float | None:
-    """count / seconds; None when the time is too short for a rate to mean anything (2 rows in 0.05 s)."""
-    return count / seconds if seconds >= 0.5 and count >= 1 else None
-
-
-def rate(speed: float | None, unit: str = "rows") -> str:
-    """'8,120 rows/s' for a `per_second` value; '' for None."""
-    return "" if speed is None else f"{_speed(speed)} {unit}/s"
-
-
-def _speed(per_second: float) -> str:
-    return f"{per_second:,.1f}" if per_second < 10 else f"{per_second:,.0f}"
-
-
 class RateColumn(ProgressColumn):
     """Items per second since the bar started (rows/s, steps/s): the same measure as the rate a command's
     summary prints, so the two agree at the end (rich's own speed is over the last half minute only). A task
@@ -58,7 +44,7 @@ class RateColumn(ProgressColumn):
         done = task.completed - task.fields.get("resumed_from", 0)
         if not elapsed or elapsed < 0.5 or done <= 0:
             return Text("")
-        return Text(f"{_speed(done / elapsed)}/s")
+        return Text(f"{speed_text(done / elapsed)}/s")
 
 
 def progress_bar() -> Progress:
@@ -132,14 +118,3 @@ class ConsoleReporter(Reporter):
     ) -> Iterator[tuple[Callable[[int], None], ...]]:
         with row_progress_stages(list(descriptions), total, info) as advances:
             yield advances
-
-
-def silence_library_logs() -> None:
-    """Hide transformers' load reports and download bars; rs reports what matters itself."""
-    import os
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,47 +20,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from review_sentiment.columns import SAMPLE_ROWS, TextColumnChoice
-from review_sentiment.console import per_second, row_progress_stages
 from review_sentiment.errors import RsError
 from review_sentiment.inference import MAX_BATCH_ROWS
+from review_sentiment.io import SAMPLE_ROWS, TextColumnChoice, read_reviews, table_stem, write_table
 from review_sentiment.labels import CANONICAL_LABELS, RatingBins, find_rating_column, read_gold_labels, sort_labels
+from review_sentiment.metrics import classification_scores, plot_confusion_matrices, restricted_argmax
 from review_sentiment.modelstore import model_type_of, newest_model_dir
-from review_sentiment.predict import Predictor
-from review_sentiment.preprocess import read_reviews
-from review_sentiment.tables import table_stem, write_table
+from review_sentiment.reporting import SILENT, Reporter, per_second
+from review_sentiment.scoring import Predictor
 
 METRICS_FILE = "metrics.json"
 CONFUSION_PNG = "confusion_matrix.png"
 MISCLASSIFIED_FILE = "misclassified.csv"
-
-
-def classification_scores(gold: list[str], predicted: list[str], labels: list[str]) -> dict:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows: gold)."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
-
-    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
-    return {
-        "accuracy": round(float(accuracy_score(gold, predicted)), 4),
-        "macro_f1": round(float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)), 4),
-        "per_class": {
-            label: {
-                "precision": round(float(p), 4),
-                "recall": round(float(r), 4),
-                "f1": round(float(f), 4),
-                "support": int(s),
-            }
-            for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
-        },
-        "labels": labels,
-        "confusion_matrix": confusion_matrix(gold, predicted, labels=labels).tolist(),
-    }
-
-
-def restricted_argmax(probabilities: np.ndarray, model_labels: list[str], allowed: list[str]) -> list[str]:
-    """The most probable label among `allowed` only (e.g. positive/negative for two-class data)."""
-    columns = [model_labels.index(label) for label in allowed]
-    return [allowed[i] for i in probabilities[:, columns].argmax(axis=1)]
 
 
 @dataclass
@@ -90,68 +60,6 @@ class EvaluationReport:
     def reviews_per_second(self) -> float | None:
         """Reviews normalized and scored per second (None when that took too little time to tell)."""
         return per_second(self.evaluated, self.scoring_seconds)
-
-
-def plot_confusion_matrices(panels: list[tuple[dict, str]], path: Path, title: str) -> Path:
-    """One confusion-matrix panel per (scores, subtitle), side by side: counts, and each count as a share of its
-    gold row (so a row's shares are that class's recall and add up to 100 %)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    with warnings.catch_warnings():  # it still uses distutils' LooseVersion, which warns
-        warnings.simplefilter("ignore", DeprecationWarning)
-        # NanumGothic: matplotlib's own fonts have no Hangul, and a Korean file name in the title would show boxes
-        import koreanize_matplotlib  # noqa: F401
-
-    sizes = [len(scores["labels"]) for scores, _ in panels]
-    width = max(sum(1.6 * n + 2 for n in sizes), 7.5)  # room for the footer under a single 2 x 2 panel
-    height = 1.4 * max(sizes) + 2.2
-    figure, axes_row = plt.subplots(
-        1, len(panels), figsize=(width, height), dpi=120, gridspec_kw={"width_ratios": sizes}, squeeze=False
-    )
-    for axes, (scores, subtitle) in zip(axes_row[0], panels, strict=True):
-        labels = scores["labels"]
-        counts = np.array(scores["confusion_matrix"])
-        shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-        axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-        axes.set_xticks(range(len(labels)), labels)
-        axes.set_yticks(range(len(labels)), labels)
-        axes.set_xlabel("predicted")
-        axes.set_ylabel("gold")
-        absent = [label for label, row in scores["per_class"].items() if not row["support"]]
-        caveat = f"\n(macro-F1 averages in {', '.join(absent)}, with no gold rows)" if absent else ""
-        headline = f"accuracy {scores['accuracy']:.3f} · macro-F1 {scores['macro_f1']:.3f}"
-        axes.set_title(f"{subtitle}\n{headline}{caveat}", fontsize=9)
-        for row in range(len(labels)):
-            if not counts[row].sum():  # a class the data lacks: no shares to show
-                axes.text(len(labels) / 2 - 0.5, row, "no gold rows", ha="center", va="center", fontsize=9)
-                continue
-            for column in range(len(labels)):
-                color = "white" if shares[row, column] > 0.5 else "black"
-                axes.text(
-                    column,
-                    row,
-                    f"{counts[row, column]}\n{shares[row, column]:.0%}",
-                    ha="center",
-                    va="center",
-                    color=color,
-                    fontsize=9,
-                )
-    figure.suptitle(title, fontsize=9)
-    figure.text(
-        0.5,
-        0.01,
-        "Each cell: reviews, and their share of the gold row (the row's shares add up to 100 %; the diagonal is "
-        "recall).",
-        ha="center",
-        fontsize=8,
-    )
-    figure.tight_layout(rect=(0, 0.04, 1, 1))
-    figure.savefig(path)
-    plt.close(figure)
-    return path
 
 
 @dataclass
@@ -267,9 +175,11 @@ def evaluate_file(
     sheet: str | None = None,
     escape_formulas: bool = True,
     on_start: Callable[[EvaluatePlan], None] | None = None,
+    reporter: Reporter = SILENT,
 ) -> EvaluationReport:
     """Score a model on a labeled file and write metrics.json, confusion_matrix.png and misclassified.csv.
-    `on_start(plan)` is called once the model is loaded and the columns chosen, before any review is scored."""
+    `on_start(plan)` is called once the model is loaded and the columns chosen, before any review is scored;
+    `reporter` gets the progress."""
     started = time.perf_counter()
     data_path = Path(data_path)
     model_is_default = model_dir is None
@@ -309,24 +219,15 @@ def evaluate_file(
         )
     predictor.normalizer.load()
     startup_seconds = time.perf_counter() - started
-    with row_progress_stages(["Normalizing", "Scoring"], len(labeled)) as (normalized, scored):
-        prepared = predictor.prepare(table[text_column].iloc[labeled].tolist(), on_progress=normalized)
-        probabilities = predictor.score(prepared, on_batch=scored)
-        scored(prepared.rows - len(prepared.scored))
+    rows, probabilities = _score_rows(predictor, table[text_column], labeled, reporter)
     scoring_seconds = time.perf_counter() - started - startup_seconds
-    scored_mask = ~np.isnan(probabilities).any(axis=1)
-    rows = [row for row, ok in zip(labeled, scored_mask, strict=True) if ok]
-    probabilities = probabilities[scored_mask]
     if not rows:
         raise RsError(f"{data_path} has no labeled rows with text to evaluate ({gold.source}).")
     gold_labels = [gold.labels[i] for i in rows]
     predicted = [predictor.labels[i] for i in probabilities.argmax(axis=1)]
     data_labels = sort_labels(gold_labels)
     scores = classification_scores(gold_labels, predicted, predictor.labels)
-    restricted = None
-    if len(data_labels) < len(predictor.labels) and len(data_labels) >= 2:
-        restricted_predicted = restricted_argmax(probabilities, predictor.labels, data_labels)
-        restricted = classification_scores(gold_labels, restricted_predicted, data_labels)
+    restricted = _restricted_scores(probabilities, gold_labels, predictor.labels, data_labels)
 
     output_dir = Path(output_dir) if output_dir else model_dir / "evaluations" / table_stem(data_path)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -335,18 +236,7 @@ def evaluate_file(
         "confusion_matrix": str(output_dir / CONFUSION_PNG),
         "misclassified": str(output_dir / MISCLASSIFIED_FILE),
     }
-    confidence = probabilities.max(axis=1)
-    wrong = [j for j in range(len(rows)) if predicted[j] != gold_labels[j]]
-    wrong.sort(key=lambda j: -confidence[j])
-    misclassified = pd.DataFrame(
-        {
-            "row": [rows[j] + 1 for j in wrong],  # position of the review in the file, 1 = first data row
-            "text": [table[text_column].iloc[rows[j]] for j in wrong],
-            "gold": [gold_labels[j] for j in wrong],
-            "predicted": [predicted[j] for j in wrong],
-            "confidence": [round(float(confidence[j]), 4) for j in wrong],
-        }
-    )
+    misclassified = _misclassified(table[text_column], rows, gold_labels, predicted, probabilities.max(axis=1))
     write_table(misclassified, files["misclassified"], escape_formulas)
     panels = [(scores, f"all {len(predictor.labels)} model classes")]
     if restricted:
@@ -375,3 +265,42 @@ def evaluate_file(
     report.seconds = round(time.perf_counter() - started, 2)
     Path(files["metrics"]).write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2), encoding="utf-8")
     return report
+
+
+def _score_rows(
+    predictor: Predictor, texts: pd.Series, labeled: list[int], reporter: Reporter
+) -> tuple[list[int], np.ndarray]:
+    """The labeled rows with text to score (positions in `texts`), and their class probabilities."""
+    with reporter.stages(["Normalizing", "Scoring"], len(labeled)) as (normalized, scored):
+        prepared = predictor.prepare(texts.iloc[labeled].tolist(), on_progress=normalized)
+        probabilities = predictor.score(prepared, on_batch=scored)
+        scored(prepared.rows - len(prepared.scored))
+    scored_mask = ~np.isnan(probabilities).any(axis=1)
+    return [row for row, ok in zip(labeled, scored_mask, strict=True) if ok], probabilities[scored_mask]
+
+
+def _restricted_scores(
+    probabilities: np.ndarray, gold_labels: list[str], model_labels: list[str], data_labels: list[str]
+) -> dict | None:
+    """The scores with the argmax over the data's classes only, when the data has fewer (but two or more)."""
+    if len(data_labels) < len(model_labels) and len(data_labels) >= 2:
+        restricted_predicted = restricted_argmax(probabilities, model_labels, data_labels)
+        return classification_scores(gold_labels, restricted_predicted, data_labels)
+    return None
+
+
+def _misclassified(
+    texts: pd.Series, rows: list[int], gold_labels: list[str], predicted: list[str], confidence: np.ndarray
+) -> pd.DataFrame:
+    """The mistakes, most confident first: row (1 = the first data row), text, gold, predicted, confidence."""
+    wrong = [j for j in range(len(rows)) if predicted[j] != gold_labels[j]]
+    wrong.sort(key=lambda j: -confidence[j])
+    return pd.DataFrame(
+        {
+            "row": [rows[j] + 1 for j in wrong],  # position of the review in the file, 1 = first data row
+            "text": [texts.iloc[rows[j]] for j in wrong],
+            "gold": [gold_labels[j] for j in wrong],
+            "predicted": [predicted[j] for j in wrong],
+            "confidence": [round(float(confidence[j]), 4) for j in wrong],
+        }
+    )

@@ -61,11 +61,19 @@ from review_sentiment.checkpoints import (
     write_atomically,
     write_state,
 )
-from review_sentiment.columns import SAMPLE_ROWS, choose_text_column
 from review_sentiment.config import FinetuneArguments
-from review_sentiment.console import console, progress_bar, silence_library_logs
+from review_sentiment.console import console, progress_bar
 from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.inference import batched_probabilities, pad_batch, pick_device, use_fast_attention
+from review_sentiment.io import (
+    PROCESSED_DIR,
+    SAMPLE_ROWS,
+    choose_text_column,
+    latest_processed_file,
+    read_reviews,
+    read_sidecar,
+    table_stem,
+)
 from review_sentiment.labels import RatingBins, read_gold_labels, sort_labels
 from review_sentiment.modelstore import (
     MODELS_DIR,
@@ -76,8 +84,7 @@ from review_sentiment.modelstore import (
     save_transformer,
 )
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
-from review_sentiment.preprocess import PROCESSED_DIR, latest_processed_file, read_reviews, read_sidecar
-from review_sentiment.tables import table_stem
+from review_sentiment.reporting import silence_library_logs
 
 
 @dataclass
@@ -246,7 +253,7 @@ def _default_named_checkpoint(models_dir: Path, base_part: str, data_path: Path)
 
 def _scores(gold: list[int], predicted: list[int], labels: list[str]) -> dict:
     """Validation accuracy and macro-F1, computed as `rs evaluate` computes them."""
-    from review_sentiment.evaluate import classification_scores
+    from review_sentiment.metrics import classification_scores
 
     scores = classification_scores(gold, predicted, list(range(len(labels))))
     return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
@@ -887,7 +894,8 @@ def _fine_tune_transformer(
 
 
 def _fit_tfidf(data, label_names, split, args, warnings, say) -> _Trained:
-    from review_sentiment.baseline import WEIGHTS_FILE, TfidfClassifier, TfidfSettings, file_digest
+    from review_sentiment.baseline import WEIGHTS_FILE, TfidfClassifier, TfidfSettings
+    from review_sentiment.baseline import weights_digest as file_digest
 
     train_rows, validation_rows = split
     for warning in warnings:

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from review_sentiment.errors import RsError
+from review_sentiment.io.columns import find_named_column
 
 NEGATIVE, NEUTRAL, POSITIVE = "negative", "neutral", "positive"
 CANONICAL_LABELS = (NEGATIVE, NEUTRAL, POSITIVE)
@@ -215,16 +216,13 @@ class LabeledColumn:
 
 
 def find_rating_column(columns) -> str | None:
-    """The column with a known rating name (rating, stars, 별점, 평점 ...), or None."""
-    return _find_column(columns, RATING_COLUMN_NAMES)
+    """The column with a known rating name (rating, stars, 별점, 평점 ...), or None; several are an error."""
+    return find_named_column(columns, RATING_COLUMN_NAMES, "the star ratings", "--rating-col")
 
 
-def _find_column(columns, wanted: tuple[str, ...]) -> str | None:
-    by_lower = {str(c).strip().lower(): c for c in columns}
-    for name in wanted:
-        if name in by_lower:
-            return by_lower[name]
-    return None
+def find_label_column(columns) -> str | None:
+    """The column with a known label name (label, sentiment, 감성, 라벨 ...), or None; several are an error."""
+    return find_named_column(columns, LABEL_COLUMN_NAMES, "the labels", "--label-col")
 
 
 def _as_number(value: str) -> float | None:
@@ -452,9 +450,9 @@ def read_gold_labels(
         # Rating options mean the user wants ratings even when a label column exists too.
         wants_ratings = rating_scale is not None or rating_bins is not None
         if not wants_ratings:
-            label_col = _find_column(table.columns, LABEL_COLUMN_NAMES)
+            label_col = find_label_column(table.columns)
         if label_col is None:
-            rating_col = _find_column(table.columns, RATING_COLUMN_NAMES)
+            rating_col = find_rating_column(table.columns)
     if label_col is not None:
         labels = parse_label_values(table[label_col].tolist(), label_col)
         return LabeledColumn(labels, f"label column {label_col!r}", label_col)

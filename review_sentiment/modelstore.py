@@ -10,14 +10,12 @@ models/<name>/
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from review_sentiment.errors import RsError
+from review_sentiment.io import AtomicPath
 from review_sentiment.normalize import NormalizationRecipe
-from review_sentiment.tables import make_shareable
 
 META_FILENAME = "rs_meta.json"
 META_FORMAT_VERSION = 1
@@ -73,18 +71,10 @@ def save_model_folder(
     if output_dir.exists() and not force:
         raise RsError(f"{output_dir} already exists. Pass --name with another name, or --force to replace it.")
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    with AtomicPath(output_dir, directory=True) as staging:
         meta = {"format_version": META_FORMAT_VERSION, **meta, **(write_model(staging) or {})}
         (staging / META_FILENAME).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
         (staging / "README.md").write_text(model_card(meta), encoding="utf-8")
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        make_shareable(staging)
-        staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output_dir
 
 
@@ -295,6 +285,13 @@ def _check_loaded_weights(model_dir: Path, model, loading: dict) -> None:
         )
 
 
+def model_length_limit(config, tokenizer) -> int | None:
+    """The most tokens the model reads at once: the smaller of its position embeddings and the tokenizer's limit
+    (a tokenizer without one says 1e30); None when neither says."""
+    limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]
+    return min((int(x) for x in limits if x and x < 1_000_000), default=None)
+
+
 def _check_max_length(model_dir: Path, meta: dict, config, tokenizer) -> None:
     """`max_length` in the metadata must fit the model (finetune.clamp_max_length keeps it so): refused, not clamped."""
     if "max_length" not in meta:
@@ -302,8 +299,7 @@ def _check_max_length(model_dir: Path, meta: dict, config, tokenizer) -> None:
     max_length = meta["max_length"]
     if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
         raise RsError(f"{model_dir / META_FILENAME}: max_length must be a positive whole number, not {max_length!r}.")
-    limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]
-    limit = min((int(x) for x in limits if x and x < 1_000_000), default=None)
+    limit = model_length_limit(config, tokenizer)
     if limit is not None and max_length > limit:
         raise RsError(
             f"{model_dir / META_FILENAME} sets max_length {max_length} but the model handles at most {limit} "
@@ -369,7 +365,7 @@ def model_card(meta: dict) -> str:
         "```python",
         *(
             [
-                "from review_sentiment.predict import Predictor",
+                "from review_sentiment.scoring import Predictor",
                 "labels = Predictor('<this folder>').predict(['배송 빠르고 좋아요'])  # normalizes like rs predict",
             ]
             if model_type_of(meta) == TFIDF

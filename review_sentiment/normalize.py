@@ -59,6 +59,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 
 from review_sentiment.errors import RsError
+from review_sentiment.reporting import SILENT, Reporter
 
 RECIPE_NAME = "rs-normalize"
 RECIPE_VERSION = 2
@@ -291,25 +292,26 @@ class ReviewNormalizer:
         texts: Iterable[object],
         description: str | None = None,
         on_progress: Callable[[int], None] | None = None,
+        reporter: Reporter = SILENT,
     ) -> list[str]:
         """Normalize every text; the result has exactly one string per input, in order.
 
-        With `description`, a progress bar (on a terminal) counts the reviews done; `on_progress(n)` is called
-        as each batch of n texts is done (for a caller's own progress bar).
+        With `description`, `reporter` is given a progress count of the reviews done; `on_progress(n)` is called
+        as each batch of n texts is done (for a caller's own progress count).
         """
         texts = list(texts)
         if on_progress is None and (description is None or len(texts) <= _CHUNK_SIZE):
             return self._normalize_chunk(texts)
-        from review_sentiment.console import row_progress
-
         out: list[str] = []
-        with row_progress(description, len(texts), info="reviews") if description else nullcontext(None) as bar:
+        progress = reporter.progress(description, len(texts), info="reviews") if description else nullcontext(None)
+        with progress as task:
             for start in range(0, len(texts), _CHUNK_SIZE):
                 out.extend(self._normalize_chunk(texts[start : start + _CHUNK_SIZE]))
                 done = min(_CHUNK_SIZE, len(texts) - start)
-                for advance in (bar, on_progress):
-                    if advance:
-                        advance(done)
+                if task:
+                    task.advance(done)
+                if on_progress:
+                    on_progress(done)
         return out
 
     def _normalize_chunk(self, texts: list[object]) -> list[str]:

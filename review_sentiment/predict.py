@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import re
 import shutil
 import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
@@ -20,42 +18,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from review_sentiment.columns import SAMPLE_ROWS, TextColumnChoice, choose_text_column
-from review_sentiment.console import console, per_second, row_progress_stages, silence_library_logs
 from review_sentiment.errors import Interrupted, RsError
-from review_sentiment.inference import (
-    MAX_BATCH_ROWS,
-    batched_probabilities,
-    pick_device,
-    prepare_for_inference,
-    set_cpu_threads,
-)
-from review_sentiment.modelstore import (
-    TFIDF,
-    load_transformer_folder,
-    model_type_of,
-    newest_model_dir,
-    read_meta,
-    recipe_of,
-)
-from review_sentiment.normalize import ReviewNormalizer, coerce_text
-from review_sentiment.preprocess import open_reviews
-from review_sentiment.tables import (
+from review_sentiment.inference import MAX_BATCH_ROWS
+from review_sentiment.io import (
     DEFAULT_CHUNK_ROWS,
+    SAMPLE_ROWS,
     WRITE_SUFFIXES,
     TableWriter,
+    TextColumnChoice,
     check_output_path,
+    file_digest,
+    open_reviews,
     output_changes,
     prefetched,
     same_file,
     table_stem,
     unique_column_name,
+    write_bytes_atomically,
 )
+from review_sentiment.modelstore import model_type_of, newest_model_dir
+from review_sentiment.reporting import SILENT, Reporter, per_second
+from review_sentiment.scoring import Predictor, labels_from_probabilities, split_rows
 
 LABEL_COLUMN = "predicted_label"
 CONFIDENCE_COLUMN = "confidence"
 NOTE_COLUMN = "note"  # why a row has no label, or that a long text was scored in parts
-SPLIT_NOTE_START = "long text: scored in"
 
 
 @dataclass
@@ -116,250 +103,6 @@ def default_output_path(input_path: Path) -> Path:
     return input_path.with_name(f"{table_stem(input_path)}.labeled{suffix}")
 
 
-class TransformerClassifier:
-    """A fine-tuned transformer: tokenizes normalized texts and returns class probabilities.
-
-    A text longer than the model reads at once is cut into sentences with kiwipiepy, the sentences are packed
-    into pieces that fit, each piece is scored, and the text's probabilities are the pieces' average weighted
-    by their number of tokens. A sentence longer than a piece on its own is cut between tokens.
-    """
-
-    def __init__(
-        self,
-        model_dir: Path,
-        device: str | None,
-        batch_size: int = MAX_BATCH_ROWS,
-        batch_tokens: int | None = None,
-        precision: str | None = None,
-        threads: int | None = None,
-    ):
-        model, self.tokenizer, meta = load_transformer_folder(model_dir)
-        self.max_length = int(meta.get("max_length", 128))
-        self._prefix, self._suffix = special_tokens_around(self.tokenizer)
-        self.piece_tokens = self.max_length - len(self._prefix) - len(self._suffix)
-        self.device = pick_device(device)
-        if self.device == "cpu":
-            set_cpu_threads(threads)
-        self.model, self.precision = prepare_for_inference(model, self.device, precision)
-        self.batch_size = batch_size
-        self.batch_tokens = batch_tokens
-
-    def encode(self, texts: list[str]) -> EncodedTexts:
-        token_ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-        long = [i for i, ids in enumerate(token_ids) if len(ids) > self.piece_tokens]
-        pieces_of = dict(zip(long, self._pieces([texts[i] for i in long]), strict=True))
-        encoded = EncodedTexts()
-        for owner, ids in enumerate(token_ids):
-            pieces = pieces_of.get(owner, [ids])
-            for piece in pieces:
-                encoded.ids.append(self._prefix + piece + self._suffix)
-                encoded.owners.append(owner)
-                encoded.weights.append(max(len(piece), 1))
-            encoded.parts.append(len(pieces))
-        return encoded
-
-    def _pieces(self, texts: list[str]) -> list[list[list[int]]]:
-        """Token ids of long texts, each cut into sentences and packed into pieces of `piece_tokens`."""
-        from review_sentiment.normalize import split_sentences
-
-        out = []
-        for sentences in split_sentences(texts):
-            sentence_ids = self.tokenizer(sentences, add_special_tokens=False)["input_ids"] if sentences else []
-            out.append(pack_pieces(sentence_ids, self.piece_tokens))
-        return out
-
-    @staticmethod
-    def parts(encoded: EncodedTexts) -> list[int]:
-        return encoded.parts
-
-    def predict_proba(self, encoded: EncodedTexts, on_batch: Callable[[float], None] | None = None) -> np.ndarray:
-        texts_per_piece = len(encoded.parts) / max(len(encoded.ids), 1)  # progress counts texts, not pieces
-        probabilities = batched_probabilities(
-            self.model,
-            encoded.ids,
-            self.tokenizer.pad_token_id,
-            device=self.device,
-            batch_tokens=self.batch_tokens,
-            batch_size=self.batch_size,
-            on_batch=(lambda pieces: on_batch(pieces * texts_per_piece)) if on_batch else None,
-        )
-        return combine_pieces(probabilities, encoded)
-
-
-@dataclass
-class EncodedTexts:
-    """Model inputs for a list of texts: one piece per text, several for a text too long for the model."""
-
-    ids: list[list[int]] = field(default_factory=list)  # the pieces, special tokens included
-    owners: list[int] = field(default_factory=list)  # the text each piece belongs to
-    weights: list[int] = field(default_factory=list)  # tokens of text in each piece
-    parts: list[int] = field(default_factory=list)  # pieces per text
-
-
-def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
-    """The special tokens the tokenizer puts before and after one text ([CLS] and [SEP] for ELECTRA)."""
-    probe = "가"
-    inner = tokenizer(probe, add_special_tokens=False)["input_ids"]
-    full = tokenizer(probe)["input_ids"]
-    for start in range(len(full) - len(inner) + 1):
-        if full[start : start + len(inner)] == inner:
-            return full[:start], full[start + len(inner) :]
-    raise RsError("The model's tokenizer adds special tokens in a way rs does not know; it cannot split long texts.")
-
-
-def pack_pieces(sentence_ids: list[list[int]], limit: int) -> list[list[int]]:
-    """Consecutive sentences packed greedily into pieces of at most `limit` tokens; a sentence longer than
-    `limit` is cut into pieces of its own. Every token lands in exactly one piece, in order."""
-    pieces: list[list[int]] = []
-    current: list[int] = []
-    for ids in sentence_ids:
-        if current and len(current) + len(ids) > limit:
-            pieces.append(current)
-            current = []
-        while len(ids) > limit:
-            if current:
-                pieces.append(current)
-                current = []
-            pieces.append(ids[:limit])
-            ids = ids[limit:]
-        current.extend(ids)
-    if current or not pieces:
-        pieces.append(current)
-    return pieces
-
-
-def combine_pieces(probabilities: np.ndarray, encoded: EncodedTexts) -> np.ndarray:
-    """One probability row per text: its piece's, or for a split text the token-weighted mean of its pieces."""
-    if len(encoded.ids) == len(encoded.parts):
-        return probabilities  # nothing was split: one piece per text, in order
-    owners = np.asarray(encoded.owners)
-    weights = np.asarray(encoded.weights, dtype=np.float64)[:, None]
-    sums = np.zeros((len(encoded.parts), probabilities.shape[1]), dtype=np.float64)
-    np.add.at(sums, owners, probabilities * weights)
-    totals = np.bincount(owners, weights[:, 0], minlength=len(encoded.parts))[:, None]
-    combined = (sums / totals).astype(np.float32)
-    single = np.asarray(encoded.parts) == 1
-    first_piece = np.searchsorted(owners, np.arange(len(encoded.parts)))
-    combined[single] = probabilities[first_piece[single]]  # exactly the piece's numbers, no round trip
-    return combined
-
-
-EMPTY_TEXT = "empty text"
-NOTHING_LEFT = "no text left after removing URLs, control and invisible characters"
-
-
-@dataclass
-class PreparedTexts:
-    """Raw texts normalized and encoded for the classifier; `scored` are the positions with text left."""
-
-    rows: int
-    scored: list[int]
-    encoded: object
-    notes: list[str]  # per row: why it has no label, or into how many parts it was split; "" otherwise
-
-    @property
-    def split(self) -> int:
-        """Rows scored in several parts."""
-        return split_rows(self.notes)
-
-
-def split_rows(notes: list[str]) -> int:
-    return sum(1 for note in notes if note.startswith(SPLIT_NOTE_START))
-
-
-class Predictor:
-    """A loaded model folder (transformer or TF-IDF baseline) that labels lists of raw review texts.
-
-    `prepare` (normalization and tokenization, CPU) and `score` (the model) are separate so that a file can be
-    prepared one chunk ahead in a thread while the model scores the current one.
-    """
-
-    def __init__(
-        self,
-        model_dir: str | Path,
-        device: str | None = None,
-        batch_size: int = MAX_BATCH_ROWS,
-        *,
-        batch_tokens: int | None = None,
-        precision: str | None = None,
-        threads: int | None = None,
-    ):
-        silence_library_logs()
-        self.model_dir = Path(model_dir)
-        self.meta = read_meta(self.model_dir)
-        if model_type_of(self.meta) == TFIDF:
-            from review_sentiment.baseline import TfidfClassifier
-
-            if precision not in (None, "fp32"):
-                raise RsError(
-                    f"{self.model_dir} is a TF-IDF model: --quantize and --precision apply to transformer models only."
-                )
-            if device and device != "cpu":
-                raise RsError(f"{self.model_dir} is a TF-IDF model, which runs on the CPU: drop --device {device}.")
-            self.classifier = TfidfClassifier.load(self.model_dir, self.meta["labels"], self.meta.get("weights_sha256"))
-            self.device, self.precision = "cpu", ""  # no number format to choose
-        else:
-            self.classifier = TransformerClassifier(
-                self.model_dir, device, batch_size, batch_tokens, precision, threads
-            )
-            self.device, self.precision = self.classifier.device, self.classifier.precision
-        self.labels: list[str] = list(self.meta["labels"])
-        self.normalizer = ReviewNormalizer(recipe_of(self.meta))
-
-    def prepare(self, texts: Iterable[object], on_progress: Callable[[int], None] | None = None) -> PreparedTexts:
-        """Normalize raw texts with the model's recipe and encode the non-empty ones for the classifier;
-        `on_progress(n)` is called as batches of n texts are normalized."""
-        texts = list(texts)
-        normalized = self.normalizer.normalize(texts, on_progress=on_progress)
-        scored = [i for i, text in enumerate(normalized) if text]
-        encoded = self.classifier.encode([normalized[i] for i in scored])
-        notes = [
-            "" if text else EMPTY_TEXT if not coerce_text(raw).strip() else NOTHING_LEFT
-            for raw, text in zip(texts, normalized, strict=True)
-        ]
-        for row, parts in zip(scored, self.classifier.parts(encoded), strict=True):
-            if parts > 1:
-                notes[row] = f"{SPLIT_NOTE_START} {parts} parts"
-        return PreparedTexts(len(normalized), scored, encoded, notes)
-
-    def score(self, prepared: PreparedTexts, on_batch: Callable[[float], None] | None = None) -> np.ndarray:
-        """Class probabilities, one row per prepared text (NaN rows for texts that were empty)."""
-        result = np.full((prepared.rows, len(self.labels)), np.nan, dtype=np.float32)
-        if prepared.scored:
-            result[prepared.scored] = self.classifier.predict_proba(prepared.encoded, on_batch)
-        return result
-
-    def probabilities(self, texts: Iterable[object], on_batch: Callable[[float], None] | None = None) -> np.ndarray:
-        """Normalize raw texts with the model's recipe and return class probabilities (NaN for empty texts)."""
-        return self.score(self.prepare(texts), on_batch)
-
-    def text_column(
-        self, columns: list[str], sample: pd.DataFrame | None = None, text_col: str | None = None, hint: str = ""
-    ) -> TextColumnChoice:
-        """`text_col`, else the column the model was trained on when the file has it, else by name and content
-        (`sample`: the file's first rows)."""
-        trained_on = self.meta.get("data", {}).get("text_column")
-        if text_col is None and trained_on in columns:
-            # a repeated header (review, review.1) leaves two candidates: ask rather than guess
-            repeated = [c for c in columns if re.fullmatch(re.escape(str(trained_on)) + r"\.\d+", str(c))]
-            if repeated:
-                raise RsError(
-                    f"The file has several {trained_on!r} columns ({[trained_on, *repeated]}), the column the model "
-                    "was trained on. Pass --text-col with the one to use."
-                )
-        return choose_text_column(columns, sample, text_col, trained_on, hint)
-
-    def predict(self, texts: Iterable[object]) -> list[str]:
-        """Predicted label per text ("" for texts that are empty after normalization)."""
-        return labels_from_probabilities(self.probabilities(texts), self.labels)
-
-
-def labels_from_probabilities(probabilities: np.ndarray, labels: list[str]) -> list[str]:
-    scored = ~np.isnan(probabilities).any(axis=1)
-    best = np.where(scored, np.nan_to_num(probabilities, nan=-1.0).argmax(axis=1), -1)
-    return [labels[i] if i >= 0 else "" for i in best]
-
-
 def predict_file(
     input_path: str | Path,
     output_path: str | Path | None = None,
@@ -379,6 +122,7 @@ def predict_file(
     resume: bool = False,
     on_chunk_done: Callable[[int], None] | None = None,
     on_start: Callable[[PredictPlan], None] | None = None,
+    reporter: Reporter = SILENT,
 ) -> PredictSummary:
     """Label every row of a review file; the output keeps all input columns and rows in order.
 
@@ -387,7 +131,8 @@ def predict_file(
     are also kept in a folder beside the output until the output is complete: after Ctrl-C or a kill,
     `resume=True` takes the finished chunks from there and scores only the rest, and the output is the same
     as an uninterrupted run's. `on_chunk_done(chunks)` is called after each chunk is kept; `on_start(plan)`
-    once the model is loaded and the text column chosen, before any row is labeled.
+    once the model is loaded and the text column chosen, before any row is labeled; `reporter` gets the progress
+    and messages.
     """
     started = time.perf_counter()
     input_path = Path(input_path)
@@ -432,45 +177,15 @@ def predict_file(
 
     store = ResumeStore(output_path)
     settings = _run_settings(source, predictor, text_column, chunk_rows, batch_tokens, batch_size)
-    finished = store.open(settings, resume)
-
-    counts: Counter = Counter()
-    unscored = split = chunks = scored_now = 0
+    labeling = _Labeling(predictor, store, store.open(settings, resume, reporter), text_column, source.columns, names)
     startup_seconds = time.perf_counter() - started
     with _stopping_once():
         try:
             writer = TableWriter(output_path, escape_formulas=escape_formulas, temporary_dir=store.folder)
-            # Normalizing (kiwipiepy) runs a chunk ahead of scoring, in a thread: one bar for each.
-            stages = row_progress_stages(["Normalizing", "Scoring"], source.rows)
-            with writer, stages as (normalized, advance):
-
-                def results_of(numbered_chunk):
-                    number, chunk = numbered_chunk
-                    if number < finished:
-                        normalized(len(chunk))
-                        return store.load(number)
-                    return predictor.prepare(chunk[text_column], on_progress=normalized)
-
-                for (number, chunk), results in prefetched(enumerate(chain([first], file_chunks)), results_of):
-                    if number < finished:
-                        probabilities, notes = results
-                        advance(len(chunk))
-                    else:
-                        probabilities = predictor.score(results, on_batch=advance)
-                        advance(results.rows - len(results.scored))
-                        notes = results.notes
-                        _unscore_repeated_headers(chunk, source.columns, probabilities, notes)
-                        store.save(number, probabilities, notes)
-                        if on_chunk_done:
-                            on_chunk_done(number + 1)
-                    predicted = _add_predictions(chunk, probabilities, notes, predictor.labels, names)
-                    writer.write(chunk)
-                    counts.update(label for label in predicted if label)
-                    if number >= finished:
-                        scored_now += sum(1 for label in predicted if label)
-                    unscored += sum(1 for label in predicted if not label)
-                    split += split_rows(notes)
-                    chunks += 1
+            # Normalizing (kiwipiepy) runs a chunk ahead of scoring, in a thread: one count for each.
+            stages = reporter.stages(["Normalizing", "Scoring"], source.rows)
+            with writer, stages as (normalized, scored):
+                labeling.label(chain([first], file_chunks), writer, normalized, scored, on_chunk_done)
         except KeyboardInterrupt:
             kept = store.finished()
             raise Interrupted(
@@ -485,21 +200,78 @@ def predict_file(
         model_dir=str(model_dir),
         text_column=text_column,
         rows=source.rows,
-        scored=sum(counts.values()),
-        unscored=unscored,
-        label_counts={label: counts.get(label, 0) for label in predictor.labels},
-        split=split,
+        scored=sum(labeling.counts.values()),
+        unscored=labeling.unscored,
+        label_counts={label: labeling.counts.get(label, 0) for label in predictor.labels},
+        split=labeling.split,
         renamed_columns={wanted: name for wanted, name in names.items() if wanted != name},
         seconds=round(time.perf_counter() - started, 2),
         device=predictor.device,
         precision=predictor.precision,
-        chunks=chunks,
-        resumed_chunks=finished,
-        scored_now=scored_now,
+        chunks=labeling.chunks,
+        resumed_chunks=labeling.finished,
+        scored_now=labeling.scored_now,
         output_changes=output_changes(source, writer),
         startup_seconds=round(startup_seconds, 2),
         replaced_output=output_exists,
     )
+
+
+@dataclass
+class _Labeling:
+    """One pass over a file's chunks: each labeled (or, up to `finished`, taken from the resume store), kept in the
+    store, written and counted."""
+
+    predictor: Predictor
+    store: ResumeStore
+    finished: int  # chunks the store holds from an interrupted run
+    text_column: str
+    columns: list[str]  # the input's, to spot rows that repeat its header
+    names: dict[str, str]  # the added columns' names, by the names wanted
+    counts: Counter = field(default_factory=Counter)  # rows by label
+    unscored: int = 0
+    split: int = 0
+    chunks: int = 0
+    scored_now: int = 0
+
+    def label(
+        self,
+        chunks: Iterator[pd.DataFrame],
+        writer: TableWriter,
+        normalized: Callable[[int], None],
+        scored: Callable[[float], None],
+        on_chunk_done: Callable[[int], None] | None,
+    ) -> None:
+        """Label and write every chunk; `normalized(n)` and `scored(n)` count rows done by each stage."""
+        predictor, store = self.predictor, self.store
+
+        def results_of(numbered_chunk):
+            number, chunk = numbered_chunk
+            if number < self.finished:
+                normalized(len(chunk))
+                return store.load(number)
+            return predictor.prepare(chunk[self.text_column], on_progress=normalized)
+
+        for (number, chunk), results in prefetched(enumerate(chunks), results_of):
+            if number < self.finished:
+                probabilities, notes = results
+                scored(len(chunk))
+            else:
+                probabilities = predictor.score(results, on_batch=scored)
+                scored(results.rows - len(results.scored))
+                notes = results.notes
+                _unscore_repeated_headers(chunk, self.columns, probabilities, notes)
+                store.save(number, probabilities, notes)
+                if on_chunk_done:
+                    on_chunk_done(number + 1)
+            predicted = _add_predictions(chunk, probabilities, notes, predictor.labels, self.names)
+            writer.write(chunk)
+            self.counts.update(label for label in predicted if label)
+            if number >= self.finished:
+                self.scored_now += sum(1 for label in predicted if label)
+            self.unscored += sum(1 for label in predicted if not label)
+            self.split += split_rows(notes)
+            self.chunks += 1
 
 
 REPEATED_HEADER = "repeats the header row (several exports pasted together?): not a review"
@@ -560,17 +332,6 @@ SETTING_NAMES = {
 }
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks (hashlib.file_digest needs Python 3.11; rs supports 3.10)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def folder_digest(folder: Path) -> str:
     """A digest of a model folder's metadata and of its files' names, sizes and modification times."""
     import hashlib
@@ -592,7 +353,7 @@ class ResumeStore:
     def __init__(self, output_path: Path) -> None:
         self.folder = output_path.parent / f".{output_path.name}.rs-resume"
 
-    def open(self, settings: dict, resume: bool) -> int:
+    def open(self, settings: dict, resume: bool, reporter: Reporter = SILENT) -> int:
         """Start a run: the number of chunks a resumed run takes from the folder (0 when starting afresh)."""
         state_path = self.folder / "state.json"
         if self.folder.exists() and not self.finished():
@@ -629,9 +390,9 @@ class ResumeStore:
                 )
             return finished
         if resume:
-            console.print("Nothing to resume for this output: starting from the beginning.")
+            reporter.message("Nothing to resume for this output: starting from the beginning.")
         self.folder.mkdir(parents=True)
-        _write_file_atomically(state_path, json.dumps({"format": RESUME_FORMAT, **settings}, indent=2).encode())
+        write_bytes_atomically(state_path, json.dumps({"format": RESUME_FORMAT, **settings}, indent=2).encode())
         return 0
 
     def _chunk_path(self, number: int) -> Path:
@@ -647,7 +408,7 @@ class ResumeStore:
     def save(self, number: int, probabilities: np.ndarray, notes: list[str]) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, probabilities=probabilities, notes=np.array(notes, dtype=str))
-        _write_file_atomically(self._chunk_path(number), buffer.getvalue())
+        write_bytes_atomically(self._chunk_path(number), buffer.getvalue())
 
     def load(self, number: int) -> tuple[np.ndarray, list[str]]:
         with np.load(self._chunk_path(number), allow_pickle=False) as stored:
@@ -685,12 +446,3 @@ def _stopping_once() -> Iterator[None]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler if handler is not None else signal.SIG_DFL)
-
-
-def _write_file_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.part")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)

@@ -15,28 +15,28 @@ import numpy as np
 import pandas as pd
 
 from review_sentiment import __version__
-from review_sentiment.columns import SAMPLE_ROWS, TextColumnChoice, choose_text_column
-from review_sentiment.console import per_second, row_progress
 from review_sentiment.errors import RsError
-from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer, has_hangul
-from review_sentiment.tables import (
+from review_sentiment.io import (
     DEFAULT_CHUNK_ROWS,
-    TableSource,
+    FLAG_COLUMNS,
+    LATEST_POINTER,
+    NORMALIZED_COLUMN,
+    PROCESSED_DIR,
+    SAMPLE_ROWS,
     TableWriter,
+    TextColumnChoice,
     check_output_path,
+    choose_text_column,
+    open_reviews,
     output_changes,
     prefetched,
-    read_table,
     same_file,
+    sidecar_path,
     table_stem,
     unique_column_name,
 )
-
-PROCESSED_DIR = Path("data/processed")
-LATEST_POINTER = "latest.json"
-SIDECAR_SUFFIX = ".rs.json"
-NORMALIZED_COLUMN = "text_normalized"
-FLAG_COLUMNS = ("flag_empty", "flag_no_hangul", "flag_duplicate")
+from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer, has_hangul
+from review_sentiment.reporting import SILENT, Reporter, per_second
 
 
 @dataclass
@@ -81,10 +81,6 @@ class PreprocessPlan:
     sheet: str | None
 
 
-def sidecar_path(output_path: Path) -> Path:
-    return output_path.with_name(output_path.name + SIDECAR_SUFFIX)
-
-
 def default_output_path(input_path: Path, processed_dir: Path = PROCESSED_DIR) -> Path:
     return processed_dir / f"{table_stem(input_path)}.csv"
 
@@ -103,12 +99,13 @@ def preprocess_file(
     escape_formulas: bool = True,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     on_start: Callable[[PreprocessPlan], None] | None = None,
+    reporter: Reporter = SILENT,
 ) -> PreprocessSummary:
     """Normalize the text column of a review file; keep every column and row unless asked to drop.
 
     The file is streamed `chunk_rows` rows at a time (the next chunk is normalized while the last is written),
     so memory stays flat; duplicates are found through an 8-byte hash per distinct text. `on_start(plan)` is
-    called once the text column is chosen, before any row is normalized.
+    called once the text column is chosen, before any row is normalized; `reporter` gets the progress.
     """
     started = time.perf_counter()
     input_path, processed_dir = Path(input_path), Path(processed_dir)
@@ -144,39 +141,16 @@ def preprocess_file(
         names.append(unique_column_name(names, wanted))
     normalized_column, *flag_columns = names[len(source.columns) :]
 
-    seen: set[int] = set()
-    flagged = dict.fromkeys(FLAG_COLUMNS, 0)
-    dropped = dict.fromkeys(["empty"] * drop_empty + ["duplicate"] * drop_duplicates, 0)
-    rows_out = changed_rows = total_length = nonempty = 0
+    tally = _Tally(
+        flagged=dict.fromkeys(FLAG_COLUMNS, 0),
+        dropped=dict.fromkeys(["empty"] * drop_empty + ["duplicate"] * drop_duplicates, 0),
+    )
     chunks = chain([first], chunks)
     writer = TableWriter(output_path, escape_formulas=escape_formulas)
-    with writer, row_progress("Normalizing", source.rows) as advance:
+    with writer, reporter.stages(["Normalizing"], source.rows) as (advance,):
         for chunk, normalized in prefetched(chunks, lambda c: normalizer.normalize(c[text_column])):
-            empty = np.array([not text for text in normalized], dtype=bool)
-            no_hangul = np.array([bool(text) and not has_hangul(text) for text in normalized], dtype=bool)
-            duplicate = np.zeros(len(normalized), dtype=bool)
-            for row, text in enumerate(normalized):
-                if text:
-                    key = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
-                    duplicate[row] = key in seen
-                    seen.add(key)
-            original = chunk[text_column].tolist()
-            changed_rows += sum(a != b for a, b in zip(original, normalized, strict=True))
-            total_length += sum(len(text) for text in normalized)
-            nonempty += int((~empty).sum())
-            chunk[normalized_column] = normalized
-            for name, column, values in zip(FLAG_COLUMNS, flag_columns, (empty, no_hangul, duplicate), strict=True):
-                chunk[column] = values
-                flagged[name] += int(values.sum())
-            keep = np.ones(len(chunk), dtype=bool)
-            if drop_empty:
-                dropped["empty"] += int(empty.sum())
-                keep &= ~empty
-            if drop_duplicates:
-                dropped["duplicate"] += int((duplicate & keep).sum())
-                keep &= ~duplicate
-            writer.write(chunk[keep])
-            rows_out += int(keep.sum())
+            added = dict(zip((NORMALIZED_COLUMN, *FLAG_COLUMNS), (normalized_column, *flag_columns), strict=True))
+            writer.write(tally.flag(chunk, text_column, normalized, added))
             advance(len(chunk))
 
     summary = PreprocessSummary(
@@ -186,11 +160,11 @@ def preprocess_file(
         normalized_column=normalized_column,
         recipe=recipe.to_dict(),
         rows_in=source.rows,
-        rows_out=rows_out,
-        flagged={name.removeprefix("flag_"): count for name, count in flagged.items()},
-        dropped=dropped,
-        changed_rows=changed_rows,
-        mean_length=round(total_length / nonempty, 1) if nonempty else 0.0,
+        rows_out=tally.rows_out,
+        flagged={name.removeprefix("flag_"): count for name, count in tally.flagged.items()},
+        dropped=tally.dropped,
+        changed_rows=tally.changed_rows,
+        mean_length=round(tally.total_length / tally.nonempty, 1) if tally.nonempty else 0.0,
         seconds=round(time.perf_counter() - started, 2),
         formulas_escaped=writer.escaped_cells > 0,
         output_changes=output_changes(source, writer),
@@ -205,43 +179,43 @@ def preprocess_file(
     return summary
 
 
-def read_sidecar(path: Path) -> dict | None:
-    """The preprocess summary written beside a processed file, or None for a file rs did not process."""
-    sidecar = sidecar_path(path)
-    if not sidecar.exists():
-        return None
-    try:
-        return json.loads(sidecar.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return None
+@dataclass
+class _Tally:
+    """What preprocess counts as it streams, and the texts seen so far (as 8-byte hashes) for duplicates."""
 
+    flagged: dict[str, int]  # by flag column (FLAG_COLUMNS)
+    dropped: dict[str, int]  # by reason, for the drops asked for ("empty", "duplicate")
+    seen: set[int] = field(default_factory=set)
+    rows_out: int = 0
+    changed_rows: int = 0
+    total_length: int = 0
+    nonempty: int = 0
 
-def latest_processed_file(processed_dir: str | Path = PROCESSED_DIR) -> Path:
-    """The file `rs preprocess` wrote last (recorded in data/processed/latest.json)."""
-    pointer = Path(processed_dir) / LATEST_POINTER
-    hint = "Run `rs preprocess reviews.csv` first, or pass the training file: `rs finetune reviews.csv`."
-    if not pointer.exists():
-        raise RsError(f"No DATA given and no file from `rs preprocess` found ({pointer}). {hint}")
-    try:
-        path = Path(json.loads(pointer.read_text(encoding="utf-8"))["path"])
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise RsError(f"{pointer} is damaged. {hint}") from None
-    if not path.exists():
-        raise RsError(f"The last preprocessed file {path} no longer exists. {hint}")
-    return path
-
-
-def written_escaped(path: str | Path) -> bool:
-    """Whether `path` is an `rs preprocess` output whose formula-like text cells got a leading "'"."""
-    sidecar = read_sidecar(Path(path))
-    return bool(sidecar and sidecar.get("formulas_escaped"))
-
-
-def open_reviews(path: str | Path, encoding: str | None = None, sheet: str | None = None) -> TableSource:
-    """A review file opened for reading; the spreadsheet escaping of an `rs preprocess` output is undone."""
-    return TableSource(path, encoding, sheet=sheet, unescape_formulas=written_escaped(path))
-
-
-def read_reviews(path: str | Path, encoding: str | None = None, sheet: str | None = None) -> pd.DataFrame:
-    """A whole review file as `read_table` gives it, with an `rs preprocess` output's escaping undone."""
-    return read_table(path, encoding, sheet=sheet, unescape_formulas=written_escaped(path))
+    def flag(self, chunk: pd.DataFrame, text_column: str, normalized: list[str], added: dict[str, str]) -> pd.DataFrame:
+        """`chunk` with the normalized text and the flags in the columns `added` names (by NORMALIZED_COLUMN and
+        FLAG_COLUMNS), less the rows to drop; everything counted."""
+        empty = np.array([not text for text in normalized], dtype=bool)
+        no_hangul = np.array([bool(text) and not has_hangul(text) for text in normalized], dtype=bool)
+        duplicate = np.zeros(len(normalized), dtype=bool)
+        for row, text in enumerate(normalized):
+            if text:
+                key = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+                duplicate[row] = key in self.seen
+                self.seen.add(key)
+        original = chunk[text_column].tolist()
+        self.changed_rows += sum(a != b for a, b in zip(original, normalized, strict=True))
+        self.total_length += sum(len(text) for text in normalized)
+        self.nonempty += int((~empty).sum())
+        chunk[added[NORMALIZED_COLUMN]] = normalized
+        for name, values in zip(FLAG_COLUMNS, (empty, no_hangul, duplicate), strict=True):
+            chunk[added[name]] = values
+            self.flagged[name] += int(values.sum())
+        keep = np.ones(len(chunk), dtype=bool)
+        if "empty" in self.dropped:
+            self.dropped["empty"] += int(empty.sum())
+            keep &= ~empty
+        if "duplicate" in self.dropped:
+            self.dropped["duplicate"] += int((duplicate & keep).sum())
+            keep &= ~duplicate
+        self.rows_out += int(keep.sum())
+        return chunk[keep]

@@ -90,14 +90,13 @@ from review_sentiment.checkpoints import (
     write_atomically,
     write_state,
 )
-from review_sentiment.columns import SAMPLE_ROWS, choose_text_column
 from review_sentiment.config import PretrainArguments
-from review_sentiment.console import console, progress_bar, silence_library_logs
+from review_sentiment.console import console, progress_bar
 from review_sentiment.errors import Interrupted, RsError
+from review_sentiment.io import SAMPLE_ROWS, choose_text_column, read_reviews, table_stem
 from review_sentiment.modelstore import MODELS_DIR, library_versions
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
-from review_sentiment.preprocess import read_reviews
-from review_sentiment.tables import table_stem
+from review_sentiment.reporting import silence_library_logs
 
 PRETRAIN_META = "rs_pretrain.json"
 PRETRAIN_RECIPE_VERSION = 2  # 2: mini samples at temperature 2; 5 % of the reviews held out to measure
@@ -823,7 +822,7 @@ def pretrain(
     from transformers import set_seed
 
     from review_sentiment.inference import pick_device, use_fast_attention
-    from review_sentiment.tiny_base import train_wordpiece_vocab
+    from review_sentiment.vocab import train_wordpiece_vocab
 
     started = time.perf_counter()
     args = args or PretrainArguments()

@@ -51,3 +51,29 @@ class Reporter:
 
 
 SILENT = Reporter()
+
+
+def per_second(count: float, seconds: float) -> float | None:
+    """count / seconds; None when the time is too short for a rate to mean anything (2 rows in 0.05 s)."""
+    return count / seconds if seconds >= 0.5 and count >= 1 else None
+
+
+def rate(speed: float | None, unit: str = "rows") -> str:
+    """'8,120 rows/s' for a `per_second` value; '' for None."""
+    return "" if speed is None else f"{speed_text(speed)} {unit}/s"
+
+
+def speed_text(per_second: float) -> str:
+    """8,120 for a speed, 3.5 below 10."""
+    return f"{per_second:,.1f}" if per_second < 10 else f"{per_second:,.0f}"
+
+
+def silence_library_logs() -> None:
+    """Hide transformers' load reports and download bars; rs reports what matters itself."""
+    import os
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()

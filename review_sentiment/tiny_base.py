@@ -1,7 +1,8 @@
 """A tiny ELECTRA checkpoint built locally: a WordPiece vocabulary trained on review text plus random weights.
 
-It stands in for KcELECTRA where no model hub is reachable: tests and `make demo` use it. Its weights are
-random (not pretrained), so it shows the pipeline working, not the accuracy of a real Korean ELECTRA.
+It stands in for KcELECTRA where no model hub is reachable: the tests and bench/same_outputs.py use it (`make demo`
+uses the TF-IDF baseline, `make demo-pretrain` a base from `rs pretrain`). Its weights are random (not pretrained),
+so it shows the pipeline working, not the accuracy of a real Korean ELECTRA.
 
     python -m review_sentiment.tiny_base data/sample_reviews.csv models/tiny-electra-base
 """
@@ -13,31 +14,7 @@ import sys
 from pathlib import Path
 
 from review_sentiment.normalize import normalize_texts
-
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def train_wordpiece_vocab(texts: list[str], vocab_size: int = 3000) -> dict[str, int]:
-    """A cased WordPiece vocabulary: no lower-casing or accent stripping, so Hangul syllables stay whole."""
-    import os
-
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one thread: no scheduling order on top of the hash order below
-
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
-    )
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS)
-    tokenizer.train_from_iterator(texts, trainer=trainer)
-    # Sorting makes the numbering independent of the trainer's order. The set of tokens can still differ between
-    # processes: the trainer numbers continuing pieces (##x) in hash-map order and breaks ties between equally
-    # frequent merges by those numbers (huggingface/tokenizers#1794, fix proposed in #2066). Within a run
-    # nothing depends on it, and `rs pretrain --resume` reloads the saved tokenizer.
-    learned = sorted(token for token in tokenizer.get_vocab() if token not in SPECIAL_TOKENS)
-    return {token: index for index, token in enumerate(SPECIAL_TOKENS + learned)}
+from review_sentiment.vocab import train_wordpiece_vocab
 
 
 def build_tiny_electra(
@@ -55,7 +32,7 @@ def build_tiny_electra(
     import torch
     from transformers import ElectraConfig, ElectraForPreTraining, ElectraTokenizer
 
-    from review_sentiment.console import silence_library_logs
+    from review_sentiment.reporting import silence_library_logs
 
     silence_library_logs()
     output_dir = Path(output_dir)
@@ -86,7 +63,7 @@ def build_tiny_electra(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from review_sentiment.tables import find_text_column, read_table
+    from review_sentiment.io import find_text_column, read_table
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:

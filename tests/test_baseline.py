@@ -8,7 +8,7 @@ from review_sentiment.config import FinetuneArguments
 from review_sentiment.errors import RsError
 from review_sentiment.finetune import finetune
 from review_sentiment.normalize import normalize_texts
-from review_sentiment.predict import Predictor
+from review_sentiment.scoring import Predictor
 from tests.conftest import SAMPLE
 
 LABELS = ["negative", "neutral", "positive"]

@@ -297,7 +297,7 @@ def test_real_world_files_give_the_same_labels(tmp_path, monkeypatch, tiny_model
     second sheet) and .parquet: every one gives the same labels, whatever the output format."""
     import openpyxl
 
-    from review_sentiment.tables import read_table
+    from review_sentiment.io import read_table
 
     monkeypatch.chdir(tmp_path)
     csv_text = "id,review\n" + "".join(f'{i},"{text.replace(chr(34), chr(34) * 2)}"\n' for i, text in ROWS)

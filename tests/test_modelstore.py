@@ -351,7 +351,7 @@ def tfidf_copy(tmp_path, tfidf_model):
 
 
 def _load_tfidf(folder):
-    from review_sentiment.predict import Predictor
+    from review_sentiment.scoring import Predictor
 
     return Predictor(folder)
 

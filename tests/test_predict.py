@@ -8,15 +8,9 @@ import pytest
 from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.inference import batched_probabilities
 from review_sentiment.modelstore import newest_model_dir
-from review_sentiment.predict import (
-    EMPTY_TEXT,
-    NOTHING_LEFT,
-    Predictor,
-    ResumeStore,
-    pack_pieces,
-    predict_file,
-)
+from review_sentiment.predict import ResumeStore, predict_file
 from review_sentiment.preprocess import preprocess_file
+from review_sentiment.scoring import EMPTY_TEXT, NOTHING_LEFT, Predictor, pack_pieces
 
 pytestmark = pytest.mark.slow
 
@@ -298,7 +292,7 @@ def test_one_output_row_per_input_row_in_order(tmp_path, tiny_model):
     from hypothesis import HealthCheck, example, given, settings
     from hypothesis import strategies as st
 
-    from review_sentiment.tables import read_table
+    from review_sentiment.io import read_table
 
     any_character = st.characters(codec=None, categories=None)
     texts = st.lists(
@@ -362,7 +356,7 @@ def test_a_repeated_header_row_gets_no_label_and_says_why(tmp_path, tiny_model):
 def test_file_digest_works_without_hashlib_file_digest(tmp_path, monkeypatch):
     import hashlib
 
-    from review_sentiment.predict import file_digest
+    from review_sentiment.io import file_digest
 
     data = tmp_path / "reviews.csv"
     data.write_bytes("review\n배송 빨라요\n".encode() * 50_000)  # several 1 MiB blocks

@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 
 from review_sentiment.errors import RsError
+from review_sentiment.io import latest_processed_file, read_sidecar
 from review_sentiment.normalize import NormalizationRecipe
-from review_sentiment.preprocess import latest_processed_file, preprocess_file, read_sidecar
+from review_sentiment.preprocess import preprocess_file
 
 
 def _write(path, rows):

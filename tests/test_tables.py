@@ -16,21 +16,23 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from review_sentiment import tables
 from review_sentiment.errors import RsError
-from review_sentiment.tables import (
-    BLOCK_SIZE,
+from review_sentiment.io import (
     TableSource,
     TableWriter,
+    cells,
     check_output_path,
     escape_formula,
     find_text_column,
     read_table,
+    reading,
     table_stem,
     unescape_formula,
     unique_column_name,
     write_table,
+    writing,
 )
+from review_sentiment.io.reading import BLOCK_SIZE
 
 
 def xlsx_bytes(*sheets: tuple[str, list[list]]) -> bytes:
@@ -228,7 +230,7 @@ def test_jsonl_values_stay_json(tmp_path):
 
 
 def test_outputs_are_checked_before_work_and_readable_by_others(tmp_path):
-    from review_sentiment.tables import check_output_path
+    from review_sentiment.io import check_output_path
 
     for bad in ("out.xls", "out.txt", "noext"):
         with pytest.raises(RsError, match="rs writes .csv, .tsv, .jsonl, .xlsx, .parquet"):
@@ -473,11 +475,11 @@ def test_xlsx_formula_never_calculated_reads_as_its_text(tmp_path):
     assert pd.concat(source.chunks(1))["review"].tolist() == ["=정말 최고예요", "좋아요", "=1+1"]
     with TableWriter(tmp_path / "out.csv") as writer:
         pass
-    assert tables.output_changes(source, writer) == {
+    assert writing.output_changes(source, writer) == {
         "formula cell(s) without a calculated value read as their formula text (a file written by a script, never "
         "opened in Excel)": 2
     }
-    assert tables.output_changes(TableSource(xlsx_path(tmp_path, [["review"], ["좋아요"]])), writer) == {}
+    assert writing.output_changes(TableSource(xlsx_path(tmp_path, [["review"], ["좋아요"]])), writer) == {}
     # with a title above the header: the header scan and the chunks agree; the header's formula text names its
     # column and is counted
     rows = [["2024년 리뷰 export"], ["=리뷰", "별점"], ["=정말 최고예요", 5], ["좋아요", "=B3+1"]]
@@ -517,7 +519,7 @@ def test_only_a_sheet_with_a_formula_without_value_is_read_twice(tmp_path):
     def has_formula_without_value(path):
         workbook = openpyxl.load_workbook(path, read_only=True)
         try:
-            return tables._has_formula_without_value(workbook.worksheets[0])
+            return reading._has_formula_without_value(workbook.worksheets[0])
         finally:
             workbook.close()
 
@@ -532,8 +534,8 @@ def test_only_a_sheet_with_a_formula_without_value_is_read_twice(tmp_path):
     assert has_formula_without_value(xlsx_path(tmp_path, [["review"], ["=정말 최고예요"]], "formula.xlsx"))
     # a shared formula's later cells have no text of their own; a formula without any <v>; a namespace prefix
     for cell in (b'<f t="shared" si="0"/><v/>', b"<f>A1</f></c>", b"<x:f>A1</x:f>\n  <x:v></x:v>"):
-        assert tables._FORMULA_WITHOUT_VALUE.search(b'<c r="A2">' + cell)
-    assert not tables._FORMULA_WITHOUT_VALUE.search(b'<c r="A2"><f t="shared" si="0"/><v>3</v></c>')
+        assert reading._FORMULA_WITHOUT_VALUE.search(b'<c r="A2">' + cell)
+    assert not reading._FORMULA_WITHOUT_VALUE.search(b'<c r="A2"><f t="shared" si="0"/><v>3</v></c>')
 
 
 def test_xlsx_sheet_by_name_or_number(tmp_path):
@@ -780,7 +782,7 @@ def test_xlsx_output_keeps_the_input_cell_types(tmp_path):
         chunk["confidence"] = np.array([0.9])
     table = pd.concat([chunk[np.ones(len(chunk), dtype=bool)] for chunk in chunks])
     price = table["price"].iloc[0]
-    assert type(price) is tables.TypedCell and price.value == 4.5
+    assert type(price) is cells.TypedCell and price.value == 4.5
     assert table["review"].dtype == "str" and table["price"].dtype == object  # text columns as before
     assert table[header].to_dict("list") == {
         "id": ["5", "6"],
@@ -812,13 +814,13 @@ def test_xlsx_output_keeps_the_input_cell_types(tmp_path):
 
 
 def test_a_typed_cell_is_its_text():
-    cell = tables.TypedCell("5", 5)
+    cell = cells.TypedCell("5", 5)
     assert cell == "5" and hash(cell) == hash("5") and "5" in {cell} and {cell: 1}["5"] == 1
     assert type(str(cell)) is str and type(cell.strip()) is str and repr(cell) == "'5'"
     assert json.dumps([cell]) == '["5"]' and cell.encode() == b"5"
     copied = pickle.loads(pickle.dumps(cell))
-    assert (type(copied), copied, copied.value) == (tables.TypedCell, "5", 5)
-    assert tables._excel_cell("text") == "text" and type(tables._excel_cell("text")) is str
+    assert (type(copied), copied, copied.value) == (cells.TypedCell, "5", 5)
+    assert cells.excel_cell("text") == "text" and type(cells.excel_cell("text")) is str
 
 
 def test_parquet_values_excel_holds_keep_their_type_in_xlsx(tmp_path):
@@ -898,7 +900,7 @@ def test_xlsx_limits(tmp_path, monkeypatch):
         check_output_path(tmp_path / "big.xlsx", rows=1_048_576)
     assert check_output_path(tmp_path / "big.xlsx", rows=1_048_575) == tmp_path / "big.xlsx"
     assert check_output_path(tmp_path / "big.csv", rows=10**7) == tmp_path / "big.csv"
-    monkeypatch.setattr(tables, "EXCEL_MAX_ROWS", 4)  # the header and 3 rows
+    monkeypatch.setattr(writing, "EXCEL_MAX_ROWS", 4)  # the header and 3 rows
     with TableWriter(tmp_path / "full.xlsx") as writer:
         writer.write(MIXED)
     with pytest.raises(RsError, match="4 rows do not fit in an Excel sheet"):
@@ -912,7 +914,7 @@ def test_characters_xlsx_cannot_hold_are_removed_and_counted(tmp_path):
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     refused = [chr(code) for code in range(0x20000) if ILLEGAL_CHARACTERS_RE.match(chr(code))]
-    assert refused and all(tables._XML_ILLEGAL.match(character) for character in refused)
+    assert refused and all(cells.XML_ILLEGAL.match(character) for character in refused)
     table = pd.DataFrame({"review\x01": ["벨\x07소리", "탭\t줄\n바꿈\r", "\x00=1+1", "a\ufffe"]})
     with TableWriter(tmp_path / "out.xlsx") as writer:
         writer.write(table)
@@ -1024,7 +1026,7 @@ def test_xlsx_formulas_get_excels_quote_prefix_not_a_quote(tmp_path):
     with TableWriter(tmp_path / "out.xlsx") as writer:
         writer.write(FORMULAS)
     assert writer.escaped_cells == 4  # the name, =HYPERLINK, @a and '=b; numbers are left alone
-    changes = tables.output_changes(None, writer)
+    changes = writing.output_changes(None, writer)
     assert [count for what, count in changes.items() if "formula-like cells escaped with Excel's quote" in what] == [4]
     sheet = openpyxl.load_workbook(writer.path).active
     cells = [row[0] for row in sheet.iter_rows()]
@@ -1038,7 +1040,7 @@ def test_xlsx_formulas_get_excels_quote_prefix_not_a_quote(tmp_path):
         assert back["=name"].tolist() == FORMULAS["=name"].tolist()
     with TableWriter(tmp_path / "raw.xlsx", escape_formulas=False) as writer:
         writer.write(FORMULAS)
-    assert writer.escaped_cells == 0 and not tables.output_changes(None, writer)
+    assert writer.escaped_cells == 0 and not writing.output_changes(None, writer)
     cells = [row[0] for row in openpyxl.load_workbook(writer.path).active.iter_rows()]
     assert not any(cell.quotePrefix for cell in cells)
     assert [cell.value for cell in cells] == ["=name", *FORMULAS["=name"]]

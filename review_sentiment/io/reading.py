@@ -1,81 +1,50 @@
-"""Reading and writing review files: every cell kept as text, outputs written atomically."""
+"""Reading review files: format and encoding detection, CSV/TSV/TXT/JSONL/XLSX/Parquet rows as text (`TableSource`,
+`read_table`)."""
 
 from __future__ import annotations
 
 import codecs
 import csv
-import datetime as dt
 import gzip
 import json
-import os
 import re
 import sys
-import tempfile
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing, suppress
-from decimal import Decimal
+from collections.abc import Iterable, Iterator
+from contextlib import closing
 from itertools import chain, islice
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO
 
-import numpy as np
 import pandas as pd
 
-from review_sentiment.columns import TEXT_COLUMN_NAMES, choose_text_column
 from review_sentiment.errors import RsError
+from review_sentiment.io.cells import (
+    JSON_SURROGATE_ESCAPE,
+    PLAIN_NUMBER,
+    TypedCell,
+    arrow_texts,
+    excel_cell,
+    json_cell,
+    unescape_formula,
+    without_surrogates,
+)
+from review_sentiment.io.columns import TEXT_COLUMN_NAMES, unique_names
+from review_sentiment.io.formats import BINARY_SUFFIXES, ESCAPED_SUFFIXES, SUPPORTED_SUFFIXES, table_stem, table_suffix
 
 READ_ENCODINGS = ("utf-8-sig", "cp949")
 _HANGUL_SYLLABLES = re.compile("[\uac00-\ud7a3]")
-# UTF-8 with a byte-order mark: Excel (Korean Windows included) then shows Hangul correctly.
-CSV_WRITE_ENCODING = "utf-8-sig"
-SUPPORTED_SUFFIXES = (".csv", ".tsv", ".txt", ".jsonl", ".xlsx", ".parquet")
-WRITE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".xlsx", ".parquet")  # .txt would lose the added columns
-BINARY_SUFFIXES = (".xlsx", ".parquet")  # compressed already: never .gz, and no text encoding
-# Formats whose text a spreadsheet opens as cells, so formula-like text is escaped when written: a leading "'" in
-# text files (undone on reading with unescape_formulas), Excel's quotePrefix cell style in .xlsx, which keeps the text
-# exact. .jsonl and .parquet keep their text exactly.
-ESCAPED_SUFFIXES = (".csv", ".tsv", ".txt")
-FORMULA_SAFE_SUFFIXES = (*ESCAPED_SUFFIXES, ".xlsx")
 # Python's euc-kr codec writes a syllable outside KS X 1001 (됬, 닼, 똠) as the Hangul filler and three jamo, 8 bytes
 # that cp949 decodes as 'ㅤㄷㅚㅆ'.
 EUC_KR_FILLER = b"\xa4\xd4"
 BLOCK_SIZE = 1 << 20  # bytes decoded at a time while checking the encoding
-EXCEL_MAX_ROWS = 1_048_576  # rows of an Excel sheet, the header included
-EXCEL_MAX_COLUMNS = 16_384
-EXCEL_MAX_CELL = 32_767  # characters in one cell, counted in UTF-16 code units as Excel does
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_OOXML_ESCAPE = re.compile("_x([0-9A-Fa-f]{4})_")
-_OOXML_LITERAL = re.compile("_(?=x[0-9A-Fa-f]{4}_)")  # the start of text that reads as an escape
-_JSON_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a line whose JSON may decode to a lone surrogate
-# What a spreadsheet runs as a formula: =, +, -, @, tab or CR first; after quotes too, so that escaping stays
-# reversible. Plain numbers such as -1 or +82 are left alone.
-_FORMULA = re.compile(r"'*[=+\-@\t\r]")
-_ESCAPED_FORMULA = re.compile(r"'+[=+\-@\t\r]")
-_PLAIN_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 # In a sheet's XML, a formula followed by no value (<v/>, <v></v>, or none before </c>): a cell Excel never calculated,
 # or one Excel calculated to "". XML writes a "<" in text as &lt;, so no cell's text can match.
 _FORMULA_WITHOUT_VALUE = re.compile(
     rb"(?:</(?:[\w.-]+:)?f>|<(?:[\w.-]+:)?f(?:\s[^<>]*)?/>)\s*(?:<(?:[\w.-]+:)?v\s*/>|<(?:[\w.-]+:)?v>\s*</|</)"
 )
-
-
-def _suffix(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    return suffixes[-1] if suffixes else ""
-
-
-def table_stem(path: str | Path) -> str:
-    """The file name without its table extensions: reviews.csv.gz → reviews."""
-    name = Path(path).name
-    for suffix in (".gz", *SUPPORTED_SUFFIXES):
-        if name.lower().endswith(suffix):  # REVIEWS.CSV too
-            name = name[: -len(suffix)]
-    return name
 
 
 def read_table(
@@ -105,9 +74,9 @@ class TableSource:
     never opened in Excel) reads as its formula text, "=" included, and is counted in `uncalculated_formulas`: such
     a script writes a review typed as "=정말 최고예요" as a formula, and the review would otherwise vanish. The first
     non-empty row is the header; empty header cells and cells beyond the header are named column_N (N the 1-based
-    column), empty rows are skipped. Values become text by `_excel_cell`: TRUE/FALSE, 5 for 5.0,
+    column), empty rows are skipped. Values become text by `excel_cell`: TRUE/FALSE, 5 for 5.0,
     2024-01-02 00:00:00 for a date.
-    .parquet: values become text by `_arrow_cell`, the rule .jsonl values follow: JSON for numbers, true/false,
+    .parquet: values become text by `arrow_cell`, the rule .jsonl values follow: JSON for numbers, true/false,
     lists and structs (5, 5.0, true, ["a"]), null as "", ISO 8601 for dates and times.
     .xlsx numbers, dates, times and booleans, and .parquet values Excel can hold as they are (see `_excel_holds`),
     are `TypedCell`s: their text everywhere, and their value for an .xlsx output, which so keeps their cell type.
@@ -142,7 +111,7 @@ class TableSource:
             raise RsError(f"No such file: {path}")
         if path.is_dir():
             raise RsError(f"{path} is a folder; pass a review file ({', '.join(SUPPORTED_SUFFIXES)}).")
-        suffix = _suffix(path)
+        suffix = table_suffix(path)
         if suffix == ".xls":
             raise RsError(f"Cannot read {path.name}: old Excel .xls files are not supported; save it as .xlsx or .csv.")
         if suffix not in SUPPORTED_SUFFIXES:
@@ -220,7 +189,7 @@ class TableSource:
         }
 
     def _names(self, header: list[str]) -> list[str]:
-        return _unique_names([unescape_formula(name) for name in header] if self._unescape else header)
+        return unique_names([unescape_formula(name) for name in header] if self._unescape else header)
 
     def _cells(self, rows_per_chunk: int) -> Iterator[list[str]]:
         """Each data row as a list of cells in the order of `columns`."""
@@ -234,7 +203,7 @@ class TableSource:
             yield from self._parquet_rows(rows_per_chunk)
         elif self._suffix == ".jsonl":
             for record, _ in self._jsonl_records():
-                yield [_json_cell(record.get(key)) for key in self._keys]
+                yield [json_cell(record.get(key)) for key in self._keys]
         elif self._delimiter is None:
             for line in self._lines(newline=None):
                 yield [line.rstrip("\n")]
@@ -281,7 +250,7 @@ class TableSource:
             if formulas is not None:
                 formulas.close()
         header += [""] * (width - len(header))
-        self.columns = _unique_names([name or f"column_{number}" for number, name in enumerate(header, start=1)])
+        self.columns = unique_names([name or f"column_{number}" for number, name in enumerate(header, start=1)])
 
     def _open_workbook(self, data_only: bool = True) -> Any:
         from openpyxl import load_workbook
@@ -354,7 +323,7 @@ class TableSource:
         try:
             if formulas is None:
                 for values in worksheet.iter_rows(values_only=True):
-                    cells = [_excel_cell(value) for value in values]
+                    cells = [excel_cell(value) for value in values]
                     while cells and not cells[-1]:
                         cells.pop()
                     if cells:
@@ -370,7 +339,7 @@ class TableSource:
                 cells, formula_texts = [], 0
                 for cell, formula in zip(cached, written, strict=True):
                     text = _formula_text(formula) if cell.value is None and cell.data_type == "n" else None
-                    cells.append(_excel_cell(cell.value) if text is None else text)
+                    cells.append(excel_cell(cell.value) if text is None else text)
                     formula_texts += text is not None
                 while cells and not cells[-1]:
                     cells.pop()
@@ -403,7 +372,7 @@ class TableSource:
             try:
                 # by column position: duplicate names stay apart
                 for batch in parquet.iter_batches(batch_size=rows_per_chunk):
-                    yield from zip(*(_arrow_texts(column) for column in batch.columns), strict=True)
+                    yield from zip(*(arrow_texts(column) for column in batch.columns), strict=True)
             except (pa.ArrowException, OSError) as error:
                 raise RsError(f"{self.path.name}: cannot read its rows ({error}).") from None
 
@@ -625,8 +594,8 @@ class TableSource:
                     f"{self.path}, line {number}: each line must be a JSON object, got {type(record).__name__}."
                 )
             replaced = 0
-            if _JSON_SURROGATE_ESCAPE.search(line):
-                record, replaced = _without_surrogates(record)
+            if JSON_SURROGATE_ESCAPE.search(line):
+                record, replaced = without_surrogates(record)
             yield record, replaced
 
 
@@ -694,181 +663,8 @@ def _title_rows(head: list[list[str]]) -> int:
     for position, row in enumerate(head[:4]):
         filled = [cell for cell in row if cell]
         if len(filled) >= 2:
-            return position if not any(_PLAIN_NUMBER.fullmatch(cell.strip()) for cell in filled) else 0
+            return position if not any(PLAIN_NUMBER.fullmatch(cell.strip()) for cell in filled) else 0
     return 0
-
-
-def _json_cell(value: object) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _without_surrogates(value: Any) -> tuple[Any, int]:
-    """`value` (a decoded JSON value) with lone surrogates in its strings and keys replaced by U+FFFD, and how
-    many were replaced."""
-    if isinstance(value, str):
-        return _SURROGATE.subn("\ufffd", value)
-    if isinstance(value, list):
-        items = [_without_surrogates(item) for item in value]
-        return [item for item, _ in items], sum(count for _, count in items)
-    if isinstance(value, dict):
-        result, total = {}, 0
-        for key, item in value.items():
-            (key, key_count), (item, item_count) = _without_surrogates(key), _without_surrogates(item)
-            result[key] = item
-            total += key_count + item_count
-        return result, total
-    return value, 0
-
-
-class TypedCell(str):
-    """A cell read from a typed value (an .xlsx number, date or bool; a .parquet number, bool, date or timestamp
-    that Excel can hold): a str equal to the cell's text, with its hash, so that normalizing, hashing, comparing
-    and text outputs see the text exactly as before; `value` keeps the original for `TableWriter`, which writes it
-    to .xlsx so that a number cell stays a number and a date a date. Operations on it (strip, +) give plain str.
-
-    pandas' str dtype stores plain str, so a column holding one is an object column (`TableSource._frame`);
-    assigning columns, selecting rows (chunk[keep]) and pd.concat keep it. No __slots__: a str subclass can have
-    none but empty ones, so `value` lives in the instance's __dict__."""
-
-    value: Any
-
-    def __new__(cls, text: str, value: Any) -> TypedCell:
-        cell = super().__new__(cls, text)
-        cell.value = value
-        return cell
-
-    def __reduce__(self) -> tuple:
-        # pickle and copy would otherwise call TypedCell(text) and fail: __new__ takes the value too
-        return (TypedCell, (str(self), self.value))
-
-
-def _excel_cell(value: object) -> str:
-    """An .xlsx value as text, as Excel shows it unformatted: TRUE/FALSE, 5 for a whole number (Excel stores 5 as
-    5.0; from 1e16 on, 1e+16), 0.1 for other numbers (Python's shortest repr), ISO 8601 for dates and times
-    (2024-01-02 13:45:00; Excel has no date without a time, so a date cell gives 2024-01-02 00:00:00). Any value but
-    text is a `TypedCell` holding it."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return _ooxml_unescape(value) if "_x" in value else value
-    if isinstance(value, bool):
-        text = "TRUE" if value else "FALSE"
-    elif isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        text = str(int(value))
-    elif isinstance(value, dt.datetime):
-        text = value.isoformat(sep=" ")
-    elif isinstance(value, (dt.date, dt.time)):
-        text = value.isoformat()
-    else:
-        text = str(value)
-    return TypedCell(text, value)
-
-
-def _excel_holds(value: object) -> bool:
-    """Whether Excel holds `value` (from a .parquet) as it is: a bool, a whole number of up to 15 digits (Excel keeps
-    15 significant digits, so a longer ID would be rounded), a finite float, a date, time or timestamp without a
-    time zone (Excel has none) from 1900 on (Excel's first date). Others stay text in an .xlsx output."""
-    if isinstance(value, bool):
-        return True
-    if isinstance(value, int):
-        return abs(value) < 10**15
-    if isinstance(value, float):
-        return np.isfinite(value)
-    if isinstance(value, (dt.datetime, dt.time)) and value.tzinfo is not None:
-        return False
-    if isinstance(value, dt.date):  # datetimes included
-        return value.year >= 1900
-    return isinstance(value, dt.time)
-
-
-def _ooxml_unescape(text: str) -> str:
-    """Decode the _xHHHH_ escapes with which .xlsx text holds characters XML cannot (Excel writes a carriage
-    return as _x000D_, a literal _x0041_ as _x005F_x0041_); openpyxl leaves them as they are."""
-
-    def character(match: re.Match) -> str:
-        code = int(match.group(1), 16)
-        return "\ufffd" if 0xD800 <= code <= 0xDFFF else chr(code)
-
-    return _OOXML_ESCAPE.sub(character, text)
-
-
-def _ooxml_escape(text: str) -> str:
-    """`_ooxml_unescape`'s inverse, for what openpyxl writes: XML would turn a carriage return into a line feed."""
-    if "_x" in text:
-        text = _OOXML_LITERAL.sub("_x005F_", text)
-    return text.replace("\r", "_x000D_")
-
-
-def _arrow_texts(column: Any) -> list[str]:
-    """The values of a pyarrow array as text, by `_arrow_cell`."""
-    import pyarrow as pa
-
-    try:
-        values = column.to_pylist()
-    except UnicodeDecodeError:  # a string column holding bytes that are not UTF-8
-        values = [
-            None if value is None else value.decode("utf-8", errors="replace")
-            for value in column.cast(pa.binary()).to_pylist()
-        ]
-    if pa.types.is_floating(column.type) and column.type.bit_width < 64:
-        # to_pylist widens float32's 0.1 to 0.10000000149011612; its own shortest repr is 0.1
-        narrow = np.float32 if column.type.bit_width == 32 else np.float16
-        values = [None if value is None else float(str(narrow(value))) for value in values]
-    return [_arrow_cell(value) for value in values]
-
-
-def _arrow_cell(value: object) -> str:
-    """A .parquet value as text, by .jsonl's rule: strings as they are, null as "", other values as JSON
-    (5, 5.0, true, NaN, ["a", 1], {"k": 1}; a map with unique string keys as an object), and what JSON lacks as
-    text: ISO 8601 for dates, times and timestamps (2024-01-02 13:45:00+09:00), decimals exactly (1.20), bytes
-    decoded as UTF-8 (undecodable bytes as U+FFFD), durations as 1 day, 2:00:00. A value `_excel_holds` is a
-    `TypedCell` holding it."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    plain = _jsonable(value)
-    text = plain if isinstance(plain, str) else json.dumps(plain, ensure_ascii=False, default=str)
-    return TypedCell(text, value) if _excel_holds(value) else text
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", errors="replace")
-    if isinstance(value, dt.datetime):  # pd.Timestamp (nanosecond timestamps) included
-        return value.isoformat(sep=" ")
-    if isinstance(value, (dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, (Decimal, dt.timedelta)):
-        return str(value)
-    if isinstance(value, dict):
-        return {key if isinstance(key, str) else _arrow_cell(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list) and value and all(isinstance(item, tuple) and len(item) == 2 for item in value):
-        # a map: to_pylist gives its entries as (key, value) tuples
-        keys = [key for key, _ in value]
-        if all(isinstance(key, str) for key in keys) and len(set(keys)) == len(keys):
-            return {key: _jsonable(item) for key, item in value}
-        return [[_jsonable(key), _jsonable(item)] for key, item in value]
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    return value
-
-
-def escape_formula(text: str) -> str:
-    """`text` with one "'" put before it if a spreadsheet would run it as a formula: it starts with =, +, -, @, a
-    tab or a carriage return (after any quotes, so that `unescape_formula` can undo it) and is not a plain
-    number such as -1, +82 or -3.5e2; `text` itself otherwise. For .csv/.tsv; .xlsx cells get a cell style instead
-    (see `TableWriter`)."""
-    if _FORMULA.match(text) and not _PLAIN_NUMBER.fullmatch(text):
-        return "'" + text
-    return text
-
-
-def unescape_formula(text: str) -> str:
-    """Undo `escape_formula`: one leading "'" removed where quotes come before =, +, -, @, a tab or a CR."""
-    return text[1:] if _ESCAPED_FORMULA.match(text) else text
 
 
 def _text_codec(name: str, head: bytes) -> str:
@@ -901,17 +697,6 @@ def _csv_delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
-def _unique_names(header: list[str]) -> list[str]:
-    """Column names made unique the way pandas does it (review, review.1)."""
-    seen: dict[str, int] = {}
-    names = []
-    for name in header:
-        count = seen.get(name, 0)
-        seen[name] = count + 1
-        names.append(name if count == 0 else f"{name}.{count}")
-    return names
-
-
 def _looks_tab_separated(lines: list[str]) -> bool:
     """A .txt is a table when its header has tabs and nearly all of its first lines have as many."""
     head = [line for line in lines[:200] if line]
@@ -919,437 +704,3 @@ def _looks_tab_separated(lines: list[str]) -> bool:
         return False
     same = sum(line.count("\t") == head[0].count("\t") for line in head)
     return same >= 0.9 * len(head)
-
-
-def check_output_path(path: str | Path, rows: int | None = None) -> Path:
-    """Refuse an output path rs cannot write, before any work is done; `rows`, when known, is checked against
-    what an .xlsx sheet holds."""
-    path = Path(path)
-    if path.is_dir():
-        raise RsError(f"{path} is a folder; pass a file name such as {path / 'labeled.csv'}.")
-    above = next((parent for parent in path.parents if parent.exists()), None)
-    if above is not None and not above.is_dir():
-        raise RsError(f"Cannot write {path}: {above} is a file, not a folder.")
-    suffix = _suffix(path)
-    if suffix not in WRITE_SUFFIXES:
-        raise RsError(
-            f"Cannot write {path.name}: rs writes {', '.join(WRITE_SUFFIXES)} files (chosen by the extension)."
-        )
-    if suffix in BINARY_SUFFIXES and path.suffix.lower() == ".gz":
-        raise RsError(f"Cannot write {path.name}: a {suffix} file is compressed already; drop the .gz.")
-    if suffix == ".xlsx" and rows is not None and rows + 1 > EXCEL_MAX_ROWS:
-        raise _too_many_rows(path, rows)
-    return path
-
-
-def _too_many_rows(path: Path, rows: int) -> RsError:
-    return RsError(
-        f"Cannot write {path.name}: {rows:,} rows do not fit in an Excel sheet ({EXCEL_MAX_ROWS - 1:,} at most); "
-        "write .csv or .parquet instead."
-    )
-
-
-def make_shareable(path: Path) -> None:
-    """Give a file (or a folder and its contents) the umask's usual permissions: mkstemp and mkdtemp make
-    them private to their creator, but outputs and models are meant to be read by others."""
-    mask = os.umask(0)
-    os.umask(mask)
-    for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
-        item.chmod((0o777 if item.is_dir() else 0o666) & ~mask)
-
-
-def write_table(table: pd.DataFrame, path: str | Path, escape_formulas: bool = True) -> Path:
-    """Write a table atomically: a temporary file beside the target, renamed over it when complete."""
-    with TableWriter(path, escape_formulas=escape_formulas) as writer:
-        writer.write(table)
-    return writer.path
-
-
-class TableWriter:
-    """Write a table chunk by chunk, atomically: `with TableWriter(path) as writer: writer.write(chunk)`.
-
-    The rows go to a temporary file beside `path`, renamed over it when the `with` block ends normally; on any
-    exception (Ctrl-C included) the temporary file is removed and `path` is left as it was. CSV/TSV/XLSX get the
-    header once, from the first chunk or, when no rows come, from `columns`.
-
-    Text is changed only where the format cannot hold it, and counted for the caller to report:
-    - `replaced_characters`: lone surrogates (any format) become U+FFFD; in .xlsx, control characters that XML
-      forbids are removed.
-    - `escaped_cells`: with `escape_formulas`, text cells and column names that a spreadsheet would run as formulas
-      (`escape_formula`): in .csv/.tsv they get a leading "'" (`TableSource(unescape_formulas=True)` undoes it); in
-      .xlsx they keep their text and get Excel's quotePrefix style, as when one types '=1+1 in Excel. .jsonl and
-      .parquet keep text exactly.
-    - `clipped_cells`: .xlsx text cells cut to Excel's 32,767 characters.
-    .xlsx: numeric columns are written as numbers (NaN as an empty cell), booleans as TRUE/FALSE, text as text
-    (never as a formula), a `TypedCell` as the value it was read from (a number, a date with a date format);
-    more than 1,048,575 rows is an RsError. .parquet: the first chunk fixes the schema (bool, int64, float64,
-    timestamp, else string; a TypedCell column is text, as a later chunk may hold text in it) and each chunk is a
-    row group; NaN and None are null.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        columns: Sequence[str] | None = None,
-        escape_formulas: bool = True,
-        temporary_dir: Path | None = None,
-    ) -> None:
-        self.path = check_output_path(path)
-        # predict keeps its temporary file in its resume folder, so that a kill -9 leaves nothing else behind;
-        # it must be on the target's file system for the final rename.
-        self._temporary_dir = temporary_dir or self.path.parent
-        self._suffix = _suffix(self.path)
-        self._columns = None if columns is None else list(columns)
-        self._escape = escape_formulas and self._suffix in FORMULA_SAFE_SUFFIXES
-        self.escaped_cells = self.clipped_cells = self.replaced_characters = 0
-        self._temporary: Path | None = None
-        self._handle: TextIO | None = None
-        self._workbook: Any = None  # .xlsx
-        self._sheet: Any = None
-        self._parquet: Any = None  # .parquet: its writer, made by the first chunk
-        self._schema: Any = None
-        self._names: dict[tuple, list] = {}  # column names as written, by the chunk's column names
-        self._rows = 0  # rows written to an .xlsx sheet, the header included
-        self._started = False  # the header has been written
-
-    def __enter__(self) -> TableWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self._temporary_dir)
-        os.close(handle)
-        self._temporary = Path(temporary)
-        try:
-            if self._suffix == ".xlsx":
-                from openpyxl import Workbook
-
-                # write_only: rows stream to disk (inline strings, no shared-string table in memory)
-                self._workbook = Workbook(write_only=True)
-                self._sheet = self._workbook.create_sheet("Sheet1")
-            elif self._suffix != ".parquet":
-                # JSON Lines is UTF-8 by definition; CSV gets a BOM so that Excel shows Hangul.
-                encoding = "utf-8" if self._suffix == ".jsonl" else CSV_WRITE_ENCODING
-                if self.path.suffix.lower() == ".gz":
-                    self._handle = gzip.open(temporary, "wt", encoding=encoding, newline="")
-                else:
-                    self._handle = open(temporary, "w", encoding=encoding, newline="")
-        except BaseException:
-            self._temporary.unlink(missing_ok=True)
-            raise
-        return self
-
-    def write(self, chunk: pd.DataFrame) -> None:
-        """Append the rows of `chunk` (its index is not written)."""
-        if self._temporary is None:
-            raise RuntimeError("TableWriter.write is only available inside its with block")
-        if self._suffix == ".jsonl":
-            if len(chunk):  # pandas writes a blank line for a frame without rows
-                self._cleaned(chunk).to_json(self._handle, orient="records", lines=True, force_ascii=False)
-            return
-        if self._columns is None:
-            self._columns = list(chunk.columns)
-        elif list(chunk.columns) != self._columns:
-            # A table has one header: other columns would land under the wrong names.
-            raise ValueError(f"chunk columns {list(chunk.columns)} differ from the table's {self._columns}")
-        if self._suffix == ".xlsx":
-            self._write_xlsx(chunk)
-        elif self._suffix == ".parquet":
-            self._write_parquet(chunk)
-        else:
-            sep = "\t" if self._suffix == ".tsv" else ","
-            # CRLF line ends, as RFC 4180 and Excel have them: the csv module then quotes a field holding a lone
-            # "\r" too (with "\n" ends it does not, and the field would be read back as two rows).
-            self._cleaned(chunk).to_csv(
-                self._handle, sep=sep, index=False, header=not self._started, lineterminator="\r\n"
-            )
-        self._started = True
-
-    def _text(self, text: str) -> str:
-        """A text cell or column name as this format can hold it, the changes counted; a formula escaped with "'"
-        except in .xlsx, where `_xlsx_value` marks the cell instead."""
-        text, replaced = _SURROGATE.subn("\ufffd", text)
-        if self._suffix == ".xlsx":
-            text, removed = _XML_ILLEGAL.subn("", text)
-            replaced += removed
-        self.replaced_characters += replaced
-        if self._escape and self._suffix != ".xlsx":
-            escaped = escape_formula(text)
-            if escaped is not text:
-                self.escaped_cells += 1
-                text = escaped
-        if self._suffix == ".xlsx" and len(text) > EXCEL_MAX_CELL // 2:
-            # Excel counts UTF-16 code units: an emoji takes two. errors="ignore" drops a pair cut in half.
-            encoded = text.encode("utf-16-le")
-            if len(encoded) > 2 * EXCEL_MAX_CELL:
-                text = encoded[: 2 * EXCEL_MAX_CELL].decode("utf-16-le", errors="ignore")
-                self.clipped_cells += 1
-        return text
-
-    def _column_names(self, chunk: pd.DataFrame) -> list:
-        """The chunk's column names as written; each set of names is cleaned (and counted) once."""
-        key = tuple(chunk.columns)
-        if key not in self._names:
-            self._names[key] = [self._text(name) if isinstance(name, str) else name for name in key]
-        return self._names[key]
-
-    def _cleaned(self, chunk: pd.DataFrame) -> pd.DataFrame:
-        """`chunk` with its text cells and names passed through `_text`: `chunk` itself when nothing changes."""
-        names = self._column_names(chunk)
-        columns, changed = [], names != list(chunk.columns)
-        for position in range(chunk.shape[1]):
-            column = chunk.iloc[:, position]
-            if _is_text_column(column):
-                values = column.tolist()
-                cleaned = [self._text(value) if isinstance(value, str) else value for value in values]
-                if any(new != old for new, old in zip(cleaned, values, strict=True)):
-                    changed = True
-                    columns.append(np.array(cleaned, dtype=object))
-                    continue
-            columns.append(column.array)
-        if not changed:
-            return chunk
-        # Arrays, not Series: a Series would be aligned on the index, which may repeat.
-        cleaned = pd.DataFrame(dict(enumerate(columns)), index=chunk.index)
-        cleaned.columns = names
-        return cleaned
-
-    def _write_xlsx(self, chunk: pd.DataFrame) -> None:
-        if not self._started:
-            if chunk.shape[1] > EXCEL_MAX_COLUMNS:
-                raise RsError(
-                    f"Cannot write {self.path.name}: {chunk.shape[1]:,} columns do not fit in an Excel sheet "
-                    f"({EXCEL_MAX_COLUMNS:,} at most); write .csv or .parquet instead."
-                )
-            self._sheet.append([self._xlsx_value(str(name)) for name in chunk.columns])  # names as text
-            self._rows = 1
-        if self._rows + len(chunk) > EXCEL_MAX_ROWS:
-            raise _too_many_rows(self.path, self._rows - 1 + len(chunk))
-        columns = [
-            [self._xlsx_value(value) for value in chunk.iloc[:, position].tolist()]
-            for position in range(chunk.shape[1])
-        ]
-        for row in zip(*columns, strict=True):
-            self._sheet.append(row)
-        self._rows += len(chunk)
-
-    def _xlsx_value(self, value: Any) -> Any:
-        """What to append for one cell: None for an empty one, a number, a bool, a date or a text cell."""
-        from openpyxl.cell import WriteOnlyCell
-        from openpyxl.cell.cell import ERROR_CODES
-
-        if isinstance(value, TypedCell):
-            # An input's number, date or bool cell, read as text: written as it was, not as its text.
-            typed = value.value
-            if isinstance(typed, dt.datetime) and typed.time() == dt.time():
-                # Excel has no date without a time: a date cell reads as midnight, and openpyxl's datetime format
-                # would show it as 2024-01-02 0:00:00.
-                cell = WriteOnlyCell(self._sheet, typed)
-                cell.number_format = "yyyy-mm-dd"
-                return cell
-            return typed
-        if _missing(value):
-            return None
-        if isinstance(value, (bool, np.bool_)):
-            return bool(value)
-        if isinstance(value, (int, np.integer)):
-            return int(value)
-        if isinstance(value, (float, np.floating)):
-            if np.isfinite(value):
-                return float(value)
-            value = str(float(value))  # Excel has no infinity: inf, -inf as text
-        text = self._text(value if isinstance(value, str) else str(value))
-        if not text:
-            return None
-        quoted = self._escape and escape_formula(text) is not text
-        if quoted:
-            self.escaped_cells += 1
-        text = _ooxml_escape(text)
-        if quoted or text.startswith("=") or text in ERROR_CODES:
-            # openpyxl would store these as a formula or an error value; they are text
-            cell = WriteOnlyCell(self._sheet, text)
-            cell.data_type = "s"
-            if quoted:
-                # Excel's own escape, set when one types '=1+1: the cell shows its text exactly (a "'" added to
-                # the text would show) and stays text when edited.
-                cell.quotePrefix = True
-            return cell
-        return text
-
-    def _write_parquet(self, chunk: pd.DataFrame) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if self._schema is None:
-            names = [str(name) for name in self._column_names(chunk)]
-            types = [_arrow_type(chunk.iloc[:, position]) for position in range(chunk.shape[1])]
-            self._schema = pa.schema([pa.field(name, kind) for name, kind in zip(names, types, strict=True)])
-            self._parquet = pq.ParquetWriter(self._temporary, self._schema)
-        if not len(chunk):
-            return
-        arrays = []
-        for position, field in enumerate(self._schema):
-            column = chunk.iloc[:, position]
-            if pa.types.is_string(field.type):
-                texts = [
-                    None if _missing(value) else self._text(value if isinstance(value, str) else str(value))
-                    for value in column.tolist()
-                ]
-                arrays.append(pa.array(texts, type=pa.string()))
-                continue
-            try:
-                arrays.append(pa.array(column, type=field.type, from_pandas=True))
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
-                raise ValueError(
-                    f"column {field.name!r} does not fit the type {field.type} the first chunk gave it: {error}"
-                ) from None
-        self._parquet.write_table(pa.Table.from_arrays(arrays, schema=self._schema))  # one row group
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: object) -> None:
-        assert self._temporary is not None, "TableWriter used outside a with block"
-        replaced = False
-        try:
-            try:
-                if kind is None and not self._started:
-                    self.write(pd.DataFrame(columns=self._columns or []))  # the header of a table without rows
-                if kind is None and self._workbook is not None:
-                    self._workbook.save(self._temporary)
-                    self._workbook = None
-            finally:
-                self._close()
-            if kind is None:
-                make_shareable(self._temporary)
-                os.replace(self._temporary, self.path)
-                replaced = True
-        finally:
-            if not replaced:
-                self._temporary.unlink(missing_ok=True)
-            self._temporary = None
-
-    def _close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-        if self._parquet is not None:
-            self._parquet.close()
-            self._parquet = None
-        if self._workbook is not None:  # not saved: a failure
-            # openpyxl streams a write-only sheet to a file of its own in the system's temporary folder
-            with suppress(Exception):
-                self._sheet.close()
-                self._sheet._writer.cleanup()
-            self._workbook = None
-
-
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # openpyxl's ILLEGAL_CHARACTERS_RE, + XML's
-
-
-def _missing(value: Any) -> bool:
-    return (
-        value is None
-        or value is pd.NA
-        or value is pd.NaT
-        or (isinstance(value, (float, np.floating)) and value != value)
-    )
-
-
-def _is_text_column(column: pd.Series) -> bool:
-    return not (
-        pd.api.types.is_numeric_dtype(column.dtype)
-        or pd.api.types.is_bool_dtype(column.dtype)
-        or pd.api.types.is_datetime64_any_dtype(column.dtype)
-    )
-
-
-def _arrow_type(column: pd.Series) -> Any:
-    """The Parquet column type for a pandas column: bool, int64, float64 and timestamps as they are, anything
-    else (str, object, category) as text."""
-    import pyarrow as pa
-
-    if pd.api.types.is_bool_dtype(column.dtype):
-        return pa.bool_()
-    if pd.api.types.is_integer_dtype(column.dtype):
-        return pa.uint64() if pd.api.types.is_unsigned_integer_dtype(column.dtype) else pa.int64()
-    if pd.api.types.is_float_dtype(column.dtype):
-        return pa.float64()
-    if pd.api.types.is_datetime64_any_dtype(column.dtype):
-        return pa.Array.from_pandas(column.iloc[:0]).type
-    return pa.string()
-
-
-def output_changes(source: TableSource | None, writer: TableWriter) -> dict[str, int]:
-    """What reading and writing had to change, for the command to report (only the non-zero counts)."""
-    escaped = (
-        "formula-like cells escaped with Excel's quote prefix, their text unchanged (--no-escape-formulas leaves it "
-        "off)"
-        if writer.path.suffix.lower() == ".xlsx"
-        else "formula-like cells escaped with a leading ' (--no-escape-formulas keeps them as they are)"
-    )
-    counts = {
-        escaped: writer.escaped_cells,
-        "cells cut to Excel's 32,767 characters (write .csv or .parquet to keep them whole)": writer.clipped_cells,
-        "characters the output format cannot hold replaced or removed": writer.replaced_characters,
-        "row(s) above the sheet's header skipped as its title (one filled cell above the header row)": (
-            source.title_rows if source else 0
-        ),
-        "formula cell(s) without a calculated value read as their formula text (a file written by a script, never "
-        "opened in Excel)": source.uncalculated_formulas if source else 0,
-        "invalid characters (lone surrogates) in the input replaced by U+FFFD": (
-            source.replaced_characters if source else 0
-        ),
-    }
-    return {what: count for what, count in counts.items() if count}
-
-
-def _column_names(table: pd.DataFrame | Sequence[str]) -> list[str]:
-    return list(table.columns if isinstance(table, pd.DataFrame) else table)
-
-
-def find_text_column(table: pd.DataFrame | Sequence[str], text_col: str | None = None, hint: str = "") -> str:
-    """The review-text column's name, chosen by `columns.choose_text_column` (by name, and by content when
-    `table` is a DataFrame rather than its column names)."""
-    sample = table if isinstance(table, pd.DataFrame) else None
-    return choose_text_column(_column_names(table), sample, text_col, hint=hint).name
-
-
-def unique_column_name(table: pd.DataFrame | Sequence[str], wanted: str) -> str:
-    """`wanted`, or `wanted_rs`, `wanted_rs2`... so that an existing column is never overwritten. `table` may be
-    a DataFrame or its column names (a TableSource's columns, before any chunk is read)."""
-    columns = set(_column_names(table))
-    if wanted not in columns:
-        return wanted
-    candidate, number = f"{wanted}_rs", 1
-    while candidate in columns:
-        number += 1
-        candidate = f"{wanted}_rs{number}"
-    return candidate
-
-
-def same_file(first: str | Path, second: str | Path) -> bool:
-    first, second = Path(first), Path(second)
-    if first.exists() and second.exists():
-        return os.path.samefile(first, second)
-    return first.resolve() == second.resolve()
-
-
-DEFAULT_CHUNK_ROWS = 10_000  # rows read, processed and written at a time by predict and preprocess
-
-
-def prefetched(items: Iterable, work: Callable) -> Iterator:
-    """(item, work(item)) for each item, in order, with the next item read and worked on in a background thread
-    meanwhile. kiwipiepy, the tokenizer and torch release the GIL, so the next chunk is normalized and tokenized
-    while the model scores this one (on a GPU the model then never waits for the CPU)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    iterator = iter(items)
-    done = object()
-
-    def next_result():
-        item = next(iterator, done)
-        return done if item is done else (item, work(item))
-
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rs-prefetch")
-    try:
-        future = pool.submit(next_result)
-        while (result := future.result()) is not done:
-            future = pool.submit(next_result)
-            yield result
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,4 +1,5 @@
-"""Which column of a review file holds the review text: chosen by its name and by what it holds.
+"""Column names: which column holds the review text (by its name and by what it holds), columns found by their
+name (labels, ratings), and names made unique.
 
 A name alone misleads: a file with an English `sentence` column beside the same sentences in Korean would be
 trained on the English one. So the cells are looked at too (a sample from the top of the file): a column whose
@@ -9,7 +10,7 @@ with a warning that names the columns that have it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -84,7 +85,8 @@ def choose_text_column(
     """The review-text column: `text_col` if given, else `trained_on` (the model's column) when the file has it,
     else by name (review, text, 리뷰, 내용...) and content (`sample`, the first rows: Korean text beats none).
 
-    Two equally good candidates are an error rather than a guess. `hint` (a `TableSource.other_sheets_hint`)
+    Two equally good candidates are an error rather than a guess (the policy of `find_named_column`, after what
+    the cells hold has had its say). `hint` (a `TableSource.other_sheets_hint`)
     ends the errors a wrong sheet may cause."""
     columns = [str(c) for c in columns]
     shares = hangul_shares(sample, columns)
@@ -95,15 +97,14 @@ def choose_text_column(
         return _checked(TextColumnChoice(text_col, "--text-col", shares[text_col]), korean)
     if trained_on is not None and trained_on in columns:
         return _checked(TextColumnChoice(trained_on, "the column the model was trained on", shares[trained_on]), korean)
-    known = set(TEXT_COLUMN_NAMES)
-    named = [c for c in columns if _repeated_name_base(c, columns).strip().lower() in known]
+    named = columns_named(columns, TEXT_COLUMN_NAMES)
     named_korean = [c for c in named if c in korean]
     if len(named_korean) == 1:
         others = [c for c in named if c != named_korean[0]]
         reason = f"its name, and {_listed(others)} has little Korean text" if others else "its name"
         return TextColumnChoice(named_korean[0], reason, shares[named_korean[0]])
     if len(named_korean) > 1 or (len(named) > 1 and not korean):
-        raise RsError(f"Several columns could hold the review text: {named}. Pass --text-col with the one to use.")
+        raise ambiguous_columns(named, "the review text", "--text-col")
     # Only a named column with next to no Hangul in its sampled texts gives way (an English `sentence` beside its
     # Korean translation); one with some Hangul, or with no sampled text, keeps its name's claim, with a warning.
     unnamed_korean = [c for c in korean if c not in named]
@@ -153,3 +154,66 @@ def _repeated_name_base(name: str, columns: list[str]) -> str:
     """ "review" for "review.1" when the file also has "review" (a repeated header made unique on reading)."""
     match = re.fullmatch(r"(.+)\.\d+", str(name))
     return match.group(1) if match and match.group(1) in columns else str(name)
+
+
+def columns_named(columns: Sequence, names: Iterable[str]) -> list:
+    """The columns whose name, stripped and lower-cased, is one of `names`, in the file's order; the copies of a
+    repeated header (review.1 beside review) count as that name too."""
+    known = set(names)
+    texts = [str(column) for column in columns]
+    return [
+        column
+        for column, text in zip(columns, texts, strict=True)
+        if _repeated_name_base(text, texts).strip().lower() in known
+    ]
+
+
+def find_named_column(columns: Sequence, names: Iterable[str], what: str, option: str) -> str | None:
+    """The one column named as in `names` (`columns_named`), or None when no column is.
+
+    The policy for every column rs finds by its name: several candidates are an error that lists them and names
+    `option`, the option that picks one; rs never takes the first and goes on. (`choose_text_column` first lets the
+    cells' Korean text decide between candidates; label and rating columns have no such tie-breaker.)"""
+    named = columns_named(columns, names)
+    if len(named) > 1:
+        raise ambiguous_columns(named, what, option)
+    return named[0] if named else None
+
+
+def ambiguous_columns(named: list, what: str, option: str) -> RsError:
+    return RsError(f"Several columns could hold {what}: {named}. Pass {option} with the one to use.")
+
+
+def unique_names(header: list[str]) -> list[str]:
+    """Column names made unique the way pandas does it (review, review.1)."""
+    seen: dict[str, int] = {}
+    names = []
+    for name in header:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        names.append(name if count == 0 else f"{name}.{count}")
+    return names
+
+
+def _column_names(table: pd.DataFrame | Sequence[str]) -> list[str]:
+    return list(table.columns if isinstance(table, pd.DataFrame) else table)
+
+
+def find_text_column(table: pd.DataFrame | Sequence[str], text_col: str | None = None, hint: str = "") -> str:
+    """The review-text column's name, chosen by `choose_text_column` (by name, and by content when
+    `table` is a DataFrame rather than its column names)."""
+    sample = table if isinstance(table, pd.DataFrame) else None
+    return choose_text_column(_column_names(table), sample, text_col, hint=hint).name
+
+
+def unique_column_name(table: pd.DataFrame | Sequence[str], wanted: str) -> str:
+    """`wanted`, or `wanted_rs`, `wanted_rs2`... so that an existing column is never overwritten. `table` may be
+    a DataFrame or its column names (a TableSource's columns, before any chunk is read)."""
+    columns = set(_column_names(table))
+    if wanted not in columns:
+        return wanted
+    candidate, number = f"{wanted}_rs", 1
+    while candidate in columns:
+        number += 1
+        candidate = f"{wanted}_rs{number}"
+    return candidate

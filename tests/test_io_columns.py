@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from review_sentiment.columns import choose_text_column, hangul_shares
 from review_sentiment.errors import RsError
+from review_sentiment.io.columns import choose_text_column, hangul_shares
 
 KOREAN = ["배송이 빨라요", "별로예요 ㅠㅠ", "재구매 의사 있어요", "그냥 그래요"]
 ENGLISH = ["Fast delivery", "Not great", "Would buy again", "It is okay"]
