@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,7 @@ from review_sentiment.reporting import silence_library_logs
 SPLIT_NOTE_START = "long text: scored in"
 
 
+@runtime_checkable
 class Classifier(Protocol):
     """What `Predictor` needs of a model (`TransformerClassifier`, `baseline.TfidfClassifier`): its labels, and
     normalized texts encoded, counted in parts (one unless a text is too long to read at once) and scored."""

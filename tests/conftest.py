@@ -42,3 +42,14 @@ def tiny_model(tmp_path_factory, tiny_base) -> Path:
     args = FinetuneArguments(epochs=3, learning_rate=1e-3, batch_size=32, early_stopping_patience=0)
     finetune(SAMPLE, str(tiny_base), args, output_dir=output, quiet=True)
     return output
+
+
+def parquet_bytes(table, **options) -> bytes:
+    """`table` (a pyarrow Table) written as Parquet, as the bytes of a file."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, **options)
+    return buffer.getvalue()

@@ -2,7 +2,14 @@ import pandas as pd
 import pytest
 
 from review_sentiment.errors import RsError
-from review_sentiment.io.columns import choose_text_column, hangul_shares
+from review_sentiment.io import TableSource
+from review_sentiment.io.columns import (
+    choose_text_column,
+    find_named_column,
+    find_text_column,
+    hangul_shares,
+    unique_column_name,
+)
 
 KOREAN = ["배송이 빨라요", "별로예요 ㅠㅠ", "재구매 의사 있어요", "그냥 그래요"]
 ENGLISH = ["Fast delivery", "Not great", "Would buy again", "It is okay"]
@@ -85,3 +92,57 @@ def test_a_named_column_with_some_hangul_keeps_its_claim_with_a_warning():
 def test_missing_values_of_any_kind_are_empty_cells():
     table = pd.DataFrame({"a": pd.array(["좋아요", pd.NA, None, "good"], dtype="string")})
     assert hangul_shares(table, ["a"]) == {"a": 0.5}
+
+
+def test_find_text_column():
+    assert find_text_column(pd.DataFrame(columns=["id", "리뷰"])) == "리뷰"
+    assert find_text_column(pd.DataFrame(columns=["id", "Document"])) == "Document"
+    assert find_text_column(pd.DataFrame(columns=["body_text"])) == "body_text"  # the only column
+    with pytest.raises(RsError, match=r"Columns: \['id', 'memo'\]. Pass --text-col"):
+        find_text_column(pd.DataFrame(columns=["id", "memo"]))
+    with pytest.raises(RsError, match="--text-col 'nope'"):
+        find_text_column(pd.DataFrame(columns=["review"]), "nope")
+
+
+def test_unique_column_name_never_overwrites():
+    table = pd.DataFrame(columns=["label", "label_rs"])
+    assert unique_column_name(table, "label") == "label_rs2"
+    assert unique_column_name(table, "confidence") == "confidence"
+    assert unique_column_name(["label", "label_rs"], "label") == "label_rs2"  # column names work too
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        (["id", "리뷰", "rating"], "리뷰"),
+        (["Review ", "stars"], "Review "),
+        (["only"], "only"),
+        (["id", "review", "text"], None),  # two known names: which one?
+        (["review", "review.1"], None),  # a repeated header, read as review and review.1
+        (["id", "stars"], None),
+    ],
+)
+def test_text_column_is_found_only_when_unambiguous(columns, expected):
+    if expected is None:
+        with pytest.raises(RsError, match="--text-col"):
+            find_text_column(columns)
+    else:
+        assert find_text_column(columns) == expected
+
+
+def test_a_repeated_text_header_is_an_error_naming_both(tmp_path):
+    (tmp_path / "dup.csv").write_text("review,review\n좋아요,별로\n", encoding="utf-8")
+    source = TableSource(tmp_path / "dup.csv")
+    assert source.columns == ["review", "review.1"]
+    with pytest.raises(RsError, match=r"\['review', 'review.1'\]"):
+        find_text_column(source.columns)
+    assert find_text_column(source.columns, "review.1") == "review.1"
+
+
+def test_a_column_found_by_name_is_never_a_guess_between_several():
+    names = ("label", "sentiment")
+    assert find_named_column(["review", " Label "], names, "the labels", "--label-col") == " Label "
+    assert find_named_column(["review"], names, "the labels", "--label-col") is None
+    for columns in (["label", "sentiment"], ["label", "label.1"], ["Label", "label"]):
+        with pytest.raises(RsError, match=r"Several columns could hold the labels: .* Pass --label-col"):
+            find_named_column(columns, names, "the labels", "--label-col")

@@ -283,3 +283,13 @@ def test_ranges_for_a_smaller_scale_are_warned_about():
     assert "end at 5, but ratings in 'stars' go up to 10" in warning
     assert not parse_ratings(["1", "3", "5"], "stars", rating_bins="1-2,3,4-5").warnings
     assert not parse_ratings(["1", "5", "10"], "stars", rating_bins="1-4,,9-10").warnings
+
+
+def test_two_label_columns_are_an_error_not_the_first_taken():
+    table = pd.DataFrame({"review": ["a", "b"], "label": ["긍정", "부정"], "sentiment": ["부정", "긍정"]})
+    with pytest.raises(RsError, match=r"Several columns could hold the labels: \['label', 'sentiment'\]"):
+        read_gold_labels(table)
+    assert read_gold_labels(table, label_col="sentiment").labels == ["negative", "positive"]
+    ratings = pd.DataFrame({"review": ["a", "b"], "별점": ["1", "5"], "stars": ["5", "1"]})
+    with pytest.raises(RsError, match="Pass --rating-col"):
+        read_gold_labels(ratings)

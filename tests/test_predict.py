@@ -10,7 +10,7 @@ from review_sentiment.inference import batched_probabilities
 from review_sentiment.modelstore import newest_model_dir
 from review_sentiment.predict import ResumeStore, predict_file
 from review_sentiment.preprocess import preprocess_file
-from review_sentiment.scoring import EMPTY_TEXT, NOTHING_LEFT, Predictor, pack_pieces
+from review_sentiment.scoring import EMPTY_TEXT, NOTHING_LEFT, Predictor
 
 pytestmark = pytest.mark.slow
 
@@ -79,13 +79,6 @@ def test_never_overwrites_the_input(tmp_path, tiny_model):
     with pytest.raises(RsError, match="never overwrites"):
         predict_file(tmp_path / "in.csv", tmp_path / "in.csv", model_dir=tiny_model)
     assert (tmp_path / "in.csv").read_bytes() == before
-
-
-def test_batching_does_not_change_results(tiny_model, sample_table):
-    texts = sample_table["review"].tolist()[:50]
-    one = Predictor(tiny_model, batch_size=1).probabilities(texts)
-    many = Predictor(tiny_model, batch_size=16).probabilities(texts)
-    assert np.allclose(one, many, atol=1e-5)
 
 
 def test_transformers_pipeline_loads_the_folder(tiny_model, sample_table):
@@ -159,22 +152,6 @@ def test_a_file_with_a_header_and_no_rows(tmp_path, tiny_model):
     assert (summary.rows, summary.scored, summary.chunks) == (0, 0, 1)
     header = (tmp_path / "out.csv").read_text(encoding="utf-8-sig").strip()
     assert header == "review,n,predicted_label,confidence,prob_negative,prob_neutral,prob_positive,note"
-
-
-def test_pack_pieces_keeps_every_token_in_order():
-    from hypothesis import given
-    from hypothesis import strategies as st
-
-    @given(st.lists(st.lists(st.integers(0, 9), max_size=30), max_size=12), st.integers(1, 10))
-    def check(sentences, limit):
-        pieces = pack_pieces(sentences, limit)
-        assert [token for piece in pieces for token in piece] == [token for ids in sentences for token in ids]
-        assert all(len(piece) <= limit for piece in pieces)
-        assert pieces  # an empty text is still one (empty) piece
-
-    check()
-    # sentences are kept whole when they fit: [1,2] + [3] fit in 3 tokens, [4,5,6,7] is cut
-    assert pack_pieces([[1, 2], [3], [4, 5, 6, 7]], 3) == [[1, 2, 3], [4, 5, 6], [7]]
 
 
 def test_long_review_is_scored_in_parts_with_length_weights(tmp_path, tiny_model, sample_table):
@@ -351,15 +328,3 @@ def test_a_repeated_header_row_gets_no_label_and_says_why(tmp_path, tiny_model):
     assert out["id"].tolist() == ["1", "id", "2"] and summary.rows == 3
     assert out["predicted_label"][1] == "" and out["note"][1] == REPEATED_HEADER
     assert out["predicted_label"][0] and out["predicted_label"][2]
-
-
-def test_file_digest_works_without_hashlib_file_digest(tmp_path, monkeypatch):
-    import hashlib
-
-    from review_sentiment.io import file_digest
-
-    data = tmp_path / "reviews.csv"
-    data.write_bytes("review\n배송 빨라요\n".encode() * 50_000)  # several 1 MiB blocks
-    expected = hashlib.sha256(data.read_bytes()).hexdigest()
-    monkeypatch.delattr(hashlib, "file_digest", raising=False)  # as on Python 3.10, which pyproject allows
-    assert file_digest(data) == expected

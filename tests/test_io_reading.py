@@ -1,38 +1,28 @@
+"""review_sentiment.io.reading: formats, encodings, delimiters, sheets and cells read as text."""
+
 import datetime as dt
 import gzip
 import io
-import json
-import pickle
 import re
 import zipfile
 from decimal import Decimal
 
-import numpy as np
 import openpyxl
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from review_sentiment.errors import RsError
 from review_sentiment.io import (
     TableSource,
     TableWriter,
-    cells,
-    check_output_path,
-    escape_formula,
     find_text_column,
     read_table,
     reading,
-    table_stem,
-    unescape_formula,
-    unique_column_name,
-    write_table,
     writing,
 )
 from review_sentiment.io.reading import BLOCK_SIZE
+from tests.conftest import parquet_bytes
 
 
 def xlsx_bytes(*sheets: tuple[str, list[list]]) -> bytes:
@@ -48,10 +38,49 @@ def xlsx_bytes(*sheets: tuple[str, list[list]]) -> bytes:
     return buffer.getvalue()
 
 
-def parquet_bytes(table: pa.Table, **options) -> bytes:
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, **options)
-    return buffer.getvalue()
+def patched_xlsx(path, data: bytes, sheet_xml_changes: dict[bytes, bytes]):
+    """Write `data` (an .xlsx file) to `path` with bytes of its first sheet's XML replaced, each found once: for
+    what openpyxl cannot write, such as a formula's calculated value."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    for old, new in sheet_xml_changes.items():
+        assert parts[sheet].count(old) == 1, old
+        parts[sheet] = parts[sheet].replace(old, new)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, part in parts.items():
+            archive.writestr(name, part)
+    return path
+
+
+def xlsx_path(tmp_path, rows, name="book.xlsx"):
+    path = tmp_path / name
+    path.write_bytes(xlsx_bytes(("Sheet", rows)))
+    return path
+
+
+def hidden_sheet_workbook(path, first_hidden=False):
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "표지"  # visible, empty
+    workbook.create_sheet("숨김").append(["memo"])
+    workbook["숨김"].append(["숨은 시트"])
+    workbook["숨김"].sheet_state = "hidden"
+    workbook.create_sheet("Sheet2").append(["review"])
+    workbook["Sheet2"].append(["좋아요"])
+    if first_hidden:
+        workbook.move_sheet("숨김", offset=-1)
+        workbook.active = 1
+    workbook.save(path)
+
+
+def _workbook(path, rows):
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    for row in rows:
+        workbook.active.append(row)
+    workbook.save(path)
+    return path
 
 
 def test_cells_are_read_verbatim(tmp_path):
@@ -101,25 +130,6 @@ def test_cp949_with_a_hangul_filler_stays_cp949(tmp_path):
     assert read_table(path, encoding="cp949")["review"].tolist() == ["ㅤㄷㅚㅆ다"]
 
 
-def test_write_roundtrip_is_atomic_and_excel_friendly(tmp_path):
-    table = pd.DataFrame({"review": ["좋아요", "=SUM(A1)"], "label": ["positive", ""]})
-    path = write_table(table, tmp_path / "out.csv")
-    assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # UTF-8 BOM for Excel
-    assert read_table(path)["review"].tolist() == ["좋아요", "'=SUM(A1)"]  # Excel shows the text, runs nothing
-    assert read_table(path, unescape_formulas=True).equals(table)
-    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temporary file left
-
-
-def test_failed_write_leaves_no_file(tmp_path):
-    class Exploding(pd.DataFrame):
-        def to_csv(self, *args, **kwargs):
-            raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        write_table(Exploding({"a": [1]}), tmp_path / "out.csv")
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_tsv_txt_and_jsonl(tmp_path):
     (tmp_path / "a.tsv").write_text("review\tlabel\n좋아요\t긍정\n", encoding="utf-8")
     (tmp_path / "b.txt").write_text("첫 리뷰\n\n셋째 리뷰\n", encoding="utf-8")
@@ -127,23 +137,6 @@ def test_tsv_txt_and_jsonl(tmp_path):
     assert read_table(tmp_path / "a.tsv")["label"].tolist() == ["긍정"]
     assert read_table(tmp_path / "b.txt")["text"].tolist() == ["첫 리뷰", "", "셋째 리뷰"]
     assert read_table(tmp_path / "c.jsonl")["text"].tolist() == ["좋아요", ""]
-
-
-def test_find_text_column():
-    assert find_text_column(pd.DataFrame(columns=["id", "리뷰"])) == "리뷰"
-    assert find_text_column(pd.DataFrame(columns=["id", "Document"])) == "Document"
-    assert find_text_column(pd.DataFrame(columns=["body_text"])) == "body_text"  # the only column
-    with pytest.raises(RsError, match=r"Columns: \['id', 'memo'\]. Pass --text-col"):
-        find_text_column(pd.DataFrame(columns=["id", "memo"]))
-    with pytest.raises(RsError, match="--text-col 'nope'"):
-        find_text_column(pd.DataFrame(columns=["review"]), "nope")
-
-
-def test_unique_column_name_never_overwrites():
-    table = pd.DataFrame(columns=["label", "label_rs"])
-    assert unique_column_name(table, "label") == "label_rs2"
-    assert unique_column_name(table, "confidence") == "confidence"
-    assert unique_column_name(["label", "label_rs"], "label") == "label_rs2"  # column names work too
 
 
 def test_missing_and_unsupported_files(tmp_path):
@@ -229,19 +222,6 @@ def test_jsonl_values_stay_json(tmp_path):
     }
 
 
-def test_outputs_are_checked_before_work_and_readable_by_others(tmp_path):
-    from review_sentiment.io import check_output_path
-
-    for bad in ("out.xls", "out.txt", "noext"):
-        with pytest.raises(RsError, match="rs writes .csv, .tsv, .jsonl, .xlsx, .parquet"):
-            check_output_path(tmp_path / bad)
-    with pytest.raises(RsError, match="is a folder"):
-        check_output_path(tmp_path)
-    path = write_table(pd.DataFrame({"a": ["1"]}), tmp_path / "out.csv.gz")
-    assert read_table(path)["a"].tolist() == ["1"]
-    assert path.stat().st_mode & 0o044  # not private to the writer
-
-
 STREAMED_FILES = {
     # duplicate names, a quoted CRLF, a blank line, a trailing empty field, a short row
     "r.csv": 'id,review,review\n1,"좋아요, 정말",a\n\n2,"줄\r\n바꿈",b\n3,x,y,,\n4\n5,"",\n'.encode(),
@@ -282,50 +262,6 @@ def test_a_file_without_rows_gives_one_empty_chunk(tmp_path):
     assert (source.rows, source.columns) == (0, ["review", "label"])
     [chunk] = source.chunks(10)
     assert chunk.empty and chunk.columns.tolist() == ["review", "label"]
-
-
-WRITTEN = pd.DataFrame(
-    {
-        "id": ["007", "008", "009", "010", "011"],
-        "review": ['say "hi", 좋아요', "줄\n바꿈", "tab\there", "", "=SUM(A1)"],
-        "stars": [5, 1, 3, 2, 4],
-    }
-)
-
-
-@pytest.mark.parametrize("name", ["out.csv", "out.tsv", "out.jsonl", "out.csv.gz"])
-def test_writer_in_chunks_writes_what_write_table_writes(tmp_path, name):
-    def content(path):
-        return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-
-    expected = content(write_table(WRITTEN, tmp_path / "whole" / name))
-    for size in (1, 2, 3):
-        with TableWriter(tmp_path / str(size) / name) as writer:
-            for start in range(0, len(WRITTEN), size):
-                writer.write(WRITTEN.iloc[start : start + size])
-                writer.write(WRITTEN.iloc[:0])  # an empty chunk adds nothing, not even a blank line
-        assert content(writer.path) == expected
-    assert sorted(p.name for p in (tmp_path / "1").iterdir()) == [name]
-
-
-def test_writer_without_rows_writes_the_header(tmp_path):
-    with TableWriter(tmp_path / "out.csv", columns=["review", "label"]):
-        pass
-    assert (tmp_path / "out.csv").read_bytes() == b"\xef\xbb\xbfreview,label\r\n"
-    with TableWriter(tmp_path / "out.jsonl") as writer:
-        writer.write(WRITTEN.iloc[:0])
-    assert (tmp_path / "out.jsonl").read_bytes() == b""
-
-
-@pytest.mark.parametrize("interruption", [RuntimeError, KeyboardInterrupt])
-def test_interrupted_writer_leaves_the_target_alone(tmp_path, interruption):
-    (tmp_path / "out.csv").write_text("old")
-    with pytest.raises(interruption):
-        with TableWriter(tmp_path / "out.csv") as writer:
-            writer.write(WRITTEN.iloc[:2])
-            raise interruption()
-    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temporary file left
-    assert (tmp_path / "out.csv").read_text() == "old"
 
 
 def test_undecodable_byte_after_the_first_block_is_named_exactly(tmp_path):
@@ -405,9 +341,6 @@ def test_legitimate_quotes_still_read(tmp_path):
     assert read_table(path)["review"].tolist() == ['그가 "최고"라고,\n했다', '따옴표"가 중간에']
 
 
-# --- .xlsx input
-
-
 def test_xlsx_cells_become_text(tmp_path):
     path = tmp_path / "reviews.xlsx"
     rows = [
@@ -447,21 +380,6 @@ def test_xlsx_formula_gives_its_cached_value(tmp_path):
     assert read_table(path)["total"].tolist() == ["2"]
 
 
-def patched_xlsx(path, data: bytes, sheet_xml_changes: dict[bytes, bytes]):
-    """Write `data` (an .xlsx file) to `path` with bytes of its first sheet's XML replaced, each found once: for
-    what openpyxl cannot write, such as a formula's calculated value."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        parts = {name: archive.read(name) for name in archive.namelist()}
-    sheet = "xl/worksheets/sheet1.xml"
-    for old, new in sheet_xml_changes.items():
-        assert parts[sheet].count(old) == 1, old
-        parts[sheet] = parts[sheet].replace(old, new)
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, part in parts.items():
-            archive.writestr(name, part)
-    return path
-
-
 def test_xlsx_formula_never_calculated_reads_as_its_text(tmp_path):
     # pandas and openpyxl store text that starts with "=" as a formula, and no calculated value beside it: the
     # review must not read as "".
@@ -491,12 +409,6 @@ def test_xlsx_formula_never_calculated_reads_as_its_text(tmp_path):
         3,
     )
     assert read_table(source.path).to_dict("list") == {"=리뷰": ["=정말 최고예요", "좋아요"], "별점": ["5", "=B3+1"]}
-
-
-def xlsx_path(tmp_path, rows, name="book.xlsx"):
-    path = tmp_path / name
-    path.write_bytes(xlsx_bytes(("Sheet", rows)))
-    return path
 
 
 def test_xlsx_formulas_excel_calculated_keep_their_value(tmp_path):
@@ -553,20 +465,6 @@ def test_xlsx_sheet_by_name_or_number(tmp_path):
     (tmp_path / "r.csv").write_text("review\n좋아요\n", encoding="utf-8")
     with pytest.raises(RsError, match="--sheet applies to .xlsx files only"):
         TableSource(tmp_path / "r.csv", sheet="1")
-
-
-def hidden_sheet_workbook(path, first_hidden=False):
-    workbook = openpyxl.Workbook()
-    workbook.active.title = "표지"  # visible, empty
-    workbook.create_sheet("숨김").append(["memo"])
-    workbook["숨김"].append(["숨은 시트"])
-    workbook["숨김"].sheet_state = "hidden"
-    workbook.create_sheet("Sheet2").append(["review"])
-    workbook["Sheet2"].append(["좋아요"])
-    if first_hidden:
-        workbook.move_sheet("숨김", offset=-1)
-        workbook.active = 1
-    workbook.save(path)
 
 
 def test_sheet_numbers_count_visible_sheets_only(tmp_path):
@@ -655,9 +553,6 @@ def test_binary_files_under_a_text_name_are_named(tmp_path, name):
             TableSource(tmp_path / name, encoding)
 
 
-# --- .parquet input
-
-
 def test_parquet_cells_become_text(tmp_path):
     columns = {
         "review": pa.array(["좋아요", None, ""]),
@@ -705,255 +600,6 @@ def test_parquet_duplicate_names_and_invalid_files(tmp_path):
         TableSource(tmp_path / "empty.parquet")
 
 
-# --- .xlsx and .parquet output
-
-
-MIXED = pd.DataFrame(
-    {
-        "id": ["007", "008", "009"],
-        "review": ["좋아요", "", "줄\n바꿈"],
-        "label": ["positive", "negative", ""],
-        "confidence": [0.9876, np.nan, 0.5],
-        "count": [1, 2, 3],
-        "empty": [False, True, False],
-    }
-)
-
-
-@pytest.mark.parametrize("name", ["out.xlsx", "out.parquet"])
-def test_xlsx_and_parquet_outputs_read_back(tmp_path, name):
-    path = write_table(MIXED, tmp_path / "whole" / name)
-    assert path.stat().st_mode & 0o044  # not private to the writer
-    back = read_table(path)
-    assert back.columns.tolist() == MIXED.columns.tolist()
-    assert back[["id", "review", "label"]].equals(MIXED[["id", "review", "label"]])
-    xlsx = name.endswith(".xlsx")
-    assert back["confidence"].tolist() == ["0.9876", "", "0.5"]
-    assert back["count"].tolist() == ["1", "2", "3"]
-    assert back["empty"].tolist() == (["FALSE", "TRUE", "FALSE"] if xlsx else ["false", "true", "false"])
-    for size in (1, 2):
-        with TableWriter(tmp_path / str(size) / name) as writer:
-            for start in range(0, len(MIXED), size):
-                writer.write(MIXED.iloc[start : start + size])
-                writer.write(MIXED.iloc[:0])
-        assert read_table(writer.path).equals(back)
-        assert sorted(p.name for p in writer.path.parent.iterdir()) == [name]  # no temporary file left
-    if not xlsx:
-        assert pq.ParquetFile(tmp_path / "1" / "out.parquet").num_row_groups == 3  # a row group per chunk
-
-
-def test_xlsx_output_keeps_types(tmp_path):
-    path = write_table(MIXED, tmp_path / "out.xlsx")
-    rows = list(openpyxl.load_workbook(path).active.iter_rows(values_only=True))
-    assert rows[0] == tuple(MIXED.columns)
-    assert rows[1] == ("007", "좋아요", "positive", 0.9876, 1, False)  # numbers as numbers, text as text
-    assert rows[2] == ("008", None, "negative", None, 2, True)  # NaN and "" as empty cells
-
-
-def test_parquet_output_schema(tmp_path):
-    path = write_table(MIXED, tmp_path / "out.parquet")
-    schema = pq.read_schema(path)
-    assert [str(field.type) for field in schema] == ["string", "string", "string", "double", "int64", "bool"]
-    assert pq.read_table(path).column("confidence").to_pylist() == [0.9876, None, 0.5]  # NaN is null
-    assert pd.read_parquet(path)["review"].tolist() == ["좋아요", "", "줄\n바꿈"]
-    with TableWriter(tmp_path / "later.parquet") as writer:
-        writer.write(MIXED.iloc[:1])
-        # later chunks are cast to the first chunk's schema
-        writer.write(MIXED.iloc[1:].astype({"count": "float64"}))
-    assert pq.read_table(writer.path).column("count").to_pylist() == [1, 2, 3]
-
-
-TYPED_ROW = [5, 4.5, dt.datetime(2024, 1, 2), dt.datetime(2024, 1, 2, 13, 45), True, "좋아요", dt.time(9, 30)]
-
-
-def test_xlsx_output_keeps_the_input_cell_types(tmp_path):
-    path = tmp_path / "reviews.xlsx"
-    header = ["id", "price", "작성일", "작성시각", "verified", "review", "time"]
-    workbook = openpyxl.Workbook()
-    for row in (header, TYPED_ROW, [6, 3.0, dt.datetime(2024, 1, 3), None, False, "별로예요", None]):
-        workbook.active.append(row)
-    workbook.active["C2"].number_format = workbook.active["C3"].number_format = "yyyy-mm-dd"  # a date cell
-    workbook.save(path)
-    source = TableSource(path)
-    chunks = list(source.chunks(1))
-    # what predict and preprocess do to a chunk: add columns, keep some rows, and read back in one frame
-    for chunk in chunks:
-        chunk["label"] = ["positive"]
-        chunk["confidence"] = np.array([0.9])
-    table = pd.concat([chunk[np.ones(len(chunk), dtype=bool)] for chunk in chunks])
-    price = table["price"].iloc[0]
-    assert type(price) is cells.TypedCell and price.value == 4.5
-    assert table["review"].dtype == "str" and table["price"].dtype == object  # text columns as before
-    assert table[header].to_dict("list") == {
-        "id": ["5", "6"],
-        "price": ["4.5", "3"],
-        "작성일": ["2024-01-02 00:00:00", "2024-01-03 00:00:00"],
-        "작성시각": ["2024-01-02 13:45:00", ""],
-        "verified": ["TRUE", "FALSE"],
-        "review": ["좋아요", "별로예요"],
-        "time": ["09:30:00", ""],
-    }
-    write_table(table, tmp_path / "out.xlsx")
-    sheet = openpyxl.load_workbook(tmp_path / "out.xlsx").active
-    assert [cell.value for cell in sheet[2]] == [*TYPED_ROW, "positive", 0.9]
-    assert [cell.value for cell in sheet[3]][:5] == [6, 3, dt.datetime(2024, 1, 3), None, False]
-    assert [type(cell.value) for cell in sheet[2]][:5] == [int, float, dt.datetime, dt.datetime, bool]
-    assert (sheet["C2"].number_format, sheet["D2"].number_format) == ("yyyy-mm-dd", "yyyy-mm-dd h:mm:ss")
-    # text outputs are what the text alone gave
-    as_text = table.astype({name: str for name in header})
-    assert type(as_text["price"].iloc[0]) is str
-    for name in ("out.csv", "out.jsonl", "out.tsv"):
-        typed, plain = write_table(table, tmp_path / name), write_table(as_text, tmp_path / "plain" / name)
-        assert typed.read_bytes() == plain.read_bytes()
-    # .parquet keeps text: its first chunk fixes a column's type, and a later chunk may hold text in it
-    assert {str(field.type) for field in pq.read_schema(write_table(table, tmp_path / "out.parquet"))} == {
-        "string",
-        "double",
-    }
-    assert pq.read_table(tmp_path / "out.parquet").column("price").to_pylist() == ["4.5", "3"]
-
-
-def test_a_typed_cell_is_its_text():
-    cell = cells.TypedCell("5", 5)
-    assert cell == "5" and hash(cell) == hash("5") and "5" in {cell} and {cell: 1}["5"] == 1
-    assert type(str(cell)) is str and type(cell.strip()) is str and repr(cell) == "'5'"
-    assert json.dumps([cell]) == '["5"]' and cell.encode() == b"5"
-    copied = pickle.loads(pickle.dumps(cell))
-    assert (type(copied), copied, copied.value) == (cells.TypedCell, "5", 5)
-    assert cells.excel_cell("text") == "text" and type(cells.excel_cell("text")) is str
-
-
-def test_parquet_values_excel_holds_keep_their_type_in_xlsx(tmp_path):
-    columns = {
-        "review": pa.array(["좋아요", "별로"]),
-        "stars": pa.array([5, None]),
-        "id": pa.array([1234567890123456789, 1]),  # more digits than Excel keeps
-        "score": pa.array([0.5, float("nan")]),  # Excel has no NaN
-        "ok": pa.array([True, False]),
-        "when": pa.array([dt.datetime(2024, 1, 2, 13, 45), dt.datetime(1800, 1, 1)]),  # Excel's dates start in 1900
-        "day": pa.array([dt.date(2024, 1, 2), None]),
-        "utc": pa.array([dt.datetime(2024, 1, 2, tzinfo=dt.timezone.utc), None]),  # Excel has no time zones
-        "price": pa.array([Decimal("1.20"), None]),
-    }
-    path = tmp_path / "r.parquet"
-    path.write_bytes(parquet_bytes(pa.table(columns)))
-    table = read_table(path)
-    assert table.to_dict("list")["score"] == ["0.5", "NaN"]  # the text as before
-    write_table(table, tmp_path / "out.xlsx")
-    rows = list(openpyxl.load_workbook(tmp_path / "out.xlsx").active.iter_rows(min_row=2, values_only=True))
-    assert rows == [
-        (
-            "좋아요",
-            5,
-            "1234567890123456789",
-            0.5,
-            True,
-            dt.datetime(2024, 1, 2, 13, 45),
-            dt.datetime(2024, 1, 2),
-            "2024-01-02 00:00:00+00:00",
-            "1.20",
-        ),
-        ("별로", None, 1, "NaN", False, "1800-01-01 00:00:00", None, None, None),
-    ]
-
-
-@pytest.mark.parametrize("name", ["out.xlsx", "out.parquet"])
-def test_outputs_without_rows_keep_the_columns(tmp_path, name):
-    with TableWriter(tmp_path / name, columns=["review", "label"]):
-        pass
-    source = TableSource(tmp_path / name)
-    assert (source.columns, source.rows) == (["review", "label"], 0)
-    write_table(MIXED.iloc[:0], tmp_path / "empty" / name)
-    assert TableSource(tmp_path / "empty" / name).columns == MIXED.columns.tolist()
-
-
-@pytest.mark.parametrize("name", ["out.xlsx", "out.parquet"])
-@pytest.mark.parametrize("interruption", [RuntimeError, KeyboardInterrupt])
-def test_interrupted_xlsx_and_parquet_writers_leave_the_target_alone(tmp_path, name, interruption):
-    (tmp_path / name).write_text("old")
-    with pytest.raises(interruption):
-        with TableWriter(tmp_path / name) as writer:
-            writer.write(MIXED)
-            raise interruption()
-    assert [p.name for p in tmp_path.iterdir()] == [name]
-    assert (tmp_path / name).read_text() == "old"
-    with pytest.raises(RuntimeError):
-        with TableWriter(tmp_path / "new" / name) as writer:
-            raise RuntimeError()
-    assert list((tmp_path / "new").iterdir()) == []
-
-
-def test_xlsx_limits(tmp_path, monkeypatch):
-    long_text = "가" * 40_000
-    emoji_text = "😀" * 20_000  # 40,000 UTF-16 code units, as Excel counts
-    table = pd.DataFrame({"review": [long_text, emoji_text, "짧다"]})
-    with TableWriter(tmp_path / "long.xlsx") as writer:
-        writer.write(table)
-    assert writer.clipped_cells == 2
-    back = read_table(writer.path)["review"].tolist()
-    assert back == ["가" * 32_767, "😀" * 16_383, "짧다"]  # a pair is never cut in half
-    with TableWriter(tmp_path / "long.csv") as writer:
-        writer.write(table)
-    assert writer.clipped_cells == 0 and read_table(writer.path)["review"].tolist() == table["review"].tolist()
-
-    with pytest.raises(RsError, match=r"do not fit in an Excel sheet \(1,048,575 at most\); write .csv or .parquet"):
-        check_output_path(tmp_path / "big.xlsx", rows=1_048_576)
-    assert check_output_path(tmp_path / "big.xlsx", rows=1_048_575) == tmp_path / "big.xlsx"
-    assert check_output_path(tmp_path / "big.csv", rows=10**7) == tmp_path / "big.csv"
-    monkeypatch.setattr(writing, "EXCEL_MAX_ROWS", 4)  # the header and 3 rows
-    with TableWriter(tmp_path / "full.xlsx") as writer:
-        writer.write(MIXED)
-    with pytest.raises(RsError, match="4 rows do not fit in an Excel sheet"):
-        with TableWriter(tmp_path / "over.xlsx") as writer:
-            writer.write(MIXED.iloc[:2])
-            writer.write(MIXED.iloc[:2])
-    assert not (tmp_path / "over.xlsx").exists()
-
-
-def test_characters_xlsx_cannot_hold_are_removed_and_counted(tmp_path):
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    refused = [chr(code) for code in range(0x20000) if ILLEGAL_CHARACTERS_RE.match(chr(code))]
-    assert refused and all(cells.XML_ILLEGAL.match(character) for character in refused)
-    table = pd.DataFrame({"review\x01": ["벨\x07소리", "탭\t줄\n바꿈\r", "\x00=1+1", "a\ufffe"]})
-    with TableWriter(tmp_path / "out.xlsx") as writer:
-        writer.write(table)
-    assert writer.replaced_characters == 4 and writer.escaped_cells == 1
-    back = read_table(writer.path)
-    assert back.columns.tolist() == ["review"]
-    # control characters go; tabs and line breaks stay; a formula the removal uncovers is still escaped
-    assert back["review"].tolist() == ["벨소리", "탭\t줄\n바꿈\r", "=1+1", "a"]
-    assert openpyxl.load_workbook(writer.path).active["A4"].quotePrefix
-    with TableWriter(tmp_path / "out.csv") as writer:  # text formats keep them
-        writer.write(table)
-    assert writer.replaced_characters == 0
-    assert read_table(writer.path)["review\x01"].tolist()[0] == "벨\x07소리"
-
-
-def test_table_stems_and_compressed_binary_outputs(tmp_path):
-    assert table_stem("reviews.xlsx") == table_stem("reviews.parquet") == table_stem("reviews.csv.gz") == "reviews"
-    for name in ("out.xlsx.gz", "out.parquet.gz"):
-        with pytest.raises(RsError, match="compressed already; drop the .gz"):
-            check_output_path(tmp_path / name)
-
-
-# --- lone surrogates
-
-
-@pytest.mark.parametrize("name", ["out.csv", "out.tsv", "out.jsonl", "out.xlsx", "out.parquet", "out.csv.gz"])
-def test_lone_surrogates_are_replaced_in_every_format(tmp_path, name):
-    # object columns: pandas' Arrow-backed str columns cannot even hold a lone surrogate
-    names = pd.Index(["review\ud800", "n"], dtype=object)
-    table = pd.DataFrame({0: pd.Series(["a\ud800b", "\udfff", "😀 ok"], dtype=object), 1: [1, 2, 3]})
-    table.columns = names
-    with TableWriter(tmp_path / name) as writer:
-        writer.write(table)
-    assert writer.replaced_characters == 3
-    back = read_table(writer.path)
-    assert back.columns.tolist() == ["review\ufffd", "n"]
-    assert back["review\ufffd"].tolist() == ["a\ufffdb", "\ufffd", "😀 ok"]
-
-
 def test_lone_surrogates_in_jsonl_input_are_replaced(tmp_path):
     path = tmp_path / "r.jsonl"
     lines = ['{"review": "a\\ud800b", "tags": ["\\udc00"]}', '{"review": "\\ud83d\\ude00 fine", "k\\udfff": 1}']
@@ -968,154 +614,12 @@ def test_lone_surrogates_in_jsonl_input_are_replaced(tmp_path):
     }
 
 
-# --- formula escaping
-
-
-@pytest.mark.parametrize(
-    ("text", "escaped"),
-    [
-        ("=SUM(A1)", "'=SUM(A1)"),
-        ("+82 10", "'+82 10"),
-        ("-_-;; 별로", "'-_-;; 별로"),
-        ("@user", "'@user"),
-        ("\tx", "'\tx"),
-        ("\rx", "'\rx"),
-        ("'=already quoted", "''=already quoted"),
-        ("-1", "-1"),
-        ("+82", "+82"),
-        ("-3.5", "-3.5"),
-        ("-.5e-3", "-.5e-3"),
-        ("1+1", "1+1"),
-        ("좋아요 =)", "좋아요 =)"),
-        ("'plain quote", "'plain quote"),
-        ("", ""),
-        ("-", "'-"),
-    ],
-)
-def test_escape_formula(text, escaped):
-    assert escape_formula(text) == escaped
-    assert unescape_formula(escaped) == text
-
-
-@given(st.one_of(st.text(), st.text(alphabet="'=+-@\t\r0123456789.eE x")))
-def test_unescape_undoes_escape(text):
-    escaped = escape_formula(text)
-    assert unescape_formula(escaped) == text
-    # what a spreadsheet sees never starts a formula, plain numbers aside
-    assert not re.match(r"[=+\-@\t\r]", escaped) or re.fullmatch(r"[+-][0-9.eE+-]+", escaped)
-
-
-FORMULAS = pd.DataFrame({"=name": ['=HYPERLINK("x")', "-1", "+82", "@a", "'=b", "ok"], "n": [-1.5, 2, 3, 4, 5, 6]})
-
-
-@pytest.mark.parametrize("name", ["out.csv", "out.tsv", "out.csv.gz"])
-def test_formulas_are_escaped_for_spreadsheets(tmp_path, name):
-    with TableWriter(tmp_path / name) as writer:
-        writer.write(FORMULAS)
-    assert writer.escaped_cells == 4  # the name, =HYPERLINK, @a and '=b; numbers are left alone
-    back = read_table(writer.path)
-    assert back.columns.tolist() == ["'=name", "n"]
-    assert back["'=name"].tolist() == ['\'=HYPERLINK("x")', "-1", "+82", "'@a", "''=b", "ok"]
-    assert back["n"].tolist() == ["-1.5", "2.0", "3.0", "4.0", "5.0", "6.0"]  # a negative number is not escaped
-    assert read_table(writer.path, unescape_formulas=True)["=name"].tolist() == FORMULAS["=name"].tolist()
-
-
-def test_xlsx_formulas_get_excels_quote_prefix_not_a_quote(tmp_path):
-    # A "'" added to a text cell would show in Excel ("'-_- 별로"); the quotePrefix style is what Excel sets when one
-    # types '=1+1: the cell shows =1+1 and stays text when edited.
-    with TableWriter(tmp_path / "out.xlsx") as writer:
-        writer.write(FORMULAS)
-    assert writer.escaped_cells == 4  # the name, =HYPERLINK, @a and '=b; numbers are left alone
-    changes = writing.output_changes(None, writer)
-    assert [count for what, count in changes.items() if "formula-like cells escaped with Excel's quote" in what] == [4]
-    sheet = openpyxl.load_workbook(writer.path).active
-    cells = [row[0] for row in sheet.iter_rows()]
-    assert [cell.value for cell in cells] == ["=name", *FORMULAS["=name"]]  # the text exactly
-    assert [cell.data_type for cell in cells] == ["s"] * 7  # text, never a formula
-    assert [cell.quotePrefix for cell in cells] == [True, True, False, False, True, True, False]
-    assert [cell.value for cell in sheet["B"][1:]] == [-1.5, 2, 3, 4, 5, 6]  # numbers stay numbers
-    # nothing to undo: a leading "'" in an .xlsx cell is the user's own
-    for unescape in (False, True):
-        back = read_table(writer.path, unescape_formulas=unescape)
-        assert back["=name"].tolist() == FORMULAS["=name"].tolist()
-    with TableWriter(tmp_path / "raw.xlsx", escape_formulas=False) as writer:
-        writer.write(FORMULAS)
-    assert writer.escaped_cells == 0 and not writing.output_changes(None, writer)
-    cells = [row[0] for row in openpyxl.load_workbook(writer.path).active.iter_rows()]
-    assert not any(cell.quotePrefix for cell in cells)
-    assert [cell.value for cell in cells] == ["=name", *FORMULAS["=name"]]
-
-
-@pytest.mark.parametrize("name", ["out.jsonl", "out.parquet"])
-def test_formulas_are_not_escaped_in_data_formats(tmp_path, name):
-    with TableWriter(tmp_path / name) as writer:
-        writer.write(FORMULAS)
-    assert writer.escaped_cells == 0
-    assert read_table(writer.path)["=name"].tolist() == FORMULAS["=name"].tolist()
-    # nothing to undo: unescaping leaves the raw text alone
-    assert read_table(writer.path, unescape_formulas=True)["=name"].tolist() == FORMULAS["=name"].tolist()
-
-
-def test_escaping_can_be_turned_off(tmp_path):
-    table = pd.DataFrame({"review": ["=1+1", "#N/A", "-x"]})
-    write_table(table, tmp_path / "out.csv", escape_formulas=False)
-    assert read_table(tmp_path / "out.csv").equals(table)
-    with TableWriter(tmp_path / "out.xlsx", escape_formulas=False) as writer:
-        writer.write(table)
-    assert writer.escaped_cells == 0
-    cells = [row[0] for row in openpyxl.load_workbook(writer.path).active.iter_rows(min_row=2)]
-    assert [(cell.value, cell.data_type) for cell in cells] == [("=1+1", "s"), ("#N/A", "s"), ("-x", "s")]
-    assert not any(cell.quotePrefix for cell in cells)
-    assert read_table(writer.path).equals(table)  # stored as text, never as a formula or an error value
-
-
-def test_escaped_csv_reads_back_as_the_original_table(tmp_path):
-    table = pd.DataFrame(
-        {
-            "@id": ["-", "''+1", "'", "=\n줄", "\t탭", "\r\n윈도 줄바꿈"],
-            "review": ["좋아요", "-1e5", "'-x", "+", "@@", "_x0041_ 그대로"],
-        }
-    )
-    for name in ("out.csv", "out.tsv", "out.xlsx"):
-        path = write_table(table, tmp_path / name)
-        assert read_table(path).equals(table) == name.endswith(".xlsx")  # .xlsx escapes with a style, not a "'"
-        assert read_table(path, unescape_formulas=True).equals(table)
-
-
 def test_xlsx_text_escapes_are_decoded(tmp_path):
     # Excel stores a carriage return as _x000D_ and text that looks like an escape with _x005F_ before it;
     # openpyxl passes both through, rs decodes them as Excel does.
     path = tmp_path / "excel.xlsx"
     path.write_bytes(xlsx_bytes(("S", [["review"], ["줄_x000D_\n바꿈"], ["_x005F_x0041_"], ["bad _xD800_"]])))
     assert read_table(path)["review"].tolist() == ["줄\r\n바꿈", "_x0041_", "bad \ufffd"]
-
-
-@pytest.mark.parametrize(
-    ("columns", "expected"),
-    [
-        (["id", "리뷰", "rating"], "리뷰"),
-        (["Review ", "stars"], "Review "),
-        (["only"], "only"),
-        (["id", "review", "text"], None),  # two known names: which one?
-        (["review", "review.1"], None),  # a repeated header, read as review and review.1
-        (["id", "stars"], None),
-    ],
-)
-def test_text_column_is_found_only_when_unambiguous(columns, expected):
-    if expected is None:
-        with pytest.raises(RsError, match="--text-col"):
-            find_text_column(columns)
-    else:
-        assert find_text_column(columns) == expected
-
-
-def test_a_repeated_text_header_is_an_error_naming_both(tmp_path):
-    (tmp_path / "dup.csv").write_text("review,review\n좋아요,별로\n", encoding="utf-8")
-    source = TableSource(tmp_path / "dup.csv")
-    assert source.columns == ["review", "review.1"]
-    with pytest.raises(RsError, match=r"\['review', 'review.1'\]"):
-        find_text_column(source.columns)
-    assert find_text_column(source.columns, "review.1") == "review.1"
 
 
 def test_a_title_sheet_first_points_to_the_other_sheets(tmp_path):
@@ -1196,16 +700,6 @@ def test_a_forced_encoding_that_fails_names_the_one_that_reads(tmp_path):
     path.write_bytes(b"review\n" + bytes([0xFF, 0xFE, 0x81, 0x00]) * 3)
     with pytest.raises(RsError, match=r"Cannot decode .* \(as utf-8 at byte 7\)\. Pass --encoding"):
         TableSource(path, encoding="utf-8")
-
-
-def _workbook(path, rows):
-    import openpyxl
-
-    workbook = openpyxl.Workbook()
-    for row in rows:
-        workbook.active.append(row)
-    workbook.save(path)
-    return path
 
 
 def test_a_title_row_above_the_header_is_skipped_and_counted(tmp_path):
