@@ -87,6 +87,7 @@ def make_shareable(path: Path) -> None:
 
 
 def same_file(first: str | Path, second: str | Path) -> bool:
+    """Whether two paths name one file (by the file system when both exist, else by their resolved paths)."""
     first, second = Path(first), Path(second)
     if first.exists() and second.exists():
         return os.path.samefile(first, second)

@@ -18,6 +18,7 @@ EXCEL_MAX_CELL = 32_767  # characters in one cell, counted in UTF-16 code units 
 
 
 def table_suffix(path: Path) -> str:
+    """The format's suffix, lower-cased, a trailing .gz aside: reviews.CSV.gz → .csv ("" for none)."""
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]

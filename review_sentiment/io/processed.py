@@ -19,6 +19,7 @@ FLAG_COLUMNS = ("flag_empty", "flag_no_hangul", "flag_duplicate")
 
 
 def sidecar_path(output_path: Path) -> Path:
+    """Where the summary of a processed file lies: beside it, named FILE.rs.json."""
     return output_path.with_name(output_path.name + SIDECAR_SUFFIX)
 
 
