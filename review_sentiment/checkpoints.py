@@ -209,46 +209,37 @@ class JsonStateDict:
 
 
 @dataclass
-class TensorValue:
-    """One tensor under NAME, read and written through `get` and `set` (an RNG's state: `torch_rng`,
-    `generator_rng`)."""
+class StoredValue:
+    """One value under NAME, read and written through `get` and `set`: a tensor in training.safetensors with
+    `tensor` (an RNG's state), else JSON in training.json (a run's counters as a dict)."""
 
     name: str
     get: Callable[[], object]
     set: Callable[[object], None]
+    tensor: bool = False
 
     def save(self, folder: Path, tensors: dict, state: dict) -> None:
-        tensors[self.name] = self.get()
+        (tensors if self.tensor else state)[self.name] = self.get()
 
     def restore(self, folder: Path, tensors: dict, state: dict) -> None:
-        self.set(tensors[self.name])
+        self.set((tensors if self.tensor else state)[self.name])
 
 
-@dataclass
-class JsonValue:
-    """JSON under NAME (a run's counters as a dict), read and written through `get` and `set`."""
-
-    name: str
-    get: Callable[[], object]
-    set: Callable[[object], None]
-
-    def save(self, folder: Path, tensors: dict, state: dict) -> None:
-        state[self.name] = self.get()
-
-    def restore(self, folder: Path, tensors: dict, state: dict) -> None:
-        self.set(state[self.name])
-
-
-def torch_rng() -> TensorValue:
-    """torch's global RNG (dropout on a CPU), as rng.torch."""
+def rng_states(
+    device: str, generators: dict | None = None, *, all_cuda_devices: bool = False, python_and_numpy: bool = False
+) -> list[Stored]:
+    """The RNG states a run depends on: torch's global one (dropout on a CPU) as rng.torch, each of `generators`
+    (name -> torch.Generator: one that shuffles, masks or samples) under its name, CUDA's on a GPU (`CudaRng`),
+    and with `python_and_numpy` Python's and NumPy's."""
     import torch
 
-    return TensorValue("rng.torch", torch.get_rng_state, torch.set_rng_state)
-
-
-def generator_rng(name: str, generator) -> TensorValue:
-    """A torch.Generator's state (the one that shuffles, masks or samples), as NAME."""
-    return TensorValue(name, generator.get_state, generator.set_state)
+    parts: list[Stored] = [StoredValue("rng.torch", torch.get_rng_state, torch.set_rng_state, tensor=True)]
+    for name, generator in (generators or {}).items():
+        parts.append(StoredValue(name, generator.get_state, generator.set_state, tensor=True))
+    parts.append(CudaRng(device, all_cuda_devices))
+    if python_and_numpy:
+        parts.append(PythonNumpyRngs())
+    return parts
 
 
 @dataclass

@@ -48,22 +48,19 @@ from review_sentiment.bases import (
 from review_sentiment.checkpoints import (
     RESUME_HINT,
     Checkpoint,
-    CudaRng,
     FingerprintWords,
     JsonStateDict,
-    JsonValue,
     ModuleWeights,
     OptimizerState,
-    PythonNumpyRngs,
     Stored,
-    TensorValue,
+    StoredValue,
     default_name,
     delete_checkpoint,
     is_default_name,
     left_a_checkpoint,
     nothing_to_resume,
     recover_checkpoint,
-    torch_rng,
+    rng_states,
 )
 from review_sentiment.columns import SAMPLE_ROWS, choose_text_column
 from review_sentiment.config import FinetuneArguments
@@ -450,11 +447,9 @@ class _ClassifierTraining:
             OptimizerState("optimizer", self.optimizer),
             JsonStateDict("scheduler", self.scheduler),
             JsonStateDict("scaler", self.scaler),
-            torch_rng(),
-            CudaRng(self.device, all_devices=True),
-            TensorValue("rng.batch_order", lambda: self.batch_order, self._restore_batch_order),
-            PythonNumpyRngs(),
-            JsonValue("run", lambda: asdict(self.progress), self._restore_progress),
+            *rng_states(self.device, all_cuda_devices=True, python_and_numpy=True),
+            StoredValue("rng.batch_order", lambda: self.batch_order, self._restore_batch_order, tensor=True),
+            StoredValue("run", lambda: asdict(self.progress), self._restore_progress),
         ]
 
     def _restore_batch_order(self, state) -> None:

@@ -75,22 +75,20 @@ from review_sentiment.bases import ResolvedBase, load_base_tokenizer_and_config,
 from review_sentiment.checkpoints import (
     RESUME_HINT,
     Checkpoint,
-    CudaRng,
     FingerprintWords,
     JsonStateDict,
-    JsonValue,
     OptimizerState,
     PretrainedFolder,
     Stored,
+    StoredValue,
     damaged,
     default_name,
-    generator_rng,
     is_default_name,
     left_a_checkpoint,
     nothing_to_resume,
     recover_checkpoint,
+    rng_states,
     staging_dir,
-    torch_rng,
 )
 from review_sentiment.columns import SAMPLE_ROWS, choose_text_column
 from review_sentiment.config import PretrainArguments
@@ -873,13 +871,12 @@ class _Run:
             PretrainedFolder(DISCRIMINATOR_DIR, self.discriminator),
             PretrainedFolder(GENERATOR_DIR, self.generator),
             PretrainedFolder("", self.tokenizer),
-            torch_rng(),
-            generator_rng("rng.masking", self.rng),
-            CudaRng(str(self.rng.device), all_devices=False),  # dropout on a GPU draws from the device's generator
+            # dropout on a GPU draws from the generator of the device that masks and samples
+            *rng_states(str(self.rng.device), {"rng.masking": self.rng}),
             OptimizerState("optimizer", self.optimizer),
             JsonStateDict("scheduler", self.scheduler),
-            JsonValue("plan", lambda: asdict(self.plan), lambda saved: vars(self.plan).update(saved)),
-            JsonValue("state", lambda: asdict(self.state), self._restore_state),
+            StoredValue("plan", lambda: asdict(self.plan), lambda saved: vars(self.plan).update(saved)),
+            StoredValue("state", lambda: asdict(self.state), self._restore_state),
         ]
 
     def _restore_state(self, saved: dict) -> None:
