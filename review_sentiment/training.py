@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from review_sentiment.checkpoints import RESUME_HINT, InterruptGuard
 from review_sentiment.errors import Interrupted
@@ -86,7 +87,7 @@ class TrainingLoop:
         step: int,
         resumed: bool,
         save: Callable[[], None] | None,
-        checkpoint_folder,
+        checkpoint_folder: Path | str | None,
         words: StopWords,
         reporter: Reporter = SILENT,
         on_step: Callable[..., None] | None = None,
