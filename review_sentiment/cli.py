@@ -316,6 +316,7 @@ def finetune(
     same command with --resume: it ends with the same model as an uninterrupted run. --force starts over.
     """
     from review_sentiment.config import FinetuneArguments
+    from review_sentiment.console import ConsoleReporter
     from review_sentiment.finetune import LabelOptions
     from review_sentiment.finetune import finetune as run_finetune
 
@@ -347,6 +348,7 @@ def finetune(
             encoding=encoding,
             sheet=sheet,
             label_options=LabelOptions(label_col, rating_col, rating_scale, rating_bins),
+            reporter=ConsoleReporter(),
         )
     scores = f"validation accuracy {result.metrics['accuracy']:.4f}, macro-F1 {result.metrics['macro_f1']:.4f}"
     if is_tfidf:
@@ -450,6 +452,7 @@ def pretrain(
     the same command with --resume: it ends with the same weights as an uninterrupted run. --force starts over.
     """
     from review_sentiment.config import PretrainArguments
+    from review_sentiment.console import ConsoleReporter
     from review_sentiment.pretrain import pretrain as run_pretrain
 
     with _reported_errors():
@@ -478,6 +481,7 @@ def pretrain(
             device=device,
             encoding=encoding,
             sheet=sheet,
+            reporter=ConsoleReporter(),
         )
     final = result.final
     console.print(
