@@ -462,7 +462,7 @@ def probe(
         collapse = token_state_cosine(model, held, tokenizer)
         scales = encoder_scales(model, held, tokenizer)
         args = FinetuneArguments(epochs=epochs, learning_rate=learning_rate, validation_fraction=0.05, seed=seed)
-        result = finetune(train_path, str(base), args, output_dir=OUT / f"probe-{name}", force=True, quiet=True)
+        result = finetune(train_path, str(base), args, output_dir=OUT / f"probe-{name}", force=True)
         row = {
             "model": folder.name,
             "variant": variant,

@@ -5,10 +5,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from review_sentiment.config import FinetuneArguments, PretrainArguments
 from review_sentiment.console import ConsoleReporter, console, print_json, results
 from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.reporting import rate
@@ -81,13 +83,47 @@ def _main(
     """Korean review sentiment."""
 
 
-# Every flag (a bool option) has metavar="": typer would show it as `--resume <bool>`, as if it took a value.
-SHEET_HELP = "The .xlsx sheet to read: its name or number (1 = first) [default: the first sheet]."
-JSON_HELP = "Also print the summary as JSON on stdout (messages and progress stay on stderr)."
+# Options several commands share, declared once. Every flag (a bool option) has metavar="": typer would show it as
+# `--resume <bool>`, as if it took a value.
 ESCAPE_HELP = (
     "Write .csv/.tsv/.xlsx text exactly as it is. By default a cell starting with = + - @ (or tab, CR) gets a "
     "leading ' so that a spreadsheet shows it instead of running it as a formula; .jsonl and .parquet never change."
 )
+TextColumn = Annotated[
+    str | None,
+    typer.Option(
+        "--text-col",
+        help="Column with the review text [default: found by its name (review, text, 리뷰, 내용, ...) and its "
+        "content (Korean text)].",
+    ),
+]
+Encoding = Annotated[str | None, typer.Option("--encoding", help="Force the input encoding (e.g. cp949, utf-16).")]
+Sheet = Annotated[
+    str | None,
+    typer.Option("--sheet", help="The .xlsx sheet to read: its name or number (1 = first) [default: the first sheet]."),
+]
+NoEscapeFormulas = Annotated[bool, typer.Option("--no-escape-formulas", metavar="", help=ESCAPE_HELP)]
+Device = Annotated[str | None, typer.Option("--device", help="cpu or cuda [default: cuda when available].")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
+JsonOutput = Annotated[
+    bool,
+    typer.Option(
+        "--json", metavar="", help="Also print the summary as JSON on stdout (messages and progress stay on stderr)."
+    ),
+]
+ModelFolder = Annotated[
+    Path | None, typer.Option("--model", "-m", help="Model folder [default: the newest model under models/].")
+]
+LabelColumn = Annotated[
+    str | None,
+    typer.Option("--label-col", help="Label column: positive/negative/neutral, 긍정/부정/중립, pos/neg/neu or 0/1."),
+]
+RatingColumn = Annotated[str | None, typer.Option("--rating-col", help="Star-rating column to bin into labels.")]
+ScoringBatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="At most this many reviews per batch.")]
+SCORING_BATCH_SIZE = 1024
+# The training options' defaults are the arguments dataclasses' (config.py holds no heavy import).
+TRAINING = FinetuneArguments()
+PRETRAINING = PretrainArguments()
 
 
 @contextmanager
@@ -139,11 +175,7 @@ def preprocess(
         help="Where to write the processed file (.csv, .tsv, .jsonl, .xlsx, .parquet) [default: "
         "data/processed/NAME.csv].",
     ),
-    text_col: str | None = typer.Option(
-        None,
-        "--text-col",
-        help="Column with the review text [default: a known name such as review, text, 리뷰, 내용].",
-    ),
+    text_col: TextColumn = None,
     spacing: bool = typer.Option(
         False, "--spacing", metavar="", help="Also correct word spacing with kiwipiepy (rewrites slang)."
     ),
@@ -157,10 +189,10 @@ def preprocess(
     drop_duplicates: bool = typer.Option(
         False, "--drop-duplicates", metavar="", help="Drop rows whose cleaned text repeats an earlier row."
     ),
-    encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
-    sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
-    no_escape_formulas: bool = typer.Option(False, "--no-escape-formulas", metavar="", help=ESCAPE_HELP),
-    json_output: bool = typer.Option(False, "--json", metavar="", help=JSON_HELP),
+    encoding: Encoding = None,
+    sheet: Sheet = None,
+    no_escape_formulas: NoEscapeFormulas = False,
+    json_output: JsonOutput = False,
 ) -> None:
     """Normalize review text so `rs finetune` can pick it up.
 
@@ -274,13 +306,9 @@ def finetune(
     force: bool = typer.Option(
         False, "--force", "-F", metavar="", help="Replace an existing model folder; start over, deleting a checkpoint."
     ),
-    text_col: str | None = typer.Option(None, "--text-col", help="Column with the review text."),
-    label_col: str | None = typer.Option(
-        None,
-        "--label-col",
-        help="Label column: positive/negative/neutral, 긍정/부정/중립, pos/neg/neu or 0/1.",
-    ),
-    rating_col: str | None = typer.Option(None, "--rating-col", help="Star-rating column to bin into labels."),
+    text_col: TextColumn = None,
+    label_col: LabelColumn = None,
+    rating_col: RatingColumn = None,
     rating_scale: int | None = typer.Option(None, "--rating-scale", help="5 or 10 [default: from the data]."),
     rating_bins: str | None = typer.Option(
         None,
@@ -288,24 +316,35 @@ def finetune(
         help="NEGATIVE,NEUTRAL,POSITIVE rating ranges [default: 1-2,3,4-5 or 1-4,5-8,9-10]; leave one empty to "
         "skip it, e.g. 1-4,,9-10.",
     ),
-    epochs: int = typer.Option(3, "--epochs", min=1, help="Maximum passes over the training data."),
-    learning_rate: float = typer.Option(5e-5, "--learning-rate", "--lr", min=1e-9, help="Peak AdamW learning rate."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Reviews per training step."),
-    max_length: int = typer.Option(128, "--max-length", min=8, help="Tokens per review (clamped to the base model)."),
+    epochs: int = typer.Option(TRAINING.epochs, "--epochs", min=1, help="Maximum passes over the training data."),
+    learning_rate: float = typer.Option(
+        TRAINING.learning_rate, "--learning-rate", "--lr", min=1e-9, help="Peak AdamW learning rate."
+    ),
+    batch_size: int = typer.Option(TRAINING.batch_size, "--batch-size", min=1, help="Reviews per training step."),
+    max_length: int = typer.Option(
+        TRAINING.max_length, "--max-length", min=8, help="Tokens per review (clamped to the base model)."
+    ),
     validation_fraction: float = typer.Option(
-        0.1, "--validation-fraction", min=0.01, max=0.49, help="Held-out share for model selection."
+        TRAINING.validation_fraction,
+        "--validation-fraction",
+        min=0.01,
+        max=0.49,
+        help="Held-out share for model selection.",
     ),
     patience: int = typer.Option(
-        2, "--patience", min=0, help="Early stopping: epochs without a better macro-F1 (0: off)."
+        TRAINING.early_stopping_patience,
+        "--patience",
+        min=0,
+        help="Early stopping: epochs without a better macro-F1 (0: off).",
     ),
     no_class_weights: bool = typer.Option(
         False, "--no-class-weights", metavar="", help="Do not reweight rare classes."
     ),
-    seed: int = typer.Option(42, "--seed", help="Random seed."),
-    device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
-    encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949, utf-16)."),
-    sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
-    json_output: bool = typer.Option(False, "--json", metavar="", help=JSON_HELP),
+    seed: Seed = TRAINING.seed,
+    device: Device = None,
+    encoding: Encoding = None,
+    sheet: Sheet = None,
+    json_output: JsonOutput = False,
 ) -> None:
     """Fine-tune a Korean ELECTRA into a positive/negative/neutral classifier, saved under models/NAME/.
 
@@ -317,7 +356,6 @@ def finetune(
     (at the step that was running), and deleted once the model is saved. After Ctrl-C or a crash, rerun the
     same command with --resume: it ends with the same model as an uninterrupted run. --force starts over.
     """
-    from review_sentiment.config import FinetuneArguments
     from review_sentiment.finetune import LabelOptions
     from review_sentiment.finetune import finetune as run_finetune
 
@@ -349,6 +387,7 @@ def finetune(
             encoding=encoding,
             sheet=sheet,
             label_options=LabelOptions(label_col, rating_col, rating_scale, rating_bins),
+            reporter=ConsoleReporter(),
         )
     scores = f"validation accuracy {result.metrics['accuracy']:.4f}, macro-F1 {result.metrics['macro_f1']:.4f}"
     if is_tfidf:
@@ -391,7 +430,9 @@ def pretrain(
     corpus: Path = typer.Argument(
         ..., metavar="CORPUS", help="Unlabeled reviews: .csv, .tsv, .txt, .jsonl, .xlsx or .parquet."
     ),
-    size: str = typer.Option("mini", "--size", help="From scratch: mini (CPU), small (ELECTRA-Small) or base."),
+    size: str = typer.Option(
+        PRETRAINING.size, "--size", help="From scratch: mini (CPU), small (ELECTRA-Small) or base."
+    ),
     base: str | None = typer.Option(
         None, "--base", "-b", help="Continue from this ELECTRA checkpoint (alias or folder) instead of scratch."
     ),
@@ -408,7 +449,7 @@ def pretrain(
     force: bool = typer.Option(
         False, "--force", "-F", metavar="", help="Start over in an existing output folder, deleting its checkpoint."
     ),
-    text_col: str | None = typer.Option(None, "--text-col", help="Column with the review text."),
+    text_col: TextColumn = None,
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps."),
     max_minutes: float | None = typer.Option(
         None, "--max-minutes", help="Stop after this many minutes of training; the schedule is planned to fit."
@@ -419,8 +460,8 @@ def pretrain(
     learning_rate: float | None = typer.Option(
         None, "--learning-rate", "--lr", help="Peak learning rate [default: per size; 1/5 of it when continuing]."
     ),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Packed sequences per step."),
-    max_length: int = typer.Option(128, "--max-length", help="Tokens per packed sequence."),
+    batch_size: int = typer.Option(PRETRAINING.batch_size, "--batch-size", min=1, help="Packed sequences per step."),
+    max_length: int = typer.Option(PRETRAINING.max_length, "--max-length", help="Tokens per packed sequence."),
     vocab_size: int | None = typer.Option(None, "--vocab-size", help="WordPiece vocabulary size (from scratch)."),
     sampling_temperature: float | None = typer.Option(
         None,
@@ -429,12 +470,14 @@ def pretrain(
         "without a generator, 1 for small, base and a --base with one]; above 1 keeps a discriminator beside a "
         "young generator from collapsing (README, Pretraining).",
     ),
-    checkpoint_minutes: float = typer.Option(10.0, "--checkpoint-minutes", help="Minutes between checkpoints."),
-    seed: int = typer.Option(42, "--seed", help="Random seed."),
-    device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
-    encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
-    sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
-    json_output: bool = typer.Option(False, "--json", metavar="", help=JSON_HELP),
+    checkpoint_minutes: float = typer.Option(
+        PRETRAINING.checkpoint_minutes, "--checkpoint-minutes", help="Minutes between checkpoints."
+    ),
+    seed: Seed = PRETRAINING.seed,
+    device: Device = None,
+    encoding: Encoding = None,
+    sheet: Sheet = None,
+    json_output: JsonOutput = False,
 ) -> None:
     """Pretrain an ELECTRA on unlabeled reviews by replaced-token detection; the result is a --base for finetune.
 
@@ -451,7 +494,6 @@ def pretrain(
     the step that was running; Ctrl-C again stops at once, keeping the last one). After Ctrl-C or a crash, rerun
     the same command with --resume: it ends with the same weights as an uninterrupted run. --force starts over.
     """
-    from review_sentiment.config import PretrainArguments
     from review_sentiment.pretrain import pretrain as run_pretrain
 
     with _reported_errors():
@@ -480,6 +522,7 @@ def pretrain(
             device=device,
             encoding=encoding,
             sheet=sheet,
+            reporter=ConsoleReporter(),
         )
     final = result.final
     console.print(
@@ -517,10 +560,8 @@ def predict(
         help="Output file; its extension picks the format: .csv, .tsv, .jsonl, .xlsx, .parquet (.gz for the text "
         "ones) [default: INPUT.labeled in the input's format, e.g. reviews.labeled.xlsx; .csv for .txt].",
     ),
-    model: Path | None = typer.Option(
-        None, "--model", "-m", help="Model folder [default: the newest model under models/]."
-    ),
-    text_col: str | None = typer.Option(None, "--text-col", help="Column with the review text."),
+    model: ModelFolder = None,
+    text_col: TextColumn = None,
     quantize: str | None = typer.Option(
         None,
         "--quantize",
@@ -543,17 +584,17 @@ def predict(
         help="Padded tokens per batch: reviews are sorted by length and batched by tokens, not rows "
         "[default: 512 on a CPU, where small batches stay in cache; 32768 on a GPU].",
     ),
-    batch_size: int = typer.Option(1024, "--batch-size", min=1, help="At most this many reviews per batch."),
+    batch_size: ScoringBatchSize = SCORING_BATCH_SIZE,
     chunk_size: int = typer.Option(
         10_000, "--chunk-size", min=1, help="Rows read, labeled and written at a time (memory stays flat)."
     ),
     threads: int | None = typer.Option(
         None, "--threads", min=1, help="CPU threads for the model [default: one per usable core]."
     ),
-    device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
-    encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
-    sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
-    no_escape_formulas: bool = typer.Option(False, "--no-escape-formulas", metavar="", help=ESCAPE_HELP),
+    device: Device = None,
+    encoding: Encoding = None,
+    sheet: Sheet = None,
+    no_escape_formulas: NoEscapeFormulas = False,
     resume: bool = typer.Option(
         False,
         "--resume",
@@ -561,7 +602,7 @@ def predict(
         help="Continue a run that Ctrl-C or a kill interrupted, from its last finished chunk; the output is the "
         "same as an uninterrupted run's. Pass the same file and options as before.",
     ),
-    json_output: bool = typer.Option(False, "--json", metavar="", help=JSON_HELP),
+    json_output: JsonOutput = False,
 ) -> None:
     """Label every review in INPUT with a fine-tuned model.
 
@@ -652,22 +693,20 @@ def _print_output_changes(changes: dict[str, int]) -> None:
 @app.command(cls=RsCommand, epilog=EXIT_CODES)
 def evaluate(
     data: Path = typer.Argument(..., metavar="DATA", help="Labeled review file (label or star-rating column)."),
-    model: Path | None = typer.Option(
-        None, "--model", "-m", help="Model folder [default: the newest model under models/]."
-    ),
+    model: ModelFolder = None,
     output_dir: Path | None = typer.Option(
         None, "--output-dir", "-o", help="Where to write the reports [default: MODEL/evaluations/DATA]."
     ),
-    text_col: str | None = typer.Option(None, "--text-col", help="Column with the review text."),
-    label_col: str | None = typer.Option(None, "--label-col", help="Label column (as for finetune)."),
-    rating_col: str | None = typer.Option(None, "--rating-col", help="Star-rating column to bin into labels."),
+    text_col: TextColumn = None,
+    label_col: LabelColumn = None,
+    rating_col: RatingColumn = None,
     rating_scale: int | None = typer.Option(
         None, "--rating-scale", help="5 or 10 [default: the scale the file states (4/5, ★★★★☆), else the model's]."
     ),
     rating_bins: str | None = typer.Option(
         None, "--rating-bins", help="NEGATIVE,NEUTRAL,POSITIVE rating ranges, e.g. 1-4,,9-10 (as for finetune)."
     ),
-    batch_size: int = typer.Option(1024, "--batch-size", min=1, help="At most this many reviews per batch."),
+    batch_size: ScoringBatchSize = SCORING_BATCH_SIZE,
     quantize: str | None = typer.Option(
         None,
         "--quantize",
@@ -675,11 +714,11 @@ def evaluate(
         callback=lambda value: _one_of(value, "--quantize", ("int8",)),
         help="Score as `rs predict --quantize int8` would (CPU only).",
     ),
-    device: str | None = typer.Option(None, "--device", help="cpu or cuda [default: cuda when available]."),
-    encoding: str | None = typer.Option(None, "--encoding", help="Force the input encoding (e.g. cp949)."),
-    sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
-    no_escape_formulas: bool = typer.Option(False, "--no-escape-formulas", metavar="", help=ESCAPE_HELP),
-    json_output: bool = typer.Option(False, "--json", metavar="", help=JSON_HELP),
+    device: Device = None,
+    encoding: Encoding = None,
+    sheet: Sheet = None,
+    no_escape_formulas: NoEscapeFormulas = False,
+    json_output: JsonOutput = False,
 ) -> None:
     """Measure a model on labeled reviews it has not seen: accuracy, macro-F1, per-class scores, confusion.
 

@@ -26,20 +26,20 @@ seconds and keeps no checkpoint: --resume there trains it again.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import random
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from review_sentiment.bases import (
+    ResolvedBase,
     expected_vocab_size,
     load_base_tokenizer_and_config,
     load_base_weights,
@@ -47,23 +47,23 @@ from review_sentiment.bases import (
 )
 from review_sentiment.checkpoints import (
     RESUME_HINT,
-    STATE_FILE,
-    TENSORS_FILE,
-    InterruptGuard,
-    argument_differences,
-    check_fingerprint,
-    check_format,
-    damaged,
+    Checkpoint,
+    FingerprintWords,
+    JsonStateDict,
+    ModuleWeights,
+    OptimizerState,
+    Stored,
+    StoredValue,
+    default_name,
     delete_checkpoint,
-    join_optimizer_state,
+    is_default_name,
+    left_a_checkpoint,
+    nothing_to_resume,
     recover_checkpoint,
-    split_optimizer_state,
-    write_atomically,
-    write_state,
+    rng_states,
 )
 from review_sentiment.config import FinetuneArguments
-from review_sentiment.console import console, progress_bar
-from review_sentiment.errors import Interrupted, RsError
+from review_sentiment.errors import RsError
 from review_sentiment.inference import batched_probabilities, pad_batch, pick_device, use_fast_attention
 from review_sentiment.io import (
     PROCESSED_DIR,
@@ -83,8 +83,19 @@ from review_sentiment.modelstore import (
     save_model_folder,
     save_transformer,
 )
-from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
-from review_sentiment.reporting import silence_library_logs
+from review_sentiment.normalize import NormalizationRecipe, normalize_reviews
+from review_sentiment.reporting import SILENT, Reporter, silence_library_logs
+from review_sentiment.training import (
+    EpochEnd,
+    Event,
+    StepEnd,
+    StopWords,
+    TrainingEnd,
+    TrainingLoop,
+    before_resume,
+    interrupted_as,
+    while_writing,
+)
 
 
 @dataclass
@@ -148,7 +159,7 @@ def load_training_data(
     processed_dir: str | Path = PROCESSED_DIR,
     encoding: str | None = None,
     sheet: str | None = None,
-    say: Callable[[str], None] = lambda message: None,
+    reporter: Reporter = SILENT,
 ) -> TrainingData:
     """Read labeled reviews. A file from `rs preprocess` brings its normalized column and recipe; any other
     file is normalized here with the default recipe. Which text and label columns are used (and any warning
@@ -172,13 +183,15 @@ def load_training_data(
         label_options.rating_scale,
         label_options.rating_bins,
     )
-    say(f"Data: {path} — {len(table):,} rows · text column {choice.describe()} · labels from the {gold.source}")
+    reporter.message(
+        f"Data: {path} — {len(table):,} rows · text column {choice.describe()} · labels from the {gold.source}"
+    )
     for warning in [*choice.warnings, *gold.warnings]:
-        say(f"[yellow]Warning:[/] {warning}")
+        reporter.warning(warning)
     if from_preprocess:
         normalized = table[sidecar["normalized_column"]].tolist()
     else:
-        normalized = ReviewNormalizer(recipe).normalize(table[choice.name].tolist(), "Normalizing")
+        normalized = normalize_reviews(recipe, table[choice.name].tolist(), reporter)
     keep = [
         i for i, (text, label) in enumerate(zip(normalized, gold.labels, strict=True)) if label is not None and text
     ]
@@ -203,9 +216,10 @@ def load_training_data(
 
 def clamp_max_length(requested: int, tokenizer, config, warnings: list[str]) -> int:
     """The requested length, clamped to the base model's positions and the tokenizer's limit."""
-    limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]
-    limit = min(int(x) for x in limits if x and x < 1_000_000)
-    if requested > limit:
+    from review_sentiment.modelstore import model_length_limit
+
+    limit = model_length_limit(config, tokenizer)
+    if limit is not None and requested > limit:
         warnings.append(f"--max-length {requested} exceeds what the base model supports ({limit}); using {limit}.")
         return limit
     return requested
@@ -230,8 +244,7 @@ def stratified_split(labels: list[str], fraction: float, seed: int) -> tuple[lis
 
 
 def default_model_name(base_part: str, data_path: Path) -> str:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return _default_name_prefix(base_part, data_path) + stamp
+    return default_name(_default_name_prefix(base_part, data_path))
 
 
 def _default_name_prefix(base_part: str, data_path: Path) -> str:
@@ -242,11 +255,10 @@ def _default_named_checkpoint(models_dir: Path, base_part: str, data_path: Path)
     """The newest checkpoint of a run that chose its default name (BASE-DATA-TIME) for this base and data, so
     that rerunning the same command finds it although the time in the name has moved on."""
     prefix = _default_name_prefix(base_part, data_path)
-    stamp = re.compile(re.escape(prefix) + r"\d{8}-\d{6}" + re.escape(CHECKPOINT_SUFFIX))
     found = set()
     for path in models_dir.glob(f"*{prefix}*{CHECKPOINT_SUFFIX}*"):
         name = path.name.removeprefix(".").removesuffix(".old")
-        if stamp.fullmatch(name) and (path.name == name or path.name == f".{name}.old"):
+        if is_default_name(name, prefix, CHECKPOINT_SUFFIX) and (path.name == name or path.name == f".{name}.old"):
             found.add(name)
     return models_dir / max(found) if found else None
 
@@ -302,11 +314,31 @@ _OPTION_NAMES = {
     "seed": "--seed",
 }
 
+_FINGERPRINT_WORDS = FingerprintWords(
+    arguments_key="training_args",
+    option_names=_OPTION_NAMES,
+    described={"data": lambda old, new: "the training data differs (another file, rows, labels or normalization)"},
+    other=lambda key, old, new: f"{key.replace('_', ' ')} was {old} there, {new} now",
+)
+
 
 def checkpoint_dir_for(output_dir: str | Path) -> Path:
     """Where fine-tuning into `output_dir` keeps its checkpoint: a sibling folder, never inside the model."""
     output_dir = Path(output_dir)
     return output_dir.with_name(output_dir.name + CHECKPOINT_SUFFIX)
+
+
+def finetune_checkpoint(folder: Path, fingerprint: dict) -> Checkpoint:
+    """The resumable state of one fine-tuning run (`_ClassifierTraining.stored` says what it holds)."""
+    return Checkpoint(
+        folder,
+        fingerprint,
+        CHECKPOINT_FORMAT,
+        _FINGERPRINT_WORDS,
+        readme="Checkpoint of an interrupted `rs finetune` run: not a model, `rs predict` cannot use it.\n"
+        f"To continue, {RESUME_HINT}; to start over, rerun it with --force (deletes this folder).\n"
+        "It is deleted when the model folder is saved.\n",
+    )
 
 
 def _weights_on_cpu(model) -> dict:
@@ -322,136 +354,234 @@ def _precision(device: str):
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-@dataclass
-class TrainingCheckpoint:
-    """The resumable state of one fine-tuning run (the module docstring lists the files)."""
-
-    folder: Path
-    fingerprint: dict  # what must match to resume
-    resume: bool = False  # restore it before training
-    resumes: int = 0  # how often this run was resumed, once restored
-
-    def read(self) -> dict:
-        """The checkpoint's training.json, checked against this run's fingerprint."""
-        path = self.folder / STATE_FILE
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8
-            raise damaged(self.folder, error) from None
-        check_format(self.folder, state, CHECKPOINT_FORMAT)
-        check_fingerprint(self.folder, _fingerprint_difference(state.get("fingerprint", {}), self.fingerprint))
-        return state
-
-    def save(self, model, optimizer, scheduler, scaler, batch_order, run: dict, best: dict) -> None:
-        """Write the checkpoint into a hidden sibling, then swap it in for the previous one."""
-        import numpy
-        import torch
-        from safetensors.torch import save_file, save_model
-
-        with write_atomically(self.folder) as staging:
-            save_model(model, str(staging / _CHECKPOINT_MODEL))
-            best_weights = None
-            if "state" in best:
-                best_weights = "model" if run["best_is_current"] else "best"
-                if best_weights == "best":
-                    save_file(best["state"], str(staging / _CHECKPOINT_BEST))
-            optimizer_tensors, optimizer_state = split_optimizer_state(optimizer.state_dict())
-            tensors = {"rng.torch": torch.get_rng_state(), "rng.batch_order": batch_order}
-            if self.fingerprint["device"] == "cuda":
-                for index, cuda_state in enumerate(torch.cuda.get_rng_state_all()):
-                    tensors[f"rng.cuda.{index}"] = cuda_state
-            save_file({**tensors, **optimizer_tensors}, str(staging / TENSORS_FILE))
-            numpy_state = numpy.random.get_state()
-            state = {
-                "run": run,
-                "best": {key: value for key, value in best.items() if key != "state"},
-                "best_weights": best_weights,
-                "optimizer": optimizer_state,
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "python_rng": random.getstate(),
-                "numpy_rng": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
-            }
-            write_state(staging, CHECKPOINT_FORMAT, self.fingerprint, state)
-            (staging / "README.txt").write_text(
-                "Checkpoint of an interrupted `rs finetune` run: not a model, `rs predict` cannot use it.\n"
-                f"To continue, {RESUME_HINT}; to start over, rerun it with --force (deletes this folder).\n"
-                "It is deleted when the model folder is saved.\n",
-                encoding="utf-8",
-            )
-
-    def restore(self, model, optimizer, scheduler, scaler):
-        """Load the checkpoint into the freshly built model, optimizer, scheduler and scaler, and restore the RNG
-        states. Returns (batch-order generator state, run counters, best)."""
-        import numpy
-        import torch
-        from safetensors.torch import load_file, load_model
-
-        state = self.read()
-        try:
-            load_model(model, str(self.folder / _CHECKPOINT_MODEL), device=str(next(model.parameters()).device))
-            tensors = load_file(str(self.folder / TENSORS_FILE))
-            best = dict(state["best"])
-            if state["best_weights"] == "model":
-                best["state"] = _weights_on_cpu(model)
-            elif state["best_weights"] == "best":
-                best["state"] = load_file(str(self.folder / _CHECKPOINT_BEST))
-        except (OSError, RuntimeError, KeyError) as error:
-            raise damaged(self.folder, error) from None
-        optimizer.load_state_dict(join_optimizer_state(tensors, state["optimizer"]))
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(tensors["rng.torch"])
-        cuda_states = [tensors[f"rng.cuda.{i}"] for i in range(len(tensors)) if f"rng.cuda.{i}" in tensors]
-        if cuda_states:
-            torch.cuda.set_rng_state_all(cuda_states)
-        random.setstate((state["python_rng"][0], tuple(state["python_rng"][1]), state["python_rng"][2]))
-        name, keys, *rest = state["numpy_rng"]
-        numpy.random.set_state((name, numpy.array(keys, dtype=numpy.uint32), *rest))
-        run = state["run"]
-        run["resumes"] = self.resumes = run.get("resumes", 0) + 1
-        return tensors["rng.batch_order"], run, best
-
-
-def _fingerprint_difference(saved: dict, current: dict) -> str:
-    """What differs between a checkpoint's fingerprint and this run's, in words ('' when nothing does)."""
-    differences = []
-    for key in [*current, *(key for key in saved if key not in current)]:
-        old, new = saved.get(key), current.get(key)
-        if old == new:
-            continue
-        if key == "data":
-            differences.append("the training data differs (another file, rows, labels or normalization)")
-        elif key == "training_args" and isinstance(old, dict) and isinstance(new, dict):
-            differences.extend(argument_differences(old, new, _OPTION_NAMES))
-        else:
-            differences.append(f"{key.replace('_', ' ')} was {old} there, {new} now")
-    return "; ".join(differences)
-
-
 # --------------------------------------------------------------------------------------- training loop
 
 
-def train_classifier(
-    model,
-    encoded: list[list[int]],
-    targets: list[int],
-    train_rows: list[int],
-    validation_rows: list[int],
-    label_names: list[str],
-    args: FinetuneArguments,
-    device: str,
-    pad_token_id: int,
-    say=print,
-    *,
-    checkpoint: TrainingCheckpoint | None = None,
-    on_step: Callable[[int, int], None] | None = None,
-) -> tuple[list[dict], dict]:
-    """The training loop. Returns the per-epoch history and the best epoch's scores and weights ("state").
+@dataclass
+class FinetuneProgress:
+    """What changes during fine-tuning besides the model, optimizer, scheduler, scaler, RNGs and the best epoch;
+    "run" in training.json."""
 
-    With `checkpoint`, it saves one after every epoch and on Ctrl-C (then raises Interrupted), and
-    first restores it when `checkpoint.resume`. `on_step(epoch, step)` is called after every completed step.
-    """
+    epoch: int = 1  # the epoch being trained
+    position: int = 0  # its batches done
+    step: int = 0  # all batches done
+    done: bool = False
+    losses: list[float] = field(default_factory=list)  # this epoch's
+    tokens: int = 0
+    slots: int = 0
+    epoch_seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    epochs_without_improvement: int = 0
+    best_is_current: bool = False  # whether the current weights are the best epoch's (none trained since)
+    resumes: int = 0
+
+
+@dataclass
+class BestEpoch:
+    """The epoch with the best validation macro-F1 so far (none yet: -1), and its weights on the CPU."""
+
+    epoch: int | None = None
+    accuracy: float | None = None
+    macro_f1: float = -1.0
+    weights: dict | None = None
+
+    def scores(self) -> dict:
+        """As "best" in training.json: the scores there are."""
+        scores = {"epoch": self.epoch, "accuracy": self.accuracy, "macro_f1": self.macro_f1}
+        return {key: value for key, value in scores.items() if value is not None}
+
+
+@dataclass
+class _BestWeights:
+    """The best epoch in a checkpoint: its scores as "best", and as "best_weights" where its weights are ("model":
+    the current ones, "best": best.safetensors, None: no epoch yet). After `ModuleWeights`, which restores the
+    current ones."""
+
+    training: _ClassifierTraining
+
+    def save(self, folder: Path, tensors: dict, state: dict) -> None:
+        from safetensors.torch import save_file
+
+        best, where = self.training.best, None
+        if best.weights is not None:
+            where = "model" if self.training.progress.best_is_current else "best"
+            if where == "best":
+                save_file(best.weights, str(folder / _CHECKPOINT_BEST))
+        state["best"], state["best_weights"] = best.scores(), where
+
+    def restore(self, folder: Path, tensors: dict, state: dict) -> None:
+        from safetensors.torch import load_file
+
+        weights = None
+        if state["best_weights"] == "model":
+            weights = _weights_on_cpu(self.training.model)
+        elif state["best_weights"] == "best":
+            weights = load_file(str(folder / _CHECKPOINT_BEST))
+        self.training.best = BestEpoch(**state["best"], weights=weights)
+
+
+@dataclass
+class _ClassifierTraining:
+    """One fine-tuning run once set up: the data, the model and what trains it, and what changes."""
+
+    model: object
+    encoded: list[list[int]]
+    targets: list[int]
+    train_rows: list[int]
+    validation_rows: list[int]
+    label_names: list[str]
+    args: FinetuneArguments
+    device: str
+    pad_token_id: int
+    loss_function: object
+    optimizer: object
+    scheduler: object
+    scaler: object
+    amp_dtype: object  # None: fp32
+    shuffler: object  # the generator that shuffles the batches
+    batch_order: object  # its state before the current epoch drew its batches
+    total_steps: int
+    progress: FinetuneProgress = field(default_factory=FinetuneProgress)
+    best: BestEpoch = field(default_factory=BestEpoch)
+
+    def stored(self) -> list[Stored]:
+        """What a checkpoint holds (the module docstring lists the files)."""
+        return [
+            ModuleWeights(_CHECKPOINT_MODEL, self.model),
+            _BestWeights(self),
+            OptimizerState("optimizer", self.optimizer),
+            JsonStateDict("scheduler", self.scheduler),
+            JsonStateDict("scaler", self.scaler),
+            *rng_states(self.device, all_cuda_devices=True, python_and_numpy=True),
+            StoredValue("rng.batch_order", lambda: self.batch_order, self._restore_batch_order, tensor=True),
+            StoredValue("run", lambda: asdict(self.progress), self._restore_progress),
+        ]
+
+    def _restore_batch_order(self, state) -> None:
+        self.batch_order = state
+
+    def _restore_progress(self, saved: dict) -> None:
+        self.progress = FinetuneProgress(**saved)
+        self.progress.resumes += 1
+
+    def train_step(self, rows: list[int]) -> float:
+        """One optimizer step on the reviews `rows`; returns the loss and counts the tokens."""
+        import torch
+
+        ids, mask = pad_batch([self.encoded[r] for r in rows], self.pad_token_id)
+        gold = torch.tensor([self.targets[r] for r in rows], device=self.device)
+        with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        loss = self.loss_function(logits.float(), gold)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.progress.tokens += int(mask.sum())
+        self.progress.slots += mask.numel()
+        return loss.item()
+
+    def validate(self) -> dict:
+        """Validation accuracy and macro-F1 of the current weights."""
+        import torch
+
+        self.model.eval()
+        with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            probabilities = batched_probabilities(
+                self.model,
+                [self.encoded[i] for i in self.validation_rows],
+                self.pad_token_id,
+                batch_size=64,
+                device=self.device,
+            )
+        gold = [self.targets[i] for i in self.validation_rows]
+        return _scores(gold, probabilities.argmax(axis=1).tolist(), self.label_names)
+
+    def end_epoch(self, scores: dict, reporter: Reporter) -> None:
+        """Record the epoch, keep its weights if they are the best, decide whether to stop; start the next."""
+        progress, args, epoch = self.progress, self.args, self.progress.epoch
+        progress.history.append(
+            {
+                "epoch": epoch,
+                "train_loss": round(float(np.mean(progress.losses)), 4),
+                **scores,
+                "train_tokens_per_second": round(progress.tokens / max(progress.epoch_seconds, 1e-9), 1),
+                "padding_share": round(1 - progress.tokens / progress.slots, 4),
+            }
+        )
+        improved = scores["macro_f1"] > self.best.macro_f1
+        reporter.message(
+            f"epoch {epoch}: train loss {progress.history[-1]['train_loss']:.4f} · validation accuracy "
+            f"{scores['accuracy']:.4f} · macro-F1 {scores['macro_f1']:.4f}{'  (best)' if improved else ''}"
+        )
+        stop = epoch == args.epochs
+        if improved:
+            self.best = BestEpoch(epoch, scores["accuracy"], scores["macro_f1"], _weights_on_cpu(self.model))
+            progress.epochs_without_improvement = 0
+        else:
+            progress.epochs_without_improvement += 1
+            patience = args.early_stopping_patience
+            if patience and progress.epochs_without_improvement >= patience:
+                reporter.message(
+                    f"Early stopping: no better validation macro-F1 for {progress.epochs_without_improvement} epochs."
+                )
+                stop = True
+        self.batch_order = self.shuffler.get_state()
+        progress.epoch, progress.position, progress.done = epoch + 1, 0, stop
+        progress.losses, progress.tokens, progress.slots, progress.epoch_seconds = [], 0, 0, 0.0
+        progress.best_is_current = improved
+
+    def stop_words(self) -> StopWords:
+        def detail() -> str:
+            progress = self.progress
+            return (
+                f" ({'training had finished' if progress.done else f'epoch {min(progress.epoch, self.args.epochs)}'})"
+            )
+
+        return StopWords(
+            step=lambda step: f"step {step} of {self.total_steps}",
+            detail=detail,
+            nothing_kept="Stopped before the first training step was complete: nothing to resume. Rerun to start over.",
+        )
+
+
+def _classifier_steps(training: _ClassifierTraining, loop: TrainingLoop, reporter: Reporter) -> Iterator[Event]:
+    """Fine-tuning as events: StepEnd after every step, EpochEnd after every epoch's validation, then TrainingEnd."""
+    progress, args = training.progress, training.args
+    while not progress.done:
+        epoch = progress.epoch
+        training.model.train()
+        training.shuffler.set_state(training.batch_order)
+        batches = length_grouped_batches(training.train_rows, training.encoded, args.batch_size, training.shuffler)
+        resumed_at, seconds_before = time.perf_counter(), progress.epoch_seconds
+        for position in range(progress.position, len(batches)):
+            with loop.held():
+                with loop.changing(current=progress.step + 1):
+                    progress.losses.append(training.train_step(batches[position]))
+                    progress.epoch_seconds = seconds_before + time.perf_counter() - resumed_at
+                    progress.position = position + 1
+                    progress.step += 1
+                    progress.best_is_current = False
+                info = f"epoch {epoch}/{args.epochs} loss {np.mean(progress.losses[-50:]):.4f}"
+                yield StepEnd(progress.step, info, hook=(epoch, progress.step))
+
+        # A Ctrl-C during validation stops at once: it changes nothing that a checkpoint holds.
+        scores = training.validate()
+        with loop.held():
+            with loop.changing(current=progress.step + 1):
+                training.end_epoch(scores, reporter)
+            yield EpochEnd(epoch)
+    yield TrainingEnd()
+
+
+def _set_up_training(
+    model, encoded, targets, train_rows, validation_rows, label_names, args, device, pad_token_id
+) -> _ClassifierTraining:
+    """The loss, AdamW (no decay on biases and LayerNorm), the warmup + linear schedule, mixed precision on a
+    GPU and the seeded batch order."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
@@ -471,155 +601,362 @@ def train_classifier(
     total_steps = math.ceil(len(train_rows) / args.batch_size) * args.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * args.warmup_ratio), total_steps)
     amp_dtype = _precision(device)
-    use_amp = amp_dtype is not None
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    generator = torch.Generator().manual_seed(args.seed)
-    validation_gold = [targets[i] for i in validation_rows]
+    shuffler = torch.Generator().manual_seed(args.seed)
+    return _ClassifierTraining(
+        model=model,
+        encoded=encoded,
+        targets=targets,
+        train_rows=train_rows,
+        validation_rows=validation_rows,
+        label_names=label_names,
+        args=args,
+        device=device,
+        pad_token_id=pad_token_id,
+        loss_function=loss_function,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16),
+        amp_dtype=amp_dtype,
+        shuffler=shuffler,
+        batch_order=shuffler.get_state(),
+        total_steps=total_steps,
+    )
 
-    # Everything below that changes during training is in `run`, `best`, `batch_order` (the generator's state
-    # before the current epoch drew its batches), the model, optimizer, scheduler, scaler and the RNGs.
-    run: dict = {
-        "epoch": 1,  # the epoch being trained
-        "position": 0,  # its batches done
-        "step": 0,  # all batches done
-        "done": False,
-        "losses": [],  # this epoch's
-        "tokens": 0,
-        "slots": 0,
-        "epoch_seconds": 0.0,
-        "history": [],
-        "epochs_without_improvement": 0,
-        "best_is_current": False,
-        "resumes": 0,
-    }
-    best: dict = {"macro_f1": -1.0}
-    batch_order = generator.get_state()
-    if checkpoint is not None and checkpoint.resume:
-        batch_order, run, best = checkpoint.restore(model, optimizer, scheduler, scaler)
-        finished = " (training had finished: writing the model)" if run["done"] else ""
-        say(f"Resuming from {checkpoint.folder} at step {run['step']} of {total_steps}{finished}")
-    saved_at = run["step"] if checkpoint is not None and checkpoint.resume else None  # step of the last checkpoint
-    consistent = True  # whether model, optimizer, RNGs and `run` describe one moment of training
-    unsaved = False  # whether that moment is newer than the last checkpoint
-    guard = InterruptGuard(say)
 
-    def save() -> None:
-        nonlocal saved_at, unsaved
-        checkpoint.save(model, optimizer, scheduler, scaler, batch_order, run, best)
-        saved_at, unsaved = run["step"], False
+def train_classifier(
+    model,
+    encoded: list[list[int]],
+    targets: list[int],
+    train_rows: list[int],
+    validation_rows: list[int],
+    label_names: list[str],
+    args: FinetuneArguments,
+    device: str,
+    pad_token_id: int,
+    reporter: Reporter = SILENT,
+    *,
+    checkpoint: Checkpoint | None = None,
+    saved: dict | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> tuple[FinetuneProgress, BestEpoch]:
+    """The training loop. Returns the run's progress (its per-epoch history, how often it was resumed) and the
+    best epoch with its weights.
 
-    try:
-        with guard.installed(), progress_bar() as progress:
-            task = progress.add_task("Training", total=total_steps, completed=run["step"], info="", start=run["step"])
-            while not run["done"]:
-                epoch = run["epoch"]
-                model.train()
-                generator.set_state(batch_order)
-                batches = length_grouped_batches(train_rows, encoded, args.batch_size, generator)
-                resumed_at, seconds_before = time.perf_counter(), run["epoch_seconds"]
-                for position in range(run["position"], len(batches)):
-                    rows = batches[position]
-                    with guard.hold():
-                        consistent = unsaved = False
-                        ids, mask = pad_batch([encoded[r] for r in rows], pad_token_id)
-                        gold = torch.tensor([targets[r] for r in rows], device=device)
-                        with torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
-                            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-                        loss = loss_function(logits.float(), gold)
-                        optimizer.zero_grad(set_to_none=True)
-                        scaler.scale(loss).backward()
-                        scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                        scaler.step(optimizer)
-                        scaler.update()
-                        scheduler.step()
-                        run["losses"].append(loss.item())
-                        run["tokens"] += int(mask.sum())
-                        run["slots"] += mask.numel()
-                        run["epoch_seconds"] = seconds_before + time.perf_counter() - resumed_at
-                        run["position"] = position + 1
-                        run["step"] += 1
-                        run["best_is_current"] = False
-                        consistent = unsaved = True
-                        progress.update(
-                            task,
-                            advance=1,
-                            info=f"epoch {epoch}/{args.epochs} loss {np.mean(run['losses'][-50:]):.4f}",
-                        )
-                        if on_step:
-                            on_step(epoch, run["step"])
+    With `checkpoint`, it saves one after every epoch and on Ctrl-C (then raises Interrupted); with `saved` (the
+    checkpoint's training.json, read) it first restores it. `on_step(epoch, step)` is called after every step.
+    """
+    training = _set_up_training(
+        model, encoded, targets, train_rows, validation_rows, label_names, args, device, pad_token_id
+    )
+    if saved is not None:
+        checkpoint.restore(saved, training.stored())
+        finished = " (training had finished: writing the model)" if training.progress.done else ""
+        reporter.message(
+            f"Resuming from {checkpoint.folder} at step {training.progress.step} of {training.total_steps}{finished}"
+        )
+    loop = TrainingLoop(
+        "Training",
+        training.total_steps,
+        step=training.progress.step,
+        resumed=saved is not None,
+        save=None if checkpoint is None else lambda: checkpoint.save(training.stored()),
+        checkpoint_folder=None if checkpoint is None else checkpoint.folder,
+        words=training.stop_words(),
+        reporter=reporter,
+        on_step=on_step,
+        save_after_epoch=True,
+    )
+    loop.run(_classifier_steps(training, loop, reporter))
+    return training.progress, training.best
 
-                # A Ctrl-C during validation stops at once: it changes nothing that a checkpoint holds.
-                model.eval()
-                with torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
-                    probabilities = batched_probabilities(
-                        model, [encoded[i] for i in validation_rows], pad_token_id, batch_size=64, device=device
-                    )
-                scores = _scores(validation_gold, probabilities.argmax(axis=1).tolist(), label_names)
-                with guard.hold():
-                    consistent = unsaved = False
-                    history = run["history"]
-                    history.append(
-                        {
-                            "epoch": epoch,
-                            "train_loss": round(float(np.mean(run["losses"])), 4),
-                            **scores,
-                            "train_tokens_per_second": round(run["tokens"] / max(run["epoch_seconds"], 1e-9), 1),
-                            "padding_share": round(1 - run["tokens"] / run["slots"], 4),
-                        }
-                    )
-                    improved = scores["macro_f1"] > best["macro_f1"]
-                    say(
-                        f"epoch {epoch}: train loss {history[-1]['train_loss']:.4f} · validation accuracy "
-                        f"{scores['accuracy']:.4f} · macro-F1 {scores['macro_f1']:.4f}{'  (best)' if improved else ''}"
-                    )
-                    stop = epoch == args.epochs
-                    if improved:
-                        best = {"epoch": epoch, **scores, "state": _weights_on_cpu(model)}
-                        run["epochs_without_improvement"] = 0
-                    else:
-                        run["epochs_without_improvement"] += 1
-                        patience = args.early_stopping_patience
-                        if patience and run["epochs_without_improvement"] >= patience:
-                            say(
-                                "Early stopping: no better validation macro-F1 for "
-                                f"{run['epochs_without_improvement']} epochs."
-                            )
-                            stop = True
-                    batch_order = generator.get_state()
-                    run.update(
-                        epoch=epoch + 1,
-                        position=0,
-                        done=stop,
-                        losses=[],
-                        tokens=0,
-                        slots=0,
-                        epoch_seconds=0.0,
-                        best_is_current=improved,
-                    )
-                    consistent = unsaved = True
-                    if checkpoint is not None:
-                        save()
-    except KeyboardInterrupt:
-        if checkpoint is None:
-            raise
-        if consistent and unsaved and run["step"] > 0:
-            save()
-        epoch_part = "training had finished" if run["done"] else f"epoch {min(run['epoch'], args.epochs)}"
-        if consistent and saved_at is not None:
-            message = (
-                f"Stopped at step {run['step']} of {total_steps} ({epoch_part}); checkpoint saved in "
-                f"{checkpoint.folder}. To continue, {RESUME_HINT}."
+
+# --------------------------------------------------------------------------------------- the trainers
+
+
+@dataclass
+class Fitted:
+    """What a trainer's fit leaves for the model folder's metadata."""
+
+    history: list[dict]
+    best: BestEpoch
+    truncated: int = 0  # reviews cut at the maximum length
+
+
+class ClassifierTrainer(Protocol):
+    """One way of training a classifier (transformer fine-tuning, TF-IDF): what `finetune` calls, in order."""
+
+    model_type: str
+    name_part: str  # the base's part of a default model name
+    picks_an_epoch: bool  # whether validation also chooses the best epoch
+
+    def load_base(self) -> None:
+        """Load what can fail before the data is read (a base offline, a folder that does not exist)."""
+
+    def place(
+        self, output_dir: Path | None, name: str | None, models_dir: Path, data_path: Path, resume: bool, force: bool
+    ) -> Path:
+        """The model folder (`output_dir` where the user named it): find a checkpoint to resume, refuse to
+        overwrite without --force."""
+
+    def check(self, warnings: list[str]) -> None:
+        """Add the warnings about the base and the options (said before training)."""
+
+    def prepare(self, data: TrainingData, label_names: list[str]) -> None:
+        """Build the model (and restore a checkpoint)."""
+
+    def describe(self, label_names: list[str], split: tuple[list[int], list[int]]) -> str:
+        """The line that says what is trained on what."""
+
+    def fit(self, data: TrainingData, label_names: list[str], split: tuple[list[int], list[int]]) -> Fitted:
+        """Train, select and keep the model to write."""
+
+    def write(self, folder: Path) -> dict | None:
+        """Write the model files into `folder`; return extra metadata (digests)."""
+
+    def metadata(self) -> dict:
+        """The model-specific part of rs_meta.json: base, training arguments, device…"""
+
+    def interrupted_before(self) -> str | None:
+        """The message for Ctrl-C before training is done (None: a plain KeyboardInterrupt)."""
+
+    def interrupted_saving(self) -> str | None:
+        """The message for Ctrl-C while the model folder is saved (None: a plain KeyboardInterrupt)."""
+
+    def finish(self) -> None:
+        """The model folder is saved: delete what the run kept to resume."""
+
+
+def _output_dir(output_dir: Path | None, name: str | None, models_dir: Path, name_part: str, data_path: Path) -> Path:
+    return Path(output_dir) if output_dir else models_dir / (name or default_model_name(name_part, data_path))
+
+
+def _refuse_existing(output_dir: Path, force: bool) -> None:
+    if output_dir.exists() and not force:
+        raise RsError(f"{output_dir} already exists. Pass --name with another name, or --force to replace it.")
+
+
+class TransformerTrainer:
+    """Fine-tunes a transformer base; keeps a checkpoint beside the model folder to resume (module docstring)."""
+
+    model_type = TRANSFORMER
+    picks_an_epoch = True
+
+    def __init__(
+        self,
+        base: ResolvedBase,
+        args: FinetuneArguments,
+        device: str | None,
+        reporter: Reporter = SILENT,
+        on_step: Callable[[int, int], None] | None = None,
+    ):
+        self.base, self.args, self.requested_device = base, args, device
+        self.reporter, self.on_step = reporter, on_step
+        self.name_part = base.alias or Path(base.source).name
+        self.resume = False
+
+    def load_base(self) -> None:
+        self.tokenizer, self.config = load_base_tokenizer_and_config(self.base)
+
+    def place(self, output_dir, name, models_dir, data_path, resume, force) -> Path:
+        name_given = name is not None or output_dir is not None
+        default_checkpoint = None if name_given else _default_named_checkpoint(models_dir, self.name_part, data_path)
+        if default_checkpoint is not None and resume:
+            output_dir = default_checkpoint.with_name(default_checkpoint.name.removesuffix(CHECKPOINT_SUFFIX))
+        output_dir = _output_dir(output_dir, name, models_dir, self.name_part, data_path)
+        checkpoint_dir = default_checkpoint if default_checkpoint is not None else checkpoint_dir_for(output_dir)
+        looked = None
+        if recover_checkpoint(checkpoint_dir):
+            if not (resume or force):
+                raise left_a_checkpoint(checkpoint_dir)
+            if not resume:
+                delete_checkpoint(checkpoint_dir)
+                checkpoint_dir = checkpoint_dir_for(output_dir)
+        elif resume:
+            looked = (
+                checkpoint_dir
+                if default_checkpoint is not None or name_given
+                else models_dir / (_default_name_prefix(self.name_part, data_path) + "*" + CHECKPOINT_SUFFIX)
             )
-        elif saved_at is not None:
-            message = (
-                f"Stopped during step {run['step'] + 1} of {total_steps}; the checkpoint of step {saved_at} in "
-                f"{checkpoint.folder} is kept. To continue from there, {RESUME_HINT}."
+            resume = False
+        _refuse_existing(output_dir, force)
+        if looked is not None:
+            self.reporter.message(nothing_to_resume(looked))
+        self.checkpoint_dir, self.resume = checkpoint_dir, resume
+        return output_dir
+
+    def check(self, warnings: list[str]) -> None:
+        expected = expected_vocab_size(self.base)
+        if expected and self.config.vocab_size != expected:
+            warnings.append(
+                f"{self.base.source} has vocabulary {self.config.vocab_size}, expected {expected} for --base "
+                f"{self.base.alias}: check the revision."
             )
-        else:
-            message = "Stopped before the first training step was complete: nothing to resume. Rerun to start over."
-        raise Interrupted(message) from None
-    return run["history"], best
+        self.max_length = clamp_max_length(self.args.max_length, self.tokenizer, self.config, warnings)
+
+    def prepare(self, data: TrainingData, label_names: list[str]) -> None:
+        import torch
+        from transformers import set_seed
+
+        self.device = pick_device(self.requested_device)
+        precision = _precision(self.device)
+        base, config = self.base, self.config
+        fingerprint = {
+            "data": data.fingerprint(),
+            "labels": label_names,
+            "training_args": self.args.to_dict(),
+            "base": {"source": base.source, "revision": base.revision, "commit": getattr(config, "_commit_hash", None)},
+            "max_length": self.max_length,
+            "device": torch.device(self.device).type,
+            "precision": str(precision).removeprefix("torch.") if precision else "fp32",
+        }
+        self.checkpoint = finetune_checkpoint(self.checkpoint_dir, fingerprint)
+        self.saved = self.checkpoint.read() if self.resume else None  # a mismatch fails before the weights load
+
+        set_seed(self.args.seed)  # before the classifier head is initialized
+        label_ids = {label: i for i, label in enumerate(label_names)}
+        self.model = load_base_weights(
+            base, num_labels=len(label_names), id2label=dict(enumerate(label_names)), label2id=label_ids
+        )
+        self.model.config.problem_type = "single_label_classification"
+        use_fast_attention(self.model, self.device)
+        self.model.to(self.device)
+        self.encoded = self.tokenizer(data.texts, truncation=True, max_length=self.max_length)["input_ids"]
+        self.targets = [label_ids[label] for label in data.labels]
+
+    def describe(self, label_names, split) -> str:
+        revision = " @ " + self.base.revision if self.base.revision else ""
+        return (
+            f"Base: {self.base.source}{revision} · labels {label_names} · train {len(split[0])} / validation "
+            f"{len(split[1])} · max length {self.max_length} · {self.device}"
+        )
+
+    def fit(self, data, label_names, split) -> Fitted:
+        progress, best = train_classifier(
+            self.model,
+            self.encoded,
+            self.targets,
+            *split,
+            label_names,
+            self.args,
+            self.device,
+            self.tokenizer.pad_token_id,
+            self.reporter,
+            checkpoint=self.checkpoint,
+            saved=self.saved,
+            on_step=self.on_step,
+        )
+        self.model.load_state_dict(best.weights)
+        self.model.to("cpu")
+        self.resumes = progress.resumes
+        return Fitted(progress.history, best, sum(len(ids) >= self.max_length for ids in self.encoded))
+
+    def write(self, folder: Path) -> dict | None:
+        return save_transformer(self.model, self.tokenizer)(folder)
+
+    def metadata(self) -> dict:
+        return {
+            "max_length": self.max_length,
+            "base": {
+                **self.base.to_dict(),
+                "commit": getattr(self.config, "_commit_hash", None),
+                "vocab_size": self.config.vocab_size,
+                "model_type": self.config.model_type,
+            },
+            "training_args": self.args.to_dict(),
+            "device": self.device,
+            "resumed": self.resumes,
+        }
+
+    def interrupted_before(self) -> str | None:
+        return before_resume(self.checkpoint_dir) if self.resume else None  # the checkpoint is untouched
+
+    def interrupted_saving(self) -> str | None:
+        return while_writing("saving the model", self.checkpoint_dir, "the model")
+
+    def finish(self) -> None:
+        delete_checkpoint(self.checkpoint_dir)
+
+
+class TfidfTrainer:
+    """Fits the TF-IDF + logistic-regression baseline: seconds on a CPU, no epochs, no checkpoint."""
+
+    model_type = TFIDF
+    name_part = TFIDF
+    picks_an_epoch = False
+
+    def __init__(self, args: FinetuneArguments, reporter: Reporter = SILENT):
+        self.args, self.reporter = args, reporter
+
+    def load_base(self) -> None:
+        pass
+
+    def place(self, output_dir, name, models_dir, data_path, resume, force) -> Path:
+        if resume:
+            self.reporter.message(
+                "The TF-IDF baseline trains in seconds and keeps no checkpoint: --resume trains it again."
+            )
+        output_dir = _output_dir(output_dir, name, models_dir, TFIDF, data_path)
+        _refuse_existing(output_dir, force)
+        return output_dir
+
+    def check(self, warnings: list[str]) -> None:
+        pass
+
+    def prepare(self, data: TrainingData, label_names: list[str]) -> None:
+        pass
+
+    def describe(self, label_names, split) -> str:
+        return (
+            f"Base: TF-IDF + logistic regression · labels {label_names} · train {len(split[0])} / "
+            f"validation {len(split[1])}"
+        )
+
+    def fit(self, data, label_names, split) -> Fitted:
+        from review_sentiment.baseline import TfidfClassifier, TfidfSettings
+
+        train_rows, validation_rows = split
+        self.settings = TfidfSettings()
+        fit_started = time.perf_counter()
+        self.classifier = TfidfClassifier.fit(
+            [data.texts[i] for i in train_rows], [data.labels[i] for i in train_rows], label_names, self.settings
+        )
+        fit_seconds = time.perf_counter() - fit_started
+        probabilities = self.classifier.predict_proba([data.texts[i] for i in validation_rows])
+        gold = [label_names.index(data.labels[i]) for i in validation_rows]
+        scores = _scores(gold, probabilities.argmax(axis=1).tolist(), label_names)
+        self.reporter.message(f"Fitted in {fit_seconds:.1f}s")
+        history = [{**scores, "fit_seconds": round(fit_seconds, 1)}]  # one fit: no epochs
+        return Fitted(history, BestEpoch(None, scores["accuracy"], scores["macro_f1"]))
+
+    def write(self, folder: Path) -> dict | None:
+        from review_sentiment.baseline import WEIGHTS_FILE, weights_digest
+
+        self.classifier.save(folder)
+        return {"weights_sha256": weights_digest(folder / WEIGHTS_FILE)}
+
+    def metadata(self) -> dict:
+        return {
+            "base": {"name": TFIDF, "source": "TF-IDF (char_wb + word n-grams) + logistic regression"},
+            "training_args": {
+                "tfidf": self.settings.to_dict(),
+                "validation_fraction": self.args.validation_fraction,
+                "seed": self.args.seed,
+            },
+            "features": {"char": len(self.classifier.char.vocabulary_), "word": len(self.classifier.word.vocabulary_)},
+            "device": "cpu",
+        }
+
+    def interrupted_before(self) -> str | None:
+        return None
+
+    def interrupted_saving(self) -> str | None:
+        return None
+
+    def finish(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------------------- the command
 
 
 def finetune(
@@ -638,7 +975,7 @@ def finetune(
     device: str | None = None,
     encoding: str | None = None,
     sheet: str | None = None,
-    quiet: bool = False,
+    reporter: Reporter = SILENT,
     resume: bool = False,
     on_step: Callable[[int, int], None] | None = None,
 ) -> FinetuneResult:
@@ -652,55 +989,23 @@ def finetune(
     """
     started = time.perf_counter()
     args = args or FinetuneArguments()
-    say = (lambda message: None) if quiet else console.print
     silence_library_logs()
     warnings: list[str] = []
 
     if name is not None and (not name.strip() or Path(name).name != name or name in (".", "..")):
         raise RsError(f"--name {name!r} must be a plain folder name (no / or ..); use --output for another place.")
-    is_tfidf = base_name.lower() == TFIDF
     # What can fail without reading the data fails first: the base (offline, a folder that does not exist),
     # the data file's name, the output folder. Reading and normalizing a large file takes minutes.
-    base = None if is_tfidf else resolve_base(base_name, base_revision)
+    trainer: ClassifierTrainer
+    if base_name.lower() == TFIDF:
+        trainer = TfidfTrainer(args, reporter)
+    else:
+        trainer = TransformerTrainer(resolve_base(base_name, base_revision), args, device, reporter, on_step)
     data_path = training_data_path(data_path, processed_dir)
     if label_options and isinstance(label_options.rating_bins, str):
         RatingBins.parse(label_options.rating_bins, label_options.rating_scale or 10)  # its spelling, at once
-    base_files = None if is_tfidf else load_base_tokenizer_and_config(base)
-    base_part = TFIDF if is_tfidf else (base.alias or Path(base.source).name)
-    default_checkpoint = looked = None
-    name_given = name is not None or output_dir is not None
-    if not is_tfidf and not name_given:
-        default_checkpoint = _default_named_checkpoint(Path(models_dir), base_part, data_path)
-    if default_checkpoint is not None and resume:
-        output_dir = default_checkpoint.with_name(default_checkpoint.name.removesuffix(CHECKPOINT_SUFFIX))
-    name = name or default_model_name(base_part, data_path)
-    output_dir = Path(output_dir) if output_dir else Path(models_dir) / name
-    checkpoint_dir = (
-        None if is_tfidf else (default_checkpoint if default_checkpoint is not None else checkpoint_dir_for(output_dir))
-    )
-    if is_tfidf:
-        if resume:
-            say("The TF-IDF baseline trains in seconds and keeps no checkpoint: --resume trains it again.")
-    elif recover_checkpoint(checkpoint_dir):
-        if not (resume or force):
-            raise RsError(
-                f"An interrupted run left a checkpoint in {checkpoint_dir}. Pass --resume to continue it "
-                "(with the same options), or --force to start over and delete it."
-            )
-        if not resume:
-            delete_checkpoint(checkpoint_dir)
-            checkpoint_dir = checkpoint_dir_for(output_dir)
-    elif resume:
-        looked = (
-            checkpoint_dir
-            if default_checkpoint is not None or name_given
-            else Path(models_dir) / (_default_name_prefix(base_part, data_path) + "*" + CHECKPOINT_SUFFIX)
-        )
-        resume = False
-    if output_dir.exists() and not force:
-        raise RsError(f"{output_dir} already exists. Pass --name with another name, or --force to replace it.")
-    if looked is not None:
-        say(f"No checkpoint to resume ({looked}): starting from the beginning.")
+    trainer.load_base()
+    output_dir = trainer.place(output_dir, name, Path(models_dir), data_path, resume, force)
 
     data = load_training_data(
         data_path,
@@ -709,44 +1014,66 @@ def finetune(
         processed_dir=processed_dir,
         encoding=encoding,
         sheet=sheet,
-        say=say,
+        reporter=reporter,
     )
     label_names = sort_labels(data.labels)
     if len(label_names) < 2:
         found = f"only {label_names[0]!r}" if label_names else "no labeled rows"
         raise RsError(f"Training needs at least two classes; {data.path} has {found} ({data.label_source}).")
-    train_rows, validation_rows = stratified_split(data.labels, args.validation_fraction, args.seed)
-    if len(validation_rows) < 30:
+    split = stratified_split(data.labels, args.validation_fraction, args.seed)
+    if len(split[1]) < 30:
         warnings.append(
-            f"Only {len(validation_rows)} reviews are held out for validation: the reported scores"
-            f"{'' if is_tfidf else ' and the choice of the best epoch'} are noisy. More labeled data (or "
-            "--validation-fraction) helps."
+            f"Only {len(split[1])} reviews are held out for validation: the reported scores"
+            f"{' and the choice of the best epoch' if trainer.picks_an_epoch else ''} are noisy. More labeled data "
+            "(or --validation-fraction) helps."
         )
     counts = ", ".join(f"{label} {data.labels.count(label):,}" for label in label_names)
-    say(
+    reporter.message(
         f"{len(data.texts):,} labeled reviews ({counts}); skipped: {data.unlabeled_note}, "
         f"{data.rows_empty_text} with empty text"
     )
 
-    split = (train_rows, validation_rows)
-    if is_tfidf:
-        trained = _fit_tfidf(data, label_names, split, args, warnings, say)
-    else:
-        try:
-            trained = _fine_tune_transformer(
-                data, label_names, split, base, base_files, args, device, warnings, say, checkpoint_dir, resume, on_step
-            )
-        except Interrupted:
-            raise
-        except KeyboardInterrupt:  # before training started: a checkpoint being resumed is still there
-            if not resume:
-                raise
-            raise Interrupted(
-                f"Stopped before training resumed; the checkpoint in {checkpoint_dir} is kept. To continue, "
-                f"{RESUME_HINT}."
-            ) from None
+    with interrupted_as(trainer.interrupted_before()):
+        trainer.check(warnings)
+        for warning in warnings:
+            reporter.warning(warning)
+        trainer.prepare(data, label_names)
+        reporter.message(trainer.describe(label_names, split))
+        fitted = trainer.fit(data, label_names, split)
 
-    data_info = {
+    data_info = _data_info(data, label_names, split, fitted.truncated)
+    best = fitted.best
+    metrics = {
+        "best_epoch": best.epoch,
+        "accuracy": best.accuracy,
+        "macro_f1": best.macro_f1,
+        "selected_on": "validation macro-F1",
+        "history": fitted.history,
+    }
+    seconds = round(time.perf_counter() - started, 1)
+    meta = {
+        "name": output_dir.name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": "review-sentiment",
+        "model_type": trainer.model_type,
+        "labels": label_names,
+        "normalization": data.recipe.to_dict(),
+        **trainer.metadata(),
+        "data": data_info,
+        "metrics": metrics,
+        "train_seconds": seconds,
+        "warnings": warnings,
+        "library_versions": library_versions(),
+    }
+    with interrupted_as(trainer.interrupted_saving()):
+        save_model_folder(trainer.write, meta, output_dir, force=force)
+    trainer.finish()
+    return FinetuneResult(output_dir, label_names, best.epoch, metrics, fitted.history, data_info, warnings, seconds)
+
+
+def _data_info(data: TrainingData, label_names: list[str], split: tuple[list[int], list[int]], truncated: int) -> dict:
+    """The data part of rs_meta.json."""
+    return {
         "path": str(data.path),
         "fingerprint": data.fingerprint(),
         "text_column": data.text_column,
@@ -758,177 +1085,8 @@ def finetune(
         "rows_used": len(data.texts),
         "rows_unlabeled": data.rows_unlabeled,
         "rows_empty_text": data.rows_empty_text,
-        "rows_train": len(train_rows),
-        "rows_validation": len(validation_rows),
+        "rows_train": len(split[0]),
+        "rows_validation": len(split[1]),
         "label_counts": {label: data.labels.count(label) for label in label_names},
-        "truncated": trained.truncated,
+        "truncated": truncated,
     }
-    best = trained.best
-    metrics = {
-        "best_epoch": best["epoch"],
-        "accuracy": best["accuracy"],
-        "macro_f1": best["macro_f1"],
-        "selected_on": "validation macro-F1",
-        "history": trained.history,
-    }
-    seconds = round(time.perf_counter() - started, 1)
-    meta = {
-        "name": output_dir.name,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": "review-sentiment",
-        "model_type": TFIDF if is_tfidf else TRANSFORMER,
-        "labels": label_names,
-        "normalization": data.recipe.to_dict(),
-        **trained.meta,
-        "data": data_info,
-        "metrics": metrics,
-        "train_seconds": seconds,
-        "warnings": warnings,
-        "library_versions": library_versions(),
-    }
-    try:
-        save_model_folder(trained.write, meta, output_dir, force=force)
-    except KeyboardInterrupt:
-        if is_tfidf:
-            raise
-        raise Interrupted(
-            f"Stopped while saving the model; training had finished and its checkpoint in {checkpoint_dir} is "
-            f"kept. To write the model, {RESUME_HINT}."
-        ) from None
-    if not is_tfidf:
-        delete_checkpoint(checkpoint_dir)
-    return FinetuneResult(
-        output_dir, label_names, best["epoch"], metrics, trained.history, data_info, warnings, seconds
-    )
-
-
-@dataclass
-class _Trained:
-    write: Callable[[Path], dict | None]  # writes the model files into a folder
-    meta: dict  # model-specific metadata: base, max length, device...
-    history: list[dict]
-    best: dict
-    truncated: int = 0
-
-
-def _fine_tune_transformer(
-    data, label_names, split, base, base_files, args, device, warnings, say, checkpoint_dir, resume, on_step
-) -> _Trained:
-    import torch
-    from transformers import set_seed
-
-    train_rows, validation_rows = split
-    tokenizer, config = base_files
-    expected = expected_vocab_size(base)
-    if expected and config.vocab_size != expected:
-        warnings.append(
-            f"{base.source} has vocabulary {config.vocab_size}, expected {expected} for --base "
-            f"{base.alias}: check the revision."
-        )
-    max_length = clamp_max_length(args.max_length, tokenizer, config, warnings)
-    for warning in warnings:
-        say(f"[yellow]Warning:[/] {warning}")
-    device = pick_device(device)
-    precision = _precision(device)
-    checkpoint = TrainingCheckpoint(
-        checkpoint_dir,
-        {
-            "data": data.fingerprint(),
-            "labels": label_names,
-            "training_args": args.to_dict(),
-            "base": {"source": base.source, "revision": base.revision, "commit": getattr(config, "_commit_hash", None)},
-            "max_length": max_length,
-            "device": torch.device(device).type,
-            "precision": str(precision).removeprefix("torch.") if precision else "fp32",
-        },
-        resume,
-    )
-    if resume:
-        checkpoint.read()  # a mismatch fails before the weights are loaded
-
-    set_seed(args.seed)  # before the classifier head is initialized
-    label_ids = {label: i for i, label in enumerate(label_names)}
-    model = load_base_weights(
-        base, num_labels=len(label_names), id2label=dict(enumerate(label_names)), label2id=label_ids
-    )
-    model.config.problem_type = "single_label_classification"
-    use_fast_attention(model, device)
-    model.to(device)
-
-    encoded = tokenizer(data.texts, truncation=True, max_length=max_length)["input_ids"]
-    targets = [label_ids[label] for label in data.labels]
-    say(
-        f"Base: {base.source}{' @ ' + base.revision if base.revision else ''} · labels {label_names} · "
-        f"train {len(train_rows)} / validation {len(validation_rows)} · max length {max_length} · {device}"
-    )
-    history, best = train_classifier(
-        model,
-        encoded,
-        targets,
-        train_rows,
-        validation_rows,
-        label_names,
-        args,
-        device,
-        tokenizer.pad_token_id,
-        say,
-        checkpoint=checkpoint,
-        on_step=on_step,
-    )
-    model.load_state_dict(best.pop("state"))
-    model.to("cpu")
-    meta = {
-        "max_length": max_length,
-        "base": {
-            **base.to_dict(),
-            "commit": getattr(config, "_commit_hash", None),
-            "vocab_size": config.vocab_size,
-            "model_type": config.model_type,
-        },
-        "training_args": args.to_dict(),
-        "device": device,
-        "resumed": checkpoint.resumes,
-    }
-    truncated = sum(len(ids) >= max_length for ids in encoded)
-    return _Trained(save_transformer(model, tokenizer), meta, history, best, truncated)
-
-
-def _fit_tfidf(data, label_names, split, args, warnings, say) -> _Trained:
-    from review_sentiment.baseline import WEIGHTS_FILE, TfidfClassifier, TfidfSettings
-    from review_sentiment.baseline import weights_digest as file_digest
-
-    train_rows, validation_rows = split
-    for warning in warnings:
-        say(f"[yellow]Warning:[/] {warning}")
-    say(
-        f"Base: TF-IDF + logistic regression · labels {label_names} · train {len(train_rows)} / "
-        f"validation {len(validation_rows)}"
-    )
-    settings = TfidfSettings()
-    fit_started = time.perf_counter()
-    classifier = TfidfClassifier.fit(
-        [data.texts[i] for i in train_rows], [data.labels[i] for i in train_rows], label_names, settings
-    )
-    fit_seconds = time.perf_counter() - fit_started
-    probabilities = classifier.predict_proba([data.texts[i] for i in validation_rows])
-    scores = _scores(
-        [label_names.index(data.labels[i]) for i in validation_rows], probabilities.argmax(axis=1).tolist(), label_names
-    )
-    say(f"Fitted in {fit_seconds:.1f}s")
-    history = [{**scores, "fit_seconds": round(fit_seconds, 1)}]  # one fit: no epochs
-
-    def write(folder: Path) -> dict:
-        classifier.save(folder)
-        return {"weights_sha256": file_digest(folder / WEIGHTS_FILE)}
-
-    meta = {
-        "base": {"name": TFIDF, "source": "TF-IDF (char_wb + word n-grams) + logistic regression"},
-        "training_args": {
-            "tfidf": settings.to_dict(),
-            "validation_fraction": args.validation_fraction,
-            "seed": args.seed,
-        },
-        "features": {"char": len(classifier.char.vocabulary_), "word": len(classifier.word.vocabulary_)},
-        "device": "cpu",
-    }
-    return _Trained(write, meta, history, {"epoch": None, **scores})

@@ -55,7 +55,6 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 
 from review_sentiment.errors import RsError
@@ -290,28 +289,17 @@ class ReviewNormalizer:
     def normalize(
         self,
         texts: Iterable[object],
-        description: str | None = None,
         on_progress: Callable[[int], None] | None = None,
-        reporter: Reporter = SILENT,
     ) -> list[str]:
-        """Normalize every text; the result has exactly one string per input, in order.
-
-        With `description`, `reporter` is given a progress count of the reviews done; `on_progress(n)` is called
-        as each batch of n texts is done (for a caller's own progress count).
-        """
+        """Normalize every text; the result has exactly one string per input, in order. `on_progress(n)` is
+        called as each batch of n texts is done (for a caller's progress count)."""
         texts = list(texts)
-        if on_progress is None and (description is None or len(texts) <= _CHUNK_SIZE):
+        if on_progress is None:
             return self._normalize_chunk(texts)
         out: list[str] = []
-        progress = reporter.progress(description, len(texts), info="reviews") if description else nullcontext(None)
-        with progress as task:
-            for start in range(0, len(texts), _CHUNK_SIZE):
-                out.extend(self._normalize_chunk(texts[start : start + _CHUNK_SIZE]))
-                done = min(_CHUNK_SIZE, len(texts) - start)
-                if task:
-                    task.advance(done)
-                if on_progress:
-                    on_progress(done)
+        for start in range(0, len(texts), _CHUNK_SIZE):
+            out.extend(self._normalize_chunk(texts[start : start + _CHUNK_SIZE]))
+            on_progress(min(_CHUNK_SIZE, len(texts) - start))
         return out
 
     def _normalize_chunk(self, texts: list[object]) -> list[str]:
@@ -396,3 +384,9 @@ def split_sentences(texts: list[str]) -> list[list[str]]:
 def normalize_texts(texts: Iterable[object], recipe: NormalizationRecipe | None = None) -> list[str]:
     """Normalize review texts with `recipe` (the default recipe when None)."""
     return ReviewNormalizer(recipe).normalize(texts)
+
+
+def normalize_reviews(recipe: NormalizationRecipe, texts: list, reporter: Reporter = SILENT) -> list[str]:
+    """The texts normalized by `recipe`, counted as "Normalizing" progress."""
+    with reporter.progress("Normalizing", len(texts), info="reviews") as task:
+        return ReviewNormalizer(recipe).normalize(texts, on_progress=task.advance)

@@ -64,11 +64,9 @@ import hashlib
 import json
 import math
 import random
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,27 +74,38 @@ from pathlib import Path
 from review_sentiment.bases import ResolvedBase, load_base_tokenizer_and_config, load_base_weights, resolve_base
 from review_sentiment.checkpoints import (
     RESUME_HINT,
-    STATE_FILE,
-    TENSORS_FILE,
-    InterruptGuard,
-    argument_differences,
-    check_fingerprint,
-    check_format,
+    Checkpoint,
+    FingerprintWords,
+    JsonStateDict,
+    OptimizerState,
+    PretrainedFolder,
+    Stored,
+    StoredValue,
     damaged,
-    join_optimizer_state,
+    default_name,
+    is_default_name,
+    left_a_checkpoint,
+    nothing_to_resume,
     recover_checkpoint,
-    split_optimizer_state,
+    rng_states,
     staging_dir,
-    write_atomically,
-    write_state,
 )
 from review_sentiment.config import PretrainArguments
-from review_sentiment.console import console, progress_bar
-from review_sentiment.errors import Interrupted, RsError
+from review_sentiment.errors import RsError
 from review_sentiment.io import SAMPLE_ROWS, choose_text_column, read_reviews, table_stem
 from review_sentiment.modelstore import MODELS_DIR, library_versions
-from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer
-from review_sentiment.reporting import silence_library_logs
+from review_sentiment.normalize import NormalizationRecipe, normalize_reviews
+from review_sentiment.reporting import SILENT, Reporter, silence_library_logs
+from review_sentiment.training import (
+    Event,
+    StepEnd,
+    StopWords,
+    TrainingEnd,
+    TrainingLoop,
+    before_resume,
+    interrupted_as,
+    while_writing,
+)
 
 PRETRAIN_META = "rs_pretrain.json"
 PRETRAIN_RECIPE_VERSION = 2  # 2: mini samples at temperature 2; 5 % of the reviews held out to measure
@@ -487,7 +496,7 @@ def load_continued_pair(base: ResolvedBase):
     return tokenizer, generator, discriminator
 
 
-# ---------------------------------------------------------------------------------------- the run
+# ---------------------------------------------------------------------------------------- the corpus
 
 
 @dataclass
@@ -509,15 +518,15 @@ def read_corpus(
     recipe: NormalizationRecipe,
     encoding: str | None = None,
     sheet: str | None = None,
-    say: Callable[[str], None] = lambda message: None,
+    reporter: Reporter = SILENT,
 ) -> list[str]:
     """The corpus's non-empty normalized reviews; the text column used is said before normalizing."""
     table = read_reviews(path, encoding, sheet)
     choice = choose_text_column(table.columns, table.head(SAMPLE_ROWS), text_col)
-    say(f"Corpus: {path} — {len(table)} rows · text column {choice.describe()}")
+    reporter.message(f"Corpus: {path} — {len(table)} rows · text column {choice.describe()}")
     for warning in choice.warnings:
-        say(f"[yellow]Warning:[/] {warning}")
-    texts = ReviewNormalizer(recipe).normalize(table[choice.name].tolist(), "Normalizing")
+        reporter.warning(warning)
+    texts = normalize_reviews(recipe, table[choice.name].tolist(), reporter)
     texts = [text for text in texts if text]
     if not texts:
         raise RsError(f"{path} has no non-empty reviews to pretrain on.")
@@ -538,7 +547,7 @@ def _default_name_prefix(args: PretrainArguments, base: ResolvedBase | None, cor
 
 
 def default_pretrain_name(args: PretrainArguments, base: ResolvedBase | None, corpus: Path) -> str:
-    return _default_name_prefix(args, base, corpus) + datetime.now().strftime("%Y%m%d-%H%M%S")
+    return default_name(_default_name_prefix(args, base, corpus))
 
 
 def scratch_learning_rate(config) -> float:
@@ -630,123 +639,59 @@ def _shown(value) -> str:
     return "not given" if value is None else str(value)
 
 
-def _fingerprint_difference(saved: dict, current: dict) -> str:
-    """What differs between a checkpoint's fingerprint and this run's, for the keys of `current`, in words."""
-    differences = []
-    for key, new in current.items():
-        old = saved.get(key)
-        if old == new:
-            continue
-        if key == "corpus":
-            differences.append("the corpus differs (another file, other rows or another --text-col)")
-        elif key == "arguments" and isinstance(old, dict):
-            differences.extend(argument_differences(old, new, _OPTION_NAMES, _shown))
-        elif key == "base":
-            differences.append(
-                f"--base was {old or 'not given (from scratch)'} there, {new or 'not given (from scratch)'} now"
-            )
-        else:
-            differences.append(f"--{key} was {_shown(old)} there, {_shown(new)} now")
-    return "; ".join(differences)
+_FROM_SCRATCH = "not given (from scratch)"
+_FINGERPRINT_WORDS = FingerprintWords(
+    arguments_key="arguments",
+    option_names=_OPTION_NAMES,
+    described={
+        "corpus": lambda old, new: "the corpus differs (another file, other rows or another --text-col)",
+        "base": lambda old, new: f"--base was {old or _FROM_SCRATCH} there, {new or _FROM_SCRATCH} now",
+    },
+    other=lambda key, old, new: f"--{key} was {_shown(old)} there, {_shown(new)} now",
+    shown=_shown,
+    saved_only=False,  # read before the corpus is: its fingerprint is added to this run's later
+)
 
 
-@dataclass
-class PretrainCheckpoint:
-    """The resumable state of a pretraining run, in OUTPUT/checkpoint/ (the module docstring lists the files)."""
+def _refuse_other_recipe(folder: Path, saved: dict) -> None:
+    recipe = saved.get("fingerprint", {}).get("recipe", 1)  # recipe 1 did not record itself
+    if recipe != PRETRAIN_RECIPE_VERSION:
+        raise RsError(
+            f"The checkpoint in {folder} was made by an earlier rs (pretraining recipe {recipe}; this rs "
+            f"trains recipe {PRETRAIN_RECIPE_VERSION}) and cannot be resumed by it; rerun without --resume and "
+            "with --force to start over, or finish it with the rs version that made it."
+        )
 
-    folder: Path
-    fingerprint: dict  # what must match to resume
 
-    def read(self) -> dict:
-        """The checkpoint's training.json, checked against this run's fingerprint (as far as it is known)."""
-        path = self.folder / STATE_FILE
-        if not path.exists() and (self.folder / "state.pt").exists():
-            raise RsError(
-                f"The checkpoint in {self.folder} was made by an earlier rs and cannot be resumed; rerun without "
-                "--resume and with --force to start over."
-            )
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise damaged(self.folder, error) from None
-        check_format(self.folder, saved, CHECKPOINT_FORMAT)
-        self.check(saved)
-        return saved
+def pretrain_checkpoint(output_dir: Path, fingerprint: dict) -> Checkpoint:
+    """The resumable state of a pretraining run, in OUTPUT/checkpoint/ (`_Run.stored` says what it holds)."""
+    return Checkpoint(
+        output_dir / CHECKPOINT_DIR,
+        fingerprint,
+        CHECKPOINT_FORMAT,
+        _FINGERPRINT_WORDS,
+        readme="Checkpoint of an `rs pretrain` run: not a base, use the folder above it.\n"
+        f"To continue an interrupted run, {RESUME_HINT}; to start over, rerun it with --force.\n",
+        older_files=("state.pt",),  # the pickled state of rs before safetensors checkpoints
+        check_older=_refuse_other_recipe,
+    )
 
-    def check(self, saved: dict) -> None:
-        recipe = saved.get("fingerprint", {}).get("recipe", 1)  # recipe 1 did not record itself
-        if recipe != PRETRAIN_RECIPE_VERSION:
-            raise RsError(
-                f"The checkpoint in {self.folder} was made by an earlier rs (pretraining recipe {recipe}; this rs "
-                f"trains recipe {PRETRAIN_RECIPE_VERSION}) and cannot be resumed by it; rerun without --resume and "
-                "with --force to start over, or finish it with the rs version that made it."
-            )
-        check_fingerprint(self.folder, _fingerprint_difference(saved.get("fingerprint", {}), self.fingerprint))
 
-    def save(self, generator, discriminator, tokenizer, optimizer, scheduler, rng, plan: dict, state: dict) -> None:
-        """Write the checkpoint into a hidden sibling, then swap it in for the previous one."""
-        import torch
-        from safetensors.torch import save_file
+def load_checkpoint_models(folder: Path):
+    """The tokenizer, generator and discriminator saved in a checkpoint (safetensors only)."""
+    from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
 
-        with write_atomically(self.folder) as staging:
-            discriminator.save_pretrained(staging / DISCRIMINATOR_DIR)
-            generator.save_pretrained(staging / GENERATOR_DIR)
-            tokenizer.save_pretrained(staging)
-            tensors = {"rng.torch": torch.get_rng_state(), "rng.masking": rng.get_state()}
-            if rng.device.type == "cuda":  # dropout on the GPU draws from the device's own generator
-                tensors["rng.cuda"] = torch.cuda.get_rng_state(rng.device)
-            optimizer_tensors, optimizer_state = split_optimizer_state(optimizer.state_dict())
-            save_file({**tensors, **optimizer_tensors}, str(staging / TENSORS_FILE))
-            payload = {
-                "state": {**state, "window": [asdict(result) for result in state["window"]]},
-                "plan": plan,
-                "scheduler": scheduler.state_dict(),
-                "optimizer": optimizer_state,
-            }
-            write_state(staging, CHECKPOINT_FORMAT, self.fingerprint, payload)
-            (staging / "README.txt").write_text(
-                "Checkpoint of an `rs pretrain` run: not a base, use the folder above it.\n"
-                f"To continue an interrupted run, {RESUME_HINT}; to start over, rerun it with --force.\n",
-                encoding="utf-8",
-            )
-
-    def load_models(self):
-        """The tokenizer, generator and discriminator saved in the checkpoint (safetensors only)."""
-        from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
-
-        options = {"local_files_only": True, "trust_remote_code": False}
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(self.folder, **options)
-            discriminator = ElectraForPreTraining.from_pretrained(
-                self.folder / DISCRIMINATOR_DIR, use_safetensors=True, **options
-            )
-            generator = ElectraForMaskedLM.from_pretrained(self.folder / GENERATOR_DIR, use_safetensors=True, **options)
-        except (OSError, ValueError) as error:
-            raise damaged(self.folder, error) from None
-        tie_embeddings(generator, discriminator)
-        return tokenizer, generator, discriminator
-
-    def restore(self, saved: dict, optimizer, scheduler, rng, plan: dict, state: dict) -> None:
-        """Load the optimizer, scheduler, plan, run state and RNG states of the checkpoint into this run's."""
-        import torch
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            tensors = load_file(str(self.folder / TENSORS_FILE))
-            optimizer.load_state_dict(join_optimizer_state(tensors, saved["optimizer"]))
-            plan.update(saved["plan"])
-            scheduler.load_state_dict(saved["scheduler"])
-            rng.set_state(tensors["rng.masking"])
-            torch.set_rng_state(tensors["rng.torch"])
-            if "rng.cuda" in tensors:
-                torch.cuda.set_rng_state(tensors["rng.cuda"], rng.device)
-            restored = upgraded_state(saved["state"])
-            restored["window"] = [StepResult(**result) for result in restored["window"]]
-        except (OSError, RuntimeError, KeyError, ValueError, TypeError, SafetensorError) as error:
-            raise damaged(self.folder, error) from None
-        state.update(restored)
-        state["resumes"] += 1
+    options = {"local_files_only": True, "trust_remote_code": False}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, **options)
+        discriminator = ElectraForPreTraining.from_pretrained(
+            folder / DISCRIMINATOR_DIR, use_safetensors=True, **options
+        )
+        generator = ElectraForMaskedLM.from_pretrained(folder / GENERATOR_DIR, use_safetensors=True, **options)
+    except (OSError, ValueError) as error:
+        raise damaged(folder, error) from None
+    tie_embeddings(generator, discriminator)
+    return tokenizer, generator, discriminator
 
 
 def upgraded_state(saved_state: dict) -> dict:
@@ -766,11 +711,10 @@ def _interrupted_default_run(models_dir: Path, prefix: str) -> Path | None:
     finish, so that rerunning the same command with --resume finds it although the time in the name has moved on."""
     if not models_dir.is_dir():
         return None
-    stamp = re.compile(re.escape(prefix) + r"\d{8}-\d{6}")
     found = [
         folder
         for folder in models_dir.iterdir()
-        if stamp.fullmatch(folder.name)
+        if is_default_name(folder.name, prefix)
         and folder.is_dir()
         and not (folder / PRETRAIN_META).exists()
         and _has_checkpoint(folder / CHECKPOINT_DIR)
@@ -778,87 +722,44 @@ def _interrupted_default_run(models_dir: Path, prefix: str) -> Path | None:
     return max(found, key=lambda folder: folder.name, default=None)
 
 
-@contextmanager
-def _interrupted_as(message: str | None) -> Iterator[None]:
-    """Turn a Ctrl-C in the block into Interrupted(message): what was kept and how to continue."""
-    try:
-        yield
-    except Interrupted:
-        raise
-    except KeyboardInterrupt:
-        if message is None:
-            raise
-        raise Interrupted(message) from None
+@dataclass
+class _Place:
+    """Where a run writes, and whether it resumes a checkpoint there."""
+
+    output_dir: Path
+    checkpoint: Checkpoint
+    resume: bool
+    stale: Path | None  # an unfinished default-named run that --force discards
 
 
-# ---------------------------------------------------------------------------------------- the run
-
-
-def pretrain(
-    corpus_path: str | Path,
-    args: PretrainArguments | None = None,
-    *,
-    base_name: str | None = None,
-    output_dir: str | Path | None = None,
-    models_dir: str | Path = MODELS_DIR,
-    text_col: str | None = None,
-    resume: bool = False,
-    force: bool = False,
-    device: str | None = None,
-    encoding: str | None = None,
-    sheet: str | None = None,
-    quiet: bool = False,
-    on_step: Callable[[int, StepResult], None] | None = None,
-) -> PretrainResult:
-    """Pretrain an ELECTRA discriminator by replaced-token detection; from scratch or from `base_name`.
-
-    A checkpoint is kept in `OUTPUT/checkpoint/` (see the module docstring). `resume` continues it (without
-    `output_dir`: the newest unfinished default-named run of this size or base and corpus), or starts from the
-    beginning, with a note, when there is none; `force` starts over. Ctrl-C raises Interrupted, a
-    KeyboardInterrupt whose message says what was kept and how to continue. `on_step(step, result)` is called
-    after every completed step (tests use it to interrupt a run at a known point).
-    """
-    import torch
-    from transformers import set_seed
-
-    from review_sentiment.inference import pick_device, use_fast_attention
-    from review_sentiment.vocab import train_wordpiece_vocab
-
-    started = time.perf_counter()
-    args = args or PretrainArguments()
-    say = (lambda message: None) if quiet else console.print
-    silence_library_logs()
-    corpus_path = Path(corpus_path)
-    recipe = NormalizationRecipe()
-    base = resolve_base(base_name) if base_name else None
-    device = pick_device(device)
-    if args.sampling_temperature is None:  # resolved first: the resume fingerprint and rs_pretrain.json hold it
-        if base is None:
-            temperature = args.model_size.sampling_temperature
-        else:
-            temperature = 1.0 if has_generator(base) else NEW_GENERATOR_TEMPERATURE
-        args = dataclasses.replace(args, sampling_temperature=temperature)
-
-    # Where to write, and whether there is a checkpoint to resume.
+def _where_to_write(
+    corpus_path: Path,
+    args: PretrainArguments,
+    base: ResolvedBase | None,
+    device: str,
+    output_dir: str | Path | None,
+    models_dir: str | Path,
+    resume: bool,
+    force: bool,
+    reporter: Reporter,
+) -> _Place:
+    """The output folder and its checkpoint; refuses to start over on a run without --force."""
     looked = None  # where --resume looked for a checkpoint in vain
-    stale = None  # an unfinished default-named run that --force discards
+    stale = None
     if output_dir is None:
         prefix = _default_name_prefix(args, base, corpus_path)
         interrupted = _interrupted_default_run(Path(models_dir), prefix)
         if interrupted is not None and resume:
             output_dir = interrupted
         elif interrupted is not None and not force:
-            raise RsError(
-                f"An interrupted run left a checkpoint in {interrupted / CHECKPOINT_DIR}. Pass --resume to continue "
-                "it (with the same options), or --force to start over and delete it."
-            )
+            raise left_a_checkpoint(interrupted / CHECKPOINT_DIR)
         else:
             stale = interrupted
             if resume:
                 looked = Path(models_dir) / (prefix + "*") / CHECKPOINT_DIR
             output_dir = Path(models_dir) / default_pretrain_name(args, base, corpus_path)
     output_dir = Path(output_dir)
-    checkpoint = PretrainCheckpoint(output_dir / CHECKPOINT_DIR, resume_fingerprint(args, base, device))
+    checkpoint = pretrain_checkpoint(output_dir, resume_fingerprint(args, base, device))
     has_checkpoint = recover_checkpoint(checkpoint.folder)
     if resume and not has_checkpoint:
         looked = looked or checkpoint.folder
@@ -875,285 +776,468 @@ def pretrain(
                 "(--resume would only write the same outputs again)."
             )
         if has_checkpoint:
-            raise RsError(
-                f"An interrupted run left a checkpoint in {checkpoint.folder}. Pass --resume to continue it (with "
-                "the same options), or --force to start over and delete it."
-            )
+            raise left_a_checkpoint(checkpoint.folder)
         raise RsError(f"{output_dir} already exists. Pass --name with another name, or --force to start over in it.")
     if looked is not None:
-        say(f"No checkpoint to resume ({looked}): starting from the beginning.")
-    saved = checkpoint.read() if resume else None  # other arguments fail before the corpus is read
+        reporter.message(nothing_to_resume(looked))
+    return _Place(output_dir, checkpoint, resume, stale)
 
-    kept = (
-        f"Stopped before training resumed; the checkpoint in {checkpoint.folder} is kept. To continue, {RESUME_HINT}."
-    )
-    with _interrupted_as(kept if resume else None):
-        set_seed(args.seed)
-        if base is not None and not resume:  # before the corpus work, so a missing checkpoint fails fast
-            tokenizer, generator, discriminator = load_continued_pair(base)
-        texts = read_corpus(corpus_path, text_col, recipe, encoding, sheet, say)
-        fingerprint = corpus_fingerprint(texts)
-        checkpoint.fingerprint["corpus"] = fingerprint
-        if resume:
-            checkpoint.check(saved)
-            tokenizer, generator, discriminator = checkpoint.load_models()
-        elif base is None:
-            from transformers import ElectraTokenizer
 
-            vocab = train_wordpiece_vocab(texts, args.vocab_size or args.model_size.vocab_size)
-            tokenizer = ElectraTokenizer(
-                vocab=vocab, do_lower_case=False, strip_accents=False, model_max_length=args.max_length
-            )
-            generator, discriminator = new_electra_pair(tokenizer, args)
-        max_positions = discriminator.config.max_position_embeddings
-        max_length = min(args.max_length, max_positions)
-        if max_length < args.max_length:
-            say(f"[yellow]Warning:[/] --max-length {args.max_length} exceeds the model's {max_positions} positions.")
+# ---------------------------------------------------------------------------------------- the run
 
-        token_lists = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        random.Random(args.seed).shuffle(token_lists)
-        training_lists, held_out = split_held_out(token_lists)
-        sequences = pack_sequences(training_lists, max_length, tokenizer.cls_token_id, tokenizer.sep_token_id)
-        steps_per_epoch = math.ceil(len(sequences) / args.batch_size)
-        budgets = [args.max_steps]
-        if args.epochs is not None or not (args.max_steps or args.max_minutes):
-            budgets.append(math.ceil(steps_per_epoch * (args.epochs or 1.0)))
-        # With only --max-minutes, the plan is refined from the measured speed after a few steps.
-        planned = min((b for b in budgets if b), default=_UNPLANNED)
 
-        for model in (generator, discriminator):
-            use_fast_attention(model, device)
-            model.to(device)
-        learning_rate = args.learning_rate or (
-            CONTINUED_LR_FACTOR * scratch_learning_rate(discriminator.config) if base else args.model_size.learning_rate
+@dataclass
+class SchedulePlan:
+    """The learning-rate schedule's plan: warmup, then linear decay to zero at `total` steps."""
+
+    total: int  # planned steps (_UNPLANNED with only --max-minutes, until the speed is measured)
+    warmup: int
+    cap: int  # the most steps the other budgets allow
+
+
+@dataclass
+class PretrainState:
+    """What changes during pretraining besides the models, optimizer, scheduler, plan and RNGs; "state" in
+    training.json."""
+
+    step: int = 0
+    tokens_seen: int = 0
+    padded: int = 0
+    slots: int = 0
+    train_seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    window: list[StepResult] = field(default_factory=list)  # the steps since the last history entry
+    calibrations: int = 0  # how many of CALIBRATION_STEPS have planned the schedule to fit the time budget
+    calibration_step: int = 0  # the step of the latest calibration, and the training time then
+    calibration_seconds: float = 0.0
+    stopped_by: str | None = None  # set when the time budget ends training
+    resumes: int = 0
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> PretrainState:
+        """The state a checkpoint's training.json holds (an older checkpoint's too: `upgraded_state`)."""
+        restored = upgraded_state(saved)
+        restored["window"] = [StepResult(**result) for result in restored["window"]]
+        return cls(**restored)
+
+
+@dataclass
+class _Run:
+    """A pretraining run once set up: the corpus, the models, what trains them and what changes."""
+
+    args: PretrainArguments
+    device: str
+    base: ResolvedBase | None
+    corpus_path: Path
+    recipe: NormalizationRecipe
+    reviews: int
+    fingerprint: str
+    tokens: int  # of all reviews, held-out ones included
+    training_tokens: int
+    sequences: list[list[int]]
+    held_out: list[list[int]]
+    max_length: int
+    tokenizer: object
+    generator: object
+    discriminator: object
+    learning_rate: float
+    optimizer: object
+    parameters: list  # clipped together
+    scheduler: object
+    rng: object  # masks and samples
+    special_ids: object
+    plan: SchedulePlan
+    budget_seconds: float | None
+    state: PretrainState = field(default_factory=PretrainState)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.sequences) / self.args.batch_size)
+
+    @property
+    def finished(self) -> bool:
+        return self.state.step >= self.plan.total or bool(self.state.stopped_by)
+
+    def of_total(self) -> str:
+        return f" of {self.plan.total}" if self.plan.total < _UNPLANNED else ""
+
+    def stored(self) -> list[Stored]:
+        """What a checkpoint holds (the module docstring lists the files)."""
+        return [
+            PretrainedFolder(DISCRIMINATOR_DIR, self.discriminator),
+            PretrainedFolder(GENERATOR_DIR, self.generator),
+            PretrainedFolder("", self.tokenizer),
+            # dropout on a GPU draws from the generator of the device that masks and samples
+            *rng_states(str(self.rng.device), {"rng.masking": self.rng}),
+            OptimizerState("optimizer", self.optimizer),
+            JsonStateDict("scheduler", self.scheduler),
+            StoredValue("plan", lambda: asdict(self.plan), lambda saved: vars(self.plan).update(saved)),
+            StoredValue("state", lambda: asdict(self.state), self._restore_state),
+        ]
+
+    def _restore_state(self, saved: dict) -> None:
+        self.state = PretrainState.from_saved(saved)
+        self.state.resumes += 1
+
+    def train_step(self, rows: list[int]) -> StepResult:
+        """One optimizer step on the packed sequences `rows`."""
+        import torch
+
+        batch = PackedBatch.from_sequences(
+            [self.sequences[r] for r in rows], self.tokenizer.pad_token_id, self.tokenizer.cls_token_id
         )
-        optimizer, parameters = rtd_optimizer(generator, discriminator, learning_rate, args.weight_decay)
-        plan = {"total": planned, "warmup": max(1, int(planned * args.warmup_ratio)), "cap": planned}
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: _schedule(step, plan["warmup"], plan["total"])
+        step_started = time.perf_counter()
+        loss, result = rtd_step(
+            self.generator,
+            self.discriminator,
+            batch.to(self.device),
+            self.special_ids,
+            self.tokenizer.mask_token_id,
+            self.args,
+            self.rng,
         )
-        rng = torch.Generator(device=device).manual_seed(args.seed)
-        special_ids = torch.tensor(tokenizer.all_special_ids, device=device)
-        budget_seconds = args.max_minutes * 60 if args.max_minutes else None
-        # Everything that changes during training is in `state`, `plan`, the models, optimizer, scheduler and RNGs.
-        state = {
-            "step": 0,
-            "tokens_seen": 0,
-            "padded": 0,
-            "slots": 0,
-            "train_seconds": 0.0,
-            "history": [],
-            "window": [],  # the steps since the last history entry
-            "calibrations": 0,  # how many of CALIBRATION_STEPS have planned the schedule to fit the time budget
-            "calibration_step": 0,  # the step of the latest calibration, and the training time then
-            "calibration_seconds": 0.0,
-            "stopped_by": None,  # set when the time budget ends training
-            "resumes": 0,
-        }
-        if resume:
-            checkpoint.restore(saved, optimizer, scheduler, rng, plan, state)
-            of_total = f" of {plan['total']}" if plan["total"] < _UNPLANNED else ""
-            finished = " (training had finished: writing the outputs)" if state["step"] >= plan["total"] else ""
-            say(f"Resuming {output_dir} at step {state['step']}{of_total}{finished}")
-        else:
-            for folder in (stale, output_dir if force else None):
-                if folder is not None and folder.exists():
-                    shutil.rmtree(folder)
-        say(
-            f"Corpus: {corpus_path} — {len(texts)} reviews, {sum(map(len, training_lists))} tokens packed into "
-            f"{len(sequences)} sequences of ≤{max_length} ({len(held_out)} reviews held out) · "
-            f"vocabulary {len(tokenizer)} · "
-            f"{'continuing ' + base.source if base else 'from scratch, size ' + args.size} · "
-            f"lr {learning_rate:g} · {device}"
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.parameters, 1.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        state = self.state
+        state.step += 1
+        state.tokens_seen += result.tokens
+        state.padded += batch.input_ids.numel() - result.tokens
+        state.slots += batch.input_ids.numel()
+        state.train_seconds += time.perf_counter() - step_started
+        state.window.append(result)
+        return result
+
+    def calibrate(self) -> int | None:
+        """With a time budget, at each of CALIBRATION_STEPS: plan the schedule to end when the budget does, from
+        the speed since the last plan. Returns the new total, or None where the plan stays."""
+        state, plan = self.state, self.plan
+        if not (
+            self.budget_seconds
+            and state.calibrations < len(CALIBRATION_STEPS)
+            and state.step >= CALIBRATION_STEPS[state.calibrations]
+        ):
+            return None
+        planned = steps_for_budget(
+            state.step, state.train_seconds, state.calibration_step, state.calibration_seconds, self.budget_seconds
         )
+        plan.total = min(plan.cap, planned)
+        if state.step < plan.warmup:  # past warmup the decay only stretches
+            plan.warmup = max(1, int(plan.total * self.args.warmup_ratio))
+        state.calibration_step, state.calibration_seconds = state.step, state.train_seconds
+        state.calibrations += 1
+        return plan.total
 
-    last_checkpoint = time.perf_counter()
-    order_epoch, order = -1, None
-    guard = InterruptGuard(say)
-    saved_at = state["step"] if resume else None  # the step of the last checkpoint
-    consistent = True  # whether the models, optimizer, RNGs, plan and `state` describe one moment of training
-    unsaved = False  # whether that moment is newer than the last checkpoint
-    saving = False  # whether a checkpoint is being written
-    current = None  # the step under way while not consistent (None: the end of training)
-
-    def summarize() -> dict:
+    def summarize(self) -> dict:
         """The history entry of the steps since the last one; with the held-out measures every MEASURE_EVERY
         steps and at the end."""
-        entry = _summarize(state["step"], state["window"])
-        ending = state["step"] >= plan["total"] or state["stopped_by"]
-        if held_out and (state["step"] % MEASURE_EVERY == 0 or ending):
-            entry.update(replacement_measures(generator, discriminator, held_out, tokenizer, max_length, args.seed))
+        entry = _summarize(self.state.step, self.state.window)
+        if self.held_out and (self.state.step % MEASURE_EVERY == 0 or self.finished):
+            entry.update(
+                replacement_measures(
+                    self.generator, self.discriminator, self.held_out, self.tokenizer, self.max_length, self.args.seed
+                )
+            )
         return entry
 
-    def save() -> None:
-        nonlocal saved_at, unsaved, saving, last_checkpoint
-        saving = True
-        checkpoint.save(generator, discriminator, tokenizer, optimizer, scheduler, rng, plan, state)
-        saving = False
-        saved_at, unsaved, last_checkpoint = state["step"], False, time.perf_counter()
 
-    discriminator.train()
-    generator.train()
-    try:
-        with guard.installed(), progress_bar() as progress:
-            task = progress.add_task(
-                "Pretraining", total=plan["total"], completed=state["step"], info="", start=state["step"]
-            )
-            while state["step"] < plan["total"] and not state["stopped_by"]:
-                with guard.hold():  # Ctrl-C waits for the end of the step
-                    current, consistent = state["step"] + 1, False
-                    epoch, position = divmod(state["step"], steps_per_epoch)
-                    if epoch != order_epoch:  # each epoch visits the sequences in its own seeded order
-                        seeded = torch.Generator().manual_seed(args.seed + epoch)
-                        order, order_epoch = torch.randperm(len(sequences), generator=seeded), epoch
-                    rows = order[position * args.batch_size : (position + 1) * args.batch_size].tolist()
-                    batch = PackedBatch.from_sequences(
-                        [sequences[r] for r in rows], tokenizer.pad_token_id, tokenizer.cls_token_id
-                    )
-                    step_started = time.perf_counter()
-                    loss, result = rtd_step(
-                        generator, discriminator, batch.to(device), special_ids, tokenizer.mask_token_id, args, rng
-                    )
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-                    optimizer.step()
-                    scheduler.step()
-                    state["step"] += 1
-                    state["tokens_seen"] += result.tokens
-                    state["padded"] += batch.input_ids.numel() - result.tokens
-                    state["slots"] += batch.input_ids.numel()
-                    state["train_seconds"] += time.perf_counter() - step_started
-                    state["window"].append(result)
-                    calibrations = state["calibrations"]
-                    if (
-                        budget_seconds
-                        and calibrations < len(CALIBRATION_STEPS)
-                        and state["step"] >= CALIBRATION_STEPS[calibrations]
-                    ):
-                        # Plan the schedule to end when the time budget does, from the speed since the last plan.
-                        plan["total"] = steps_for_budget(
-                            state["step"],
-                            state["train_seconds"],
-                            state["calibration_step"],
-                            state["calibration_seconds"],
-                            budget_seconds,
-                        )
-                        plan["total"] = min(plan["cap"], plan["total"])
-                        if state["step"] < plan["warmup"]:  # past warmup the decay only stretches
-                            plan["warmup"] = max(1, int(plan["total"] * args.warmup_ratio))
-                        progress.update(task, total=plan["total"])
-                        state["calibration_step"], state["calibration_seconds"] = state["step"], state["train_seconds"]
-                        state["calibrations"] += 1
-                    if budget_seconds and state["train_seconds"] >= budget_seconds:
-                        state["stopped_by"] = "time budget"
-                    if state["step"] % HISTORY_EVERY == 0 or state["step"] == plan["total"] or state["stopped_by"]:
-                        state["history"].append(summarize())
-                        state["window"] = []
-                    consistent = unsaved = True
-                    progress.update(task, advance=1, info=_progress_info(result, state["history"]))
-                    if on_step:
-                        on_step(state["step"], result)
-                    if time.perf_counter() - last_checkpoint > args.checkpoint_minutes * 60:
-                        save()
-            with guard.hold():
-                if state["window"]:
-                    current, consistent = None, False
-                    state["history"].append(summarize())
-                    state["window"] = []
-                    consistent = unsaved = True
-                if unsaved:
-                    save()
-    except KeyboardInterrupt:
-        if consistent and unsaved and not saving:
-            try:
-                save()
-            except KeyboardInterrupt:
-                pass  # Ctrl-C again: stop at once; the previous checkpoint is kept
-        of_total = f" of {plan['total']}" if plan["total"] < _UNPLANNED else ""
-        if saved_at is not None and saved_at == state["step"] and consistent:
-            done = " (training had finished)" if state["step"] >= plan["total"] or state["stopped_by"] else ""
-            message = (
-                f"Stopped at step {state['step']}{of_total}{done}; checkpoint saved in {checkpoint.folder}. "
-                f"To continue, {RESUME_HINT}."
-            )
-        elif saved_at is not None:
-            if not consistent:
-                where = f"during step {current}{of_total}" if current else "at the end of training"
-            else:
-                where = f"while saving the checkpoint of step {state['step']}{of_total}"
-            message = (
-                f"Stopped {where}; the checkpoint of step {saved_at} in {checkpoint.folder} is kept. To continue "
-                f"from there, {RESUME_HINT}."
-            )
-        else:
-            if output_dir.is_dir() and not any(output_dir.iterdir()):
-                output_dir.rmdir()  # made for the checkpoint that was not saved
-            message = "Stopped before the first checkpoint was saved: nothing to resume. Rerun the same command."
-        raise Interrupted(message) from None
+def _pretrain_steps(run: _Run, loop: TrainingLoop) -> Iterator[Event]:
+    """Pretraining as events: StepEnd after every step, TrainingEnd after the last one is summarized."""
+    import torch
 
-    stopped_by = state["stopped_by"] or "planned steps"
-    tokens_per_second = state["tokens_seen"] / state["train_seconds"] if state["train_seconds"] else 0.0
-    padding_share = state["padded"] / state["slots"] if state["slots"] else 0.0
-    final = state["history"][-1] if state["history"] else {}
-    writing = (
-        f"Stopped while writing the outputs; training had finished and its checkpoint in {checkpoint.folder} is "
-        f"kept. To write them, {RESUME_HINT}."
+    state, args = run.state, run.args
+    order_epoch, order = -1, None
+    run.discriminator.train()
+    run.generator.train()
+    while state.step < run.plan.total and not state.stopped_by:
+        with loop.held():
+            with loop.changing(current=state.step + 1):
+                epoch, position = divmod(state.step, run.steps_per_epoch)
+                if epoch != order_epoch:  # each epoch visits the sequences in its own seeded order
+                    seeded = torch.Generator().manual_seed(args.seed + epoch)
+                    order, order_epoch = torch.randperm(len(run.sequences), generator=seeded), epoch
+                result = run.train_step(order[position * args.batch_size : (position + 1) * args.batch_size].tolist())
+                total = run.calibrate()
+                if run.budget_seconds and state.train_seconds >= run.budget_seconds:
+                    state.stopped_by = "time budget"
+                if state.step % HISTORY_EVERY == 0 or state.step == run.plan.total or state.stopped_by:
+                    state.history.append(run.summarize())
+                    state.window = []
+            yield StepEnd(state.step, _progress_info(result, state.history), total, hook=(state.step, result))
+    with loop.held():
+        if state.window:
+            with loop.changing(current=None):
+                state.history.append(run.summarize())
+                state.window = []
+        yield TrainingEnd()
+
+
+def _load_models(base: ResolvedBase | None, place: _Place, texts: list[str], args: PretrainArguments, continued):
+    """(tokenizer, generator, discriminator): the checkpoint's when resuming, `continued` (loaded from the base),
+    or a new pair on a WordPiece vocabulary trained on the corpus."""
+    if place.resume:
+        return load_checkpoint_models(place.checkpoint.folder)
+    if base is not None:
+        return continued
+    from transformers import ElectraTokenizer
+
+    from review_sentiment.vocab import train_wordpiece_vocab
+
+    vocab = train_wordpiece_vocab(texts, args.vocab_size or args.model_size.vocab_size)
+    tokenizer = ElectraTokenizer(
+        vocab=vocab, do_lower_case=False, strip_accents=False, model_max_length=args.max_length
     )
-    with _interrupted_as(writing):
-        discriminator.to("cpu")
-        generator.to("cpu")
-        discriminator.save_pretrained(output_dir)
-        tokenizer.save_pretrained(output_dir)
-        generator.save_pretrained(output_dir / GENERATOR_DIR)
-        tokenizer.save_pretrained(output_dir / GENERATOR_DIR)
-        meta = {
-            "kind": "electra-rtd",
-            "recipe_version": PRETRAIN_RECIPE_VERSION,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "corpus": {
-                "path": str(corpus_path),
-                "fingerprint": fingerprint,
-                "reviews": len(texts),
-                "tokens": sum(map(len, token_lists)),
-                "sequences": len(sequences),
-                "held_out_reviews": len(held_out),
-            },
-            "normalization": recipe.to_dict(),
-            "base": base.to_dict() if base else None,
-            "arguments": args.to_dict(),
-            "learning_rate": learning_rate,
-            "planned_steps": plan["total"],
-            "steps": state["step"],
-            "stopped_by": stopped_by,
-            "resumed": state["resumes"],
-            "tokens_seen": state["tokens_seen"],
-            "train_seconds": round(state["train_seconds"], 1),
-            "tokens_per_second": round(tokens_per_second, 1),
-            "padding_share": round(padding_share, 4),
-            "final": final,
-            "history": state["history"],
-            "discriminator": {
-                "hidden_size": discriminator.config.hidden_size,
-                "layers": discriminator.config.num_hidden_layers,
-                "vocab_size": discriminator.config.vocab_size,
-            },
-            "generator": {"hidden_size": generator.config.hidden_size},
-            "device": device,
-            "library_versions": library_versions(),
-        }
-        (output_dir / PRETRAIN_META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    return (tokenizer, *new_electra_pair(tokenizer, args))
+
+
+def _planned_steps(args: PretrainArguments, steps_per_epoch: int) -> int:
+    """The steps the budgets allow; with only --max-minutes, the plan is refined from the measured speed."""
+    budgets = [args.max_steps]
+    if args.epochs is not None or not (args.max_steps or args.max_minutes):
+        budgets.append(math.ceil(steps_per_epoch * (args.epochs or 1.0)))
+    return min((b for b in budgets if b), default=_UNPLANNED)
+
+
+def _set_up(
+    corpus_path: Path,
+    args: PretrainArguments,
+    base: ResolvedBase | None,
+    device: str,
+    place: _Place,
+    saved: dict | None,
+    read: Callable[[NormalizationRecipe], list[str]],
+    reporter: Reporter,
+) -> _Run:
+    """Read the corpus, build or load the models, the optimizer, schedule and RNGs (`read` reads the corpus)."""
+    import torch
+    from transformers import set_seed
+
+    from review_sentiment.inference import use_fast_attention
+
+    recipe = NormalizationRecipe()
+    set_seed(args.seed)
+    # a continued base is loaded before the corpus work, so a missing checkpoint fails fast
+    continued = load_continued_pair(base) if base is not None and not place.resume else None
+    texts = read(recipe)
+    fingerprint = corpus_fingerprint(texts)
+    place.checkpoint.fingerprint["corpus"] = fingerprint
+    if place.resume:
+        place.checkpoint.check(saved)
+    tokenizer, generator, discriminator = _load_models(base, place, texts, args, continued)
+    max_positions = discriminator.config.max_position_embeddings
+    max_length = min(args.max_length, max_positions)
+    if max_length < args.max_length:
+        reporter.warning(f"--max-length {args.max_length} exceeds the model's {max_positions} positions.")
+
+    token_lists = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    random.Random(args.seed).shuffle(token_lists)
+    training_lists, held_out = split_held_out(token_lists)
+    sequences = pack_sequences(training_lists, max_length, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    planned = _planned_steps(args, math.ceil(len(sequences) / args.batch_size))
+
+    for model in (generator, discriminator):
+        use_fast_attention(model, device)
+        model.to(device)
+    learning_rate = args.learning_rate or (
+        CONTINUED_LR_FACTOR * scratch_learning_rate(discriminator.config) if base else args.model_size.learning_rate
+    )
+    optimizer, parameters = rtd_optimizer(generator, discriminator, learning_rate, args.weight_decay)
+    plan = SchedulePlan(total=planned, warmup=max(1, int(planned * args.warmup_ratio)), cap=planned)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _schedule(step, plan.warmup, plan.total))
+    return _Run(
+        args=args,
+        device=device,
+        base=base,
+        corpus_path=corpus_path,
+        recipe=recipe,
+        reviews=len(texts),
+        fingerprint=fingerprint,
+        tokens=sum(map(len, token_lists)),
+        training_tokens=sum(map(len, training_lists)),
+        sequences=sequences,
+        held_out=held_out,
+        max_length=max_length,
+        tokenizer=tokenizer,
+        generator=generator,
+        discriminator=discriminator,
+        learning_rate=learning_rate,
+        optimizer=optimizer,
+        parameters=parameters,
+        scheduler=scheduler,
+        rng=torch.Generator(device=device).manual_seed(args.seed),
+        special_ids=torch.tensor(tokenizer.all_special_ids, device=device),
+        plan=plan,
+        budget_seconds=args.max_minutes * 60 if args.max_minutes else None,
+    )
+
+
+def _start(run: _Run, place: _Place, saved: dict | None, force: bool, reporter: Reporter) -> None:
+    """Restore the checkpoint being resumed, or clear what --force discards; say what the run trains."""
+    if place.resume:
+        place.checkpoint.restore(saved, run.stored())
+        finished = " (training had finished: writing the outputs)" if run.state.step >= run.plan.total else ""
+        reporter.message(f"Resuming {place.output_dir} at step {run.state.step}{run.of_total()}{finished}")
+    else:
+        for folder in (place.stale, place.output_dir if force else None):
+            if folder is not None and folder.exists():
+                shutil.rmtree(folder)
+    origin = "continuing " + run.base.source if run.base else "from scratch, size " + run.args.size
+    reporter.message(
+        f"Corpus: {run.corpus_path} — {run.reviews} reviews, {run.training_tokens} tokens packed into "
+        f"{len(run.sequences)} sequences of ≤{run.max_length} ({len(run.held_out)} reviews held out) · "
+        f"vocabulary {len(run.tokenizer)} · {origin} · lr {run.learning_rate:g} · {run.device}"
+    )
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()  # made for the checkpoint that was not saved
+
+
+def _write_outputs(run: _Run, output_dir: Path) -> PretrainResult:
+    """The discriminator, the generator, the tokenizer and rs_pretrain.json; the run's result."""
+    state = run.state
+    stopped_by = state.stopped_by or "planned steps"
+    tokens_per_second = state.tokens_seen / state.train_seconds if state.train_seconds else 0.0
+    padding_share = state.padded / state.slots if state.slots else 0.0
+    final = state.history[-1] if state.history else {}
+    discriminator, generator = run.discriminator.to("cpu"), run.generator.to("cpu")
+    discriminator.save_pretrained(output_dir)
+    run.tokenizer.save_pretrained(output_dir)
+    generator.save_pretrained(output_dir / GENERATOR_DIR)
+    run.tokenizer.save_pretrained(output_dir / GENERATOR_DIR)
+    meta = {
+        "kind": "electra-rtd",
+        "recipe_version": PRETRAIN_RECIPE_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "corpus": {
+            "path": str(run.corpus_path),
+            "fingerprint": run.fingerprint,
+            "reviews": run.reviews,
+            "tokens": run.tokens,
+            "sequences": len(run.sequences),
+            "held_out_reviews": len(run.held_out),
+        },
+        "normalization": run.recipe.to_dict(),
+        "base": run.base.to_dict() if run.base else None,
+        "arguments": run.args.to_dict(),
+        "learning_rate": run.learning_rate,
+        "planned_steps": run.plan.total,
+        "steps": state.step,
+        "stopped_by": stopped_by,
+        "resumed": state.resumes,
+        "tokens_seen": state.tokens_seen,
+        "train_seconds": round(state.train_seconds, 1),
+        "tokens_per_second": round(tokens_per_second, 1),
+        "padding_share": round(padding_share, 4),
+        "final": final,
+        "history": state.history,
+        "discriminator": {
+            "hidden_size": discriminator.config.hidden_size,
+            "layers": discriminator.config.num_hidden_layers,
+            "vocab_size": discriminator.config.vocab_size,
+        },
+        "generator": {"hidden_size": generator.config.hidden_size},
+        "device": run.device,
+        "library_versions": library_versions(),
+    }
+    (output_dir / PRETRAIN_META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     return PretrainResult(
         output_dir=output_dir,
-        steps=state["step"],
-        tokens_seen=state["tokens_seen"],
+        steps=state.step,
+        tokens_seen=state.tokens_seen,
         tokens_per_second=tokens_per_second,
         padding_share=padding_share,
         final=final,
-        history=state["history"],
-        seconds=round(time.perf_counter() - started, 1),
+        history=state.history,
         stopped_by=stopped_by,
     )
+
+
+def _with_sampling_temperature(args: PretrainArguments, base: ResolvedBase | None) -> PretrainArguments:
+    """`args` with the default sampling temperature resolved: the resume fingerprint and rs_pretrain.json hold it."""
+    if args.sampling_temperature is not None:
+        return args
+    if base is None:
+        temperature = args.model_size.sampling_temperature
+    else:
+        temperature = 1.0 if has_generator(base) else NEW_GENERATOR_TEMPERATURE
+    return dataclasses.replace(args, sampling_temperature=temperature)
+
+
+def pretrain(
+    corpus_path: str | Path,
+    args: PretrainArguments | None = None,
+    *,
+    base_name: str | None = None,
+    output_dir: str | Path | None = None,
+    models_dir: str | Path = MODELS_DIR,
+    text_col: str | None = None,
+    resume: bool = False,
+    force: bool = False,
+    device: str | None = None,
+    encoding: str | None = None,
+    sheet: str | None = None,
+    reporter: Reporter = SILENT,
+    on_step: Callable[[int, StepResult], None] | None = None,
+) -> PretrainResult:
+    """Pretrain an ELECTRA discriminator by replaced-token detection; from scratch or from `base_name`.
+
+    A checkpoint is kept in `OUTPUT/checkpoint/` (see the module docstring). `resume` continues it (without
+    `output_dir`: the newest unfinished default-named run of this size or base and corpus), or starts from the
+    beginning, with a note, when there is none; `force` starts over. Ctrl-C raises Interrupted, a
+    KeyboardInterrupt whose message says what was kept and how to continue. `on_step(step, result)` is called
+    after every completed step (tests use it to interrupt a run at a known point).
+    """
+    from review_sentiment.inference import pick_device
+
+    started = time.perf_counter()
+    silence_library_logs()
+    corpus_path = Path(corpus_path)
+    base = resolve_base(base_name) if base_name else None
+    device = pick_device(device)
+    args = _with_sampling_temperature(args or PretrainArguments(), base)
+    place = _where_to_write(corpus_path, args, base, device, output_dir, models_dir, resume, force, reporter)
+    saved = place.checkpoint.read() if place.resume else None  # other arguments fail before the corpus is read
+
+    with interrupted_as(before_resume(place.checkpoint.folder) if place.resume else None):
+        run = _set_up(
+            corpus_path,
+            args,
+            base,
+            device,
+            place,
+            saved,
+            lambda recipe: read_corpus(corpus_path, text_col, recipe, encoding, sheet, reporter),
+            reporter,
+        )
+        _start(run, place, saved, force, reporter)
+
+    checkpoint = place.checkpoint
+    loop = TrainingLoop(
+        "Pretraining",
+        run.plan.total,
+        step=run.state.step,
+        resumed=place.resume,
+        save=lambda: checkpoint.save(run.stored()),
+        checkpoint_folder=checkpoint.folder,
+        words=StopWords(
+            step=lambda step: f"step {step}{run.of_total()}",
+            detail=lambda: " (training had finished)" if run.finished else "",
+            nothing_kept="Stopped before the first checkpoint was saved: nothing to resume. Rerun the same command.",
+            on_nothing_kept=lambda: _remove_if_empty(place.output_dir),
+        ),
+        reporter=reporter,
+        on_step=on_step,
+        save_every_seconds=args.checkpoint_minutes * 60,
+    )
+    loop.run(_pretrain_steps(run, loop))
+    with interrupted_as(while_writing("writing the outputs", checkpoint.folder, "them")):
+        result = _write_outputs(run, place.output_dir)
+    result.seconds = round(time.perf_counter() - started, 1)
+    return result
 
 
 def _mean(values: list[float]) -> float:

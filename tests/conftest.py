@@ -8,11 +8,30 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from review_sentiment.reporting import Reporter
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample_reviews.csv"
+
+
+class RecordingReporter(Reporter):
+    """Keeps what a stage says, for tests that check its messages and warnings."""
+
+    def __init__(self):
+        self.messages: list[str] = []
+        self.warnings: list[str] = []
+
+    def message(self, text: str) -> None:
+        self.messages.append(text)
+
+    def warning(self, text: str) -> None:
+        self.warnings.append(text)
+
+    def said(self, part: str) -> bool:
+        return any(part in text for text in [*self.messages, *self.warnings])
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +59,7 @@ def tiny_model(tmp_path_factory, tiny_base) -> Path:
 
     output = tmp_path_factory.mktemp("models") / "tiny-sentiment"
     args = FinetuneArguments(epochs=3, learning_rate=1e-3, batch_size=32, early_stopping_patience=0)
-    finetune(SAMPLE, str(tiny_base), args, output_dir=output, quiet=True)
+    finetune(SAMPLE, str(tiny_base), args, output_dir=output)
     return output
 
 

@@ -45,7 +45,7 @@ def test_binary_model(sample_table):
 
 
 def test_finetune_tfidf_makes_a_model_folder_predict_can_use(tmp_path):
-    result = finetune(SAMPLE, "tfidf", FinetuneArguments(), output_dir=tmp_path / "tf", quiet=True)
+    result = finetune(SAMPLE, "tfidf", FinetuneArguments(), output_dir=tmp_path / "tf")
     meta = json.loads((tmp_path / "tf" / "rs_meta.json").read_text())
     assert meta["model_type"] == "tfidf" and meta["labels"] == LABELS
     assert meta["weights_sha256"].startswith("sha256:")
@@ -56,7 +56,7 @@ def test_finetune_tfidf_makes_a_model_folder_predict_can_use(tmp_path):
 
 
 def test_altered_or_mismatched_folders_are_refused(tmp_path):
-    finetune(SAMPLE, "tfidf", FinetuneArguments(), output_dir=tmp_path / "tf", quiet=True)
+    finetune(SAMPLE, "tfidf", FinetuneArguments(), output_dir=tmp_path / "tf")
     weights = tmp_path / "tf" / WEIGHTS_FILE
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
     with pytest.raises(RsError, match="digest"):

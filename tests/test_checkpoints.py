@@ -15,6 +15,7 @@ from review_sentiment.checkpoints import (
     staging_dir,
     write_atomically,
 )
+from tests.conftest import RecordingReporter
 
 
 def test_write_atomically_swaps_in_on_success_and_keeps_the_previous_one_on_ctrl_c(tmp_path):
@@ -80,11 +81,11 @@ def test_argument_differences_name_the_options():
 
 
 def test_interrupt_guard_holds_the_first_signal_until_the_step_ends():
-    said, before = [], signal.getsignal(signal.SIGINT)
-    guard = InterruptGuard(said.append)
+    reporter, before = RecordingReporter(), signal.getsignal(signal.SIGINT)
+    guard = InterruptGuard(reporter)
     completed = False
     with pytest.raises(KeyboardInterrupt), guard.installed():
         with guard.hold():
             os.kill(os.getpid(), signal.SIGINT)
             completed = True
-    assert completed and said and signal.getsignal(signal.SIGINT) is before
+    assert completed and reporter.said("Stopping after this step") and signal.getsignal(signal.SIGINT) is before

@@ -12,7 +12,7 @@ from tests.conftest import SAMPLE
 @pytest.fixture(scope="module")
 def tfidf_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models") / "tf"
-    finetune(SAMPLE, "tfidf", FinetuneArguments(), output_dir=folder, quiet=True)
+    finetune(SAMPLE, "tfidf", FinetuneArguments(), output_dir=folder)
     return folder
 
 
@@ -53,7 +53,7 @@ def test_ratings_are_binned_on_the_scale_the_model_learned(tmp_path, sample_tabl
     negative, 5 neutral), not 5-point as the file alone would suggest."""
     ten_point = sample_table.assign(rating=(sample_table["rating"].astype(int) * 2).astype(str))
     ten_point.drop(columns=["label"]).to_csv(tmp_path / "train.csv", index=False)
-    model = finetune(tmp_path / "train.csv", "tfidf", output_dir=tmp_path / "m", quiet=True).output_dir
+    model = finetune(tmp_path / "train.csv", "tfidf", output_dir=tmp_path / "m").output_dir
     low = ten_point[ten_point["rating"].astype(int) <= 4].head(40).copy()
     low.loc[low.index[:5], "rating"] = "5"
     low.drop(columns=["label"]).to_csv(tmp_path / "low.csv", index=False)
@@ -77,7 +77,7 @@ def test_a_file_that_states_another_scale_is_binned_on_it_in_the_models_classes(
     ten = {"negative": "2", "neutral": "6", "positive": "10"}
     train = pd.DataFrame({"review": sample_table["review"], "stars": sample_table["label"].map(ten)})
     train.to_csv(tmp_path / "train.csv", index=False)
-    model = finetune(tmp_path / "train.csv", "tfidf", output_dir=tmp_path / "m", quiet=True, label_options=_bins())
+    model = finetune(tmp_path / "train.csv", "tfidf", output_dir=tmp_path / "m", label_options=_bins())
     five = {"negative": "1/5", "neutral": "3/5", "positive": "5/5"}
     test = pd.DataFrame({"review": sample_table["review"], "stars": sample_table["label"].map(five)})
     test.to_csv(tmp_path / "test.csv", index=False)
@@ -88,7 +88,7 @@ def test_a_file_that_states_another_scale_is_binned_on_it_in_the_models_classes(
 
 def test_evaluating_on_the_training_file_is_warned_about(tmp_path):
     seen = []
-    model = finetune(SAMPLE, "tfidf", output_dir=tmp_path / "m", quiet=True).output_dir
+    model = finetune(SAMPLE, "tfidf", output_dir=tmp_path / "m").output_dir
     report = evaluate_file(SAMPLE, model, output_dir=tmp_path / "e", on_start=seen.append)
     assert report.trained_on_this_file and "these scores are inflated" in seen[0].warnings[0]
     other = tmp_path / "copy.csv"
@@ -107,12 +107,12 @@ def test_a_model_on_its_own_unusual_scale_needs_no_options_again(tmp_path, sampl
     table = pd.DataFrame({"review": sample_table["review"], "stars": sample_table["label"].map(seven)})
     table.to_csv(tmp_path / "seven.csv", index=False)
     options = _bins("1-2,3-5,6-7", scale=7)
-    model = finetune(tmp_path / "seven.csv", "tfidf", output_dir=tmp_path / "m", quiet=True, label_options=options)
+    model = finetune(tmp_path / "seven.csv", "tfidf", output_dir=tmp_path / "m", label_options=options)
     report = evaluate_file(tmp_path / "seven.csv", model.output_dir, output_dir=tmp_path / "e")
     assert "7-point" in report.label_source and report.data_labels == ["negative", "neutral", "positive"]
     hundred = table.assign(stars=sample_table["label"].map({"negative": "10", "neutral": "50", "positive": "95"}))
     hundred.to_csv(tmp_path / "hundred.csv", index=False)
     options = _bins("0-30,31-70,71-100", scale=100)
-    model = finetune(tmp_path / "hundred.csv", "tfidf", output_dir=tmp_path / "m100", quiet=True, label_options=options)
+    model = finetune(tmp_path / "hundred.csv", "tfidf", output_dir=tmp_path / "m100", label_options=options)
     report = evaluate_file(tmp_path / "hundred.csv", model.output_dir, output_dir=tmp_path / "e100")
     assert "100-point" in report.label_source and "the model's bins" in report.label_source

@@ -8,6 +8,7 @@ from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.finetune import LabelOptions, finetune, load_training_data, stratified_split
 from review_sentiment.normalize import NormalizationRecipe
 from review_sentiment.preprocess import preprocess_file
+from tests.conftest import RecordingReporter
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +42,7 @@ def test_training_learns_a_separable_task(tmp_path, tiny_base):
     args = FinetuneArguments(
         epochs=8, learning_rate=3e-3, batch_size=16, validation_fraction=0.25, early_stopping_patience=0
     )
-    result = finetune(tmp_path / "easy.csv", str(tiny_base), args, output_dir=tmp_path / "m", quiet=True)
+    result = finetune(tmp_path / "easy.csv", str(tiny_base), args, output_dir=tmp_path / "m")
     assert result.labels == ["negative", "positive"]
     assert result.metrics["accuracy"] >= 0.9
 
@@ -54,7 +55,6 @@ def test_two_classes_from_ratings_and_unlabeled_rows_skipped(tmp_path, tiny_base
         str(tiny_base),
         QUICK,
         output_dir=tmp_path / "m",
-        quiet=True,
         label_options=LabelOptions(rating_col="rating", rating_bins="1-2,,4-5"),
     )
     assert result.labels == ["negative", "positive"]
@@ -69,7 +69,7 @@ def test_processed_file_brings_its_recipe(tmp_path, tiny_base):
     preprocess_file(SAMPLE, processed, recipe=recipe, processed_dir=tmp_path)
     data = load_training_data(processed)
     assert data.from_preprocess and data.recipe == recipe and data.text_column == "review"
-    result = finetune(None, str(tiny_base), QUICK, output_dir=tmp_path / "m", quiet=True, processed_dir=tmp_path)
+    result = finetune(None, str(tiny_base), QUICK, output_dir=tmp_path / "m", processed_dir=tmp_path)
     meta = json.loads((result.output_dir / "rs_meta.json").read_text())
     assert meta["normalization"] == recipe.to_dict()
     assert meta["data"]["path"] == str(processed.resolve())
@@ -79,7 +79,7 @@ def test_max_length_is_clamped_with_a_warning(tmp_path, tiny_base):
     from tests.conftest import SAMPLE
 
     args = FinetuneArguments(epochs=1, max_length=512, early_stopping_patience=0)
-    result = finetune(SAMPLE, str(tiny_base), args, output_dir=tmp_path / "m", quiet=True)
+    result = finetune(SAMPLE, str(tiny_base), args, output_dir=tmp_path / "m")
     assert any("using 128" in w for w in result.warnings)
     assert json.loads((result.output_dir / "rs_meta.json").read_text())["max_length"] == 128
 
@@ -87,8 +87,8 @@ def test_max_length_is_clamped_with_a_warning(tmp_path, tiny_base):
 def test_same_seed_same_result(tmp_path, tiny_base):
     from tests.conftest import SAMPLE
 
-    first = finetune(SAMPLE, str(tiny_base), QUICK, output_dir=tmp_path / "a", quiet=True)
-    second = finetune(SAMPLE, str(tiny_base), QUICK, output_dir=tmp_path / "b", quiet=True)
+    first = finetune(SAMPLE, str(tiny_base), QUICK, output_dir=tmp_path / "a")
+    second = finetune(SAMPLE, str(tiny_base), QUICK, output_dir=tmp_path / "b")
 
     def without_timing(history):
         return [{k: v for k, v in epoch.items() if k != "train_tokens_per_second"} for epoch in history]
@@ -100,7 +100,7 @@ def test_same_seed_same_result(tmp_path, tiny_base):
 def test_one_class_is_an_error(tmp_path, tiny_base):
     pd.DataFrame({"review": ["좋아요", "최고"], "label": ["긍정", "긍정"]}).to_csv(tmp_path / "one.csv", index=False)
     with pytest.raises(RsError, match="at least two classes"):
-        finetune(tmp_path / "one.csv", str(tiny_base), QUICK, output_dir=tmp_path / "m", quiet=True)
+        finetune(tmp_path / "one.csv", str(tiny_base), QUICK, output_dir=tmp_path / "m")
 
 
 def test_existing_output_needs_force(tmp_path, tiny_base):
@@ -108,7 +108,7 @@ def test_existing_output_needs_force(tmp_path, tiny_base):
     from tests.conftest import SAMPLE
 
     with pytest.raises(RsError, match="--force"):
-        finetune(SAMPLE, str(tiny_base), QUICK, output_dir=tmp_path / "m", quiet=True)
+        finetune(SAMPLE, str(tiny_base), QUICK, output_dir=tmp_path / "m")
 
 
 def test_split_is_stratified_and_checks_rare_labels():
@@ -162,13 +162,13 @@ def test_interrupted_runs_resume_to_the_same_model(tmp_path, tiny_base, easy_rev
 
     import review_sentiment.finetune as finetune_module
 
-    straight = finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=tmp_path / "straight", quiet=True)
+    straight = finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=tmp_path / "straight")
     assert straight.best_epoch == 3
     out, checkpoint = tmp_path / "resumed", tmp_path / "resumed.rs-checkpoint"
 
     # 1. Stopped after the last step of epoch 1, before its validation.
     with pytest.raises(Interrupted, match="step 12 of 36.*rerun the same command with --resume"):
-        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, quiet=True, on_step=_interrupt_at(12))
+        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, on_step=_interrupt_at(12))
     assert not out.exists() and (checkpoint / "training.json").exists() and (checkpoint / "model.safetensors").exists()
 
     # 2. A real Ctrl-C (SIGINT) in the middle of epoch 2: the step finishes, then the checkpoint is saved there.
@@ -177,7 +177,7 @@ def test_interrupted_runs_resume_to_the_same_model(tmp_path, tiny_base, easy_rev
             os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(Interrupted, match="step 18 of 36"):
-        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, quiet=True, resume=True, on_step=ctrl_c_at_18)
+        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, resume=True, on_step=ctrl_c_at_18)
     state = json.loads((checkpoint / "training.json").read_text())
     assert (state["run"]["epoch"], state["run"]["position"], state["run"]["step"]) == (2, 6, 18)
     assert state["best_weights"] == "best"  # epoch 1's weights, kept apart from the current ones
@@ -194,11 +194,11 @@ def test_interrupted_runs_resume_to_the_same_model(tmp_path, tiny_base, easy_rev
 
     monkeypatch.setattr(finetune_module, "pad_batch", interrupted_pad_batch)
     with pytest.raises(Interrupted, match="during step 27 .*checkpoint of step 24"):
-        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, quiet=True, resume=True)
+        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, resume=True)
     monkeypatch.setattr(finetune_module, "pad_batch", pad_batch)
     assert json.loads((checkpoint / "training.json").read_text())["run"]["step"] == 24
 
-    resumed = finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, quiet=True, resume=True)
+    resumed = finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, resume=True)
     assert not checkpoint.exists()  # deleted once the model folder is saved
     assert _without_timing(resumed.history) == _without_timing(straight.history)
     assert resumed.best_epoch == straight.best_epoch
@@ -209,12 +209,12 @@ def test_interrupted_runs_resume_to_the_same_model(tmp_path, tiny_base, easy_rev
 def test_resume_refuses_other_options_and_force_starts_over(tmp_path, tiny_base, easy_reviews):
     out, checkpoint = tmp_path / "m", tmp_path / "m.rs-checkpoint"
     with pytest.raises(KeyboardInterrupt):
-        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, quiet=True, on_step=_interrupt_at(2))
+        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, on_step=_interrupt_at(2))
     other = FinetuneArguments(**{**RESUMABLE.to_dict(), "learning_rate": 1e-3, "early_stopping_patience": 1})
     with pytest.raises(RsError, match=r"--learning-rate was 0.003 there, 0.001 now; --patience was 0 there, 1 now"):
-        finetune(easy_reviews, str(tiny_base), other, output_dir=out, quiet=True, resume=True)
+        finetune(easy_reviews, str(tiny_base), other, output_dir=out, resume=True)
     with pytest.raises(RsError, match="Pass --resume to continue it .*or --force to start over"):
-        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, quiet=True)
+        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out)
     assert checkpoint.exists()
     started_over = []
     finetune(
@@ -222,36 +222,34 @@ def test_resume_refuses_other_options_and_force_starts_over(tmp_path, tiny_base,
         str(tiny_base),
         FinetuneArguments(**{**RESUMABLE.to_dict(), "epochs": 1}),
         output_dir=out,
-        quiet=True,
         force=True,
         on_step=lambda epoch, step: started_over.append(step),
     )
     assert started_over[0] == 1 and (out / "model.safetensors").exists() and not checkpoint.exists()
 
 
-def test_resume_without_checkpoint_starts_fresh_and_finds_a_default_named_one(
-    tmp_path, tiny_base, easy_reviews, capsys
-):
+def test_resume_without_checkpoint_starts_fresh_and_finds_a_default_named_one(tmp_path, tiny_base, easy_reviews):
     args = FinetuneArguments(**{**RESUMABLE.to_dict(), "epochs": 1})
-    finetune(easy_reviews, str(tiny_base), args, models_dir=tmp_path / "fresh", resume=True)
-    assert "No checkpoint to resume" in capsys.readouterr().err
+    reporter = RecordingReporter()
+    finetune(easy_reviews, str(tiny_base), args, models_dir=tmp_path / "fresh", resume=True, reporter=reporter)
+    assert reporter.said("No checkpoint to resume")
     assert len(list((tmp_path / "fresh").glob("tiny-easy-*/model.safetensors"))) == 1
 
     # A default name holds the start time; rerunning the same command with --resume finds the checkpoint anyway.
     models = tmp_path / "models"
     with pytest.raises(KeyboardInterrupt):
-        finetune(easy_reviews, str(tiny_base), args, models_dir=models, quiet=True, on_step=_interrupt_at(5))
+        finetune(easy_reviews, str(tiny_base), args, models_dir=models, on_step=_interrupt_at(5))
     (checkpoint,) = models.glob("tiny-easy-*.rs-checkpoint")
     with pytest.raises(RsError, match="--resume"):
-        finetune(easy_reviews, str(tiny_base), args, models_dir=models, quiet=True)
-    result = finetune(easy_reviews, str(tiny_base), args, models_dir=models, quiet=True, resume=True)
+        finetune(easy_reviews, str(tiny_base), args, models_dir=models)
+    result = finetune(easy_reviews, str(tiny_base), args, models_dir=models, resume=True)
     assert result.output_dir.name == checkpoint.name.removesuffix(".rs-checkpoint")
     assert not checkpoint.exists() and len(list(models.glob("tiny-easy-*/model.safetensors"))) == 1
 
 
-def test_tfidf_resume_just_trains_again(tmp_path, easy_reviews, capsys):
-    finetune(
-        easy_reviews, "tfidf", FinetuneArguments(validation_fraction=0.25), output_dir=tmp_path / "tf", resume=True
-    )
-    assert "keeps no checkpoint" in capsys.readouterr().err
+def test_tfidf_resume_just_trains_again(tmp_path, easy_reviews):
+    reporter = RecordingReporter()
+    args = FinetuneArguments(validation_fraction=0.25)
+    finetune(easy_reviews, "tfidf", args, output_dir=tmp_path / "tf", resume=True, reporter=reporter)
+    assert reporter.said("keeps no checkpoint")
     assert (tmp_path / "tf" / "rs_meta.json").exists() and not (tmp_path / "tf.rs-checkpoint").exists()

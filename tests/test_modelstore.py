@@ -341,7 +341,7 @@ def tfidf_model(tmp_path_factory):
     from tests.conftest import SAMPLE
 
     output = tmp_path_factory.mktemp("tfidf") / "tf"
-    finetune(SAMPLE, "tfidf", FinetuneArguments(), output_dir=output, quiet=True)
+    finetune(SAMPLE, "tfidf", FinetuneArguments(), output_dir=output)
     return output
 
 

@@ -17,7 +17,7 @@ from review_sentiment.pretrain import (
     replaced_token_labels,
     rtd_step,
 )
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, RecordingReporter
 
 CLS, SEP, PAD, MASK = 2, 3, 0, 4
 
@@ -209,7 +209,7 @@ def test_from_scratch_output_is_a_finetune_base(tmp_path):
     from review_sentiment.config import FinetuneArguments
     from review_sentiment.finetune import finetune
 
-    result = pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "pre", quiet=True)
+    result = pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "pre")
     assert result.steps == 4 and result.tokens_seen > 0
     assert 0 <= result.padding_share < 0.5
     meta = json.loads((tmp_path / "pre" / "rs_pretrain.json").read_text())
@@ -222,19 +222,18 @@ def test_from_scratch_output_is_a_finetune_base(tmp_path):
     assert (tmp_path / "pre" / "generator" / "model.safetensors").exists()
 
     args = FinetuneArguments(epochs=1, early_stopping_patience=0)
-    model = finetune(SAMPLE, str(tmp_path / "pre"), args, output_dir=tmp_path / "cls", quiet=True)
+    model = finetune(SAMPLE, str(tmp_path / "pre"), args, output_dir=tmp_path / "cls")
     assert model.labels == ["negative", "neutral", "positive"]
 
 
 @pytest.mark.slow
 def test_continued_pretraining_uses_the_saved_generator(tmp_path):
-    pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "first", quiet=True)
+    pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "first")
     result = pretrain(
         SAMPLE,
         PretrainArguments(**{**QUICK, "max_steps": 2}),
         base_name=str(tmp_path / "first"),
         output_dir=tmp_path / "second",
-        quiet=True,
     )
     meta = json.loads((result.output_dir / "rs_pretrain.json").read_text())
     assert meta["base"]["source"] == str(tmp_path / "first")
@@ -248,7 +247,7 @@ def test_continued_pretraining_uses_the_saved_generator(tmp_path):
     alone = tmp_path / "discriminator-only"
     shutil.copytree(tmp_path / "first", alone, ignore=shutil.ignore_patterns("generator", "checkpoint"))
     one_step = PretrainArguments(**{**QUICK, "max_steps": 1})
-    result = pretrain(SAMPLE, one_step, base_name=str(alone), output_dir=tmp_path / "third", quiet=True)
+    result = pretrain(SAMPLE, one_step, base_name=str(alone), output_dir=tmp_path / "third")
     meta = json.loads((result.output_dir / "rs_pretrain.json").read_text())
     assert meta["arguments"]["sampling_temperature"] == 2.0
     assert meta["generator"]["hidden_size"] == max(64, mini.hidden_size // 4)  # a new generator
@@ -295,7 +294,7 @@ def test_resume_after_interruptions_reaches_the_same_state(tmp_path, monkeypatch
     monkeypatch.setattr(pretrain_module, "HISTORY_EVERY", 2)
     monkeypatch.setattr(pretrain_module, "MEASURE_EVERY", 2)
     args = PretrainArguments(**{**QUICK, "max_steps": 8})
-    straight = pretrain(SAMPLE, args, output_dir=tmp_path / "straight", quiet=True)
+    straight = pretrain(SAMPLE, args, output_dir=tmp_path / "straight")
     assert [entry["step"] for entry in straight.history if "held_out_auc" in entry] == [2, 4, 6, 8]
     out = tmp_path / "resumed"
 
@@ -303,7 +302,7 @@ def test_resume_after_interruptions_reaches_the_same_state(tmp_path, monkeypatch
     with pytest.raises(
         Interrupted, match=r"Stopped at step 3 of 8; checkpoint saved in .*rerun the same command with --resume"
     ):
-        pretrain(SAMPLE, args, output_dir=out, quiet=True, on_step=_interrupt_at(3))
+        pretrain(SAMPLE, args, output_dir=out, on_step=_interrupt_at(3))
     checkpoint = out / "checkpoint"
     assert _checkpoint_state(out)["step"] == 3 and not (out / "rs_pretrain.json").exists()
     assert (checkpoint / "discriminator" / "model.safetensors").exists() and (checkpoint / "generator").is_dir()
@@ -312,13 +311,13 @@ def test_resume_after_interruptions_reaches_the_same_state(tmp_path, monkeypatch
     # 2. A real Ctrl-C in the middle of step 5: the step is finished, then the checkpoint is saved there.
     _ctrl_c_during_step(monkeypatch, call=2)  # the resumed run's steps 4, 5
     with pytest.raises(Interrupted, match=r"Stopped at step 5 of 8; checkpoint saved"):
-        pretrain(SAMPLE, args, output_dir=out, quiet=True, resume=True)
+        pretrain(SAMPLE, args, output_dir=out, resume=True)
     assert _checkpoint_state(out)["step"] == 5
 
     # 3. Ctrl-C twice in the middle of step 7: it stops at once, the checkpoint of step 5 is kept.
     _ctrl_c_during_step(monkeypatch, call=2, presses=2)  # steps 6, 7
     with pytest.raises(Interrupted, match=r"Stopped during step 7 of 8; the checkpoint of step 5 in .* is kept"):
-        pretrain(SAMPLE, args, output_dir=out, quiet=True, resume=True)
+        pretrain(SAMPLE, args, output_dir=out, resume=True)
     assert _checkpoint_state(out)["step"] == 5
     assert not list(out.glob(".checkpoint.*"))  # no half-written checkpoint left behind
 
@@ -326,7 +325,7 @@ def test_resume_after_interruptions_reaches_the_same_state(tmp_path, monkeypatch
     monkeypatch.setattr(pretrain_module, "HISTORY_EVERY", 2)
     monkeypatch.setattr(pretrain_module, "MEASURE_EVERY", 2)
     assert pretrain_module.rtd_step is rtd_step
-    result = pretrain(SAMPLE, args, output_dir=out, quiet=True, resume=True)
+    result = pretrain(SAMPLE, args, output_dir=out, resume=True)
     assert result.steps == 8 and result.history == straight.history and result.final == straight.final
     for part in ("model.safetensors", "generator/model.safetensors"):  # bit-identical weights on a CPU
         assert (out / part).read_bytes() == (tmp_path / "straight" / part).read_bytes()
@@ -339,23 +338,23 @@ def test_resume_after_interruptions_reaches_the_same_state(tmp_path, monkeypatch
 def test_resume_refuses_other_arguments_or_corpus(tmp_path, sample_table):
     out = tmp_path / "m"
     with pytest.raises(Interrupted):
-        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=out, quiet=True, on_step=_interrupt_at(2))
+        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=out, on_step=_interrupt_at(2))
     other = PretrainArguments(**{**QUICK, "learning_rate": 1e-3, "max_steps": 5, "seed": 4})
     with pytest.raises(
         RsError,
         match=r"Cannot resume from .*: --learning-rate was not given there, 0.001 now; --max-steps was 4 there, 5 "
         r"now; --seed was 3 there, 4 now\. Pass the same options",
     ):
-        pretrain(SAMPLE, other, output_dir=out, quiet=True, resume=True)
+        pretrain(SAMPLE, other, output_dir=out, resume=True)
     discriminator = out / "checkpoint" / "discriminator"  # any ELECTRA folder will do as another --base
     with pytest.raises(RsError, match=r"--base was not given \(from scratch\) there, .*discriminator now"):
         pretrain(SAMPLE, PretrainArguments(**QUICK), base_name=str(discriminator), output_dir=out, resume=True)
     fewer = tmp_path / "fewer.csv"
     sample_table.head(300).to_csv(fewer, index=False)
     with pytest.raises(RsError, match="the corpus differs"):
-        pretrain(fewer, PretrainArguments(**QUICK), output_dir=out, quiet=True, resume=True)
+        pretrain(fewer, PretrainArguments(**QUICK), output_dir=out, resume=True)
     with pytest.raises(RsError, match=r"An interrupted run left a checkpoint in .*Pass --resume to continue it"):
-        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=out, quiet=True)
+        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=out)
     assert _checkpoint_state(out)["step"] == 2
     explicit = PretrainArguments(**{**QUICK, "sampling_temperature": 2.0})  # what mini's default resolves to
     with pytest.raises(RsError, match=r"--sampling-temperature was 2.0 there, 1.5 now"):
@@ -366,56 +365,56 @@ def test_resume_refuses_other_arguments_or_corpus(tmp_path, sample_table):
     recipe_1 = {**state, "fingerprint": {k: v for k, v in state["fingerprint"].items() if k != "recipe"}}
     state_file.write_text(json.dumps(recipe_1))
     with pytest.raises(RsError, match=r"made by an earlier rs \(pretraining recipe 1; this rs trains recipe 2\)"):
-        pretrain(SAMPLE, explicit, output_dir=out, quiet=True, resume=True)
+        pretrain(SAMPLE, explicit, output_dir=out, resume=True)
     state_file.write_text(json.dumps(state))
 
     steps = []
     # neither changes the result: the checkpoints' interval, the temperature the default resolves to
     every_minute = PretrainArguments(**{**QUICK, "checkpoint_minutes": 1.0, "sampling_temperature": 2.0})
-    result = pretrain(
-        SAMPLE, every_minute, output_dir=out, quiet=True, resume=True, on_step=lambda s, r: steps.append(s)
-    )
+    result = pretrain(SAMPLE, every_minute, output_dir=out, resume=True, on_step=lambda s, r: steps.append(s))
     assert steps == [3, 4] and result.steps == 4
     with pytest.raises(RsError, match="holds a finished run.*--force"):
-        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=out, quiet=True)
+        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=out)
     steps = []
-    pretrain(SAMPLE, other, output_dir=out, quiet=True, force=True, on_step=lambda s, r: steps.append(s))
+    pretrain(SAMPLE, other, output_dir=out, force=True, on_step=lambda s, r: steps.append(s))
     assert steps == [1, 2, 3, 4, 5]  # --force starts over
 
 
 @pytest.mark.slow
-def test_resume_finds_the_default_named_run_or_starts_from_the_beginning(tmp_path, capsys):
+def test_resume_finds_the_default_named_run_or_starts_from_the_beginning(tmp_path):
     args = PretrainArguments(**{**QUICK, "max_steps": 2})
-    pretrain(SAMPLE, args, models_dir=tmp_path / "fresh", resume=True)
-    assert "No checkpoint to resume" in capsys.readouterr().err
+    reporter = RecordingReporter()
+    pretrain(SAMPLE, args, models_dir=tmp_path / "fresh", resume=True, reporter=reporter)
+    assert reporter.said("No checkpoint to resume")
     assert len(list((tmp_path / "fresh").glob("pretrained-mini-sample_reviews-*/rs_pretrain.json"))) == 1
 
     # A default name holds the start time; rerunning the same command with --resume finds the checkpoint anyway.
     models = tmp_path / "models"
     with pytest.raises(Interrupted, match="step 1 of 2"):
-        pretrain(SAMPLE, args, models_dir=models, quiet=True, on_step=_interrupt_at(1))
+        pretrain(SAMPLE, args, models_dir=models, on_step=_interrupt_at(1))
     (interrupted,) = models.glob("pretrained-mini-sample_reviews-*")
     with pytest.raises(RsError, match="An interrupted run left a checkpoint .*--resume.*--force"):
-        pretrain(SAMPLE, args, models_dir=models, quiet=True)
-    result = pretrain(SAMPLE, args, models_dir=models, quiet=True, resume=True)
+        pretrain(SAMPLE, args, models_dir=models)
+    result = pretrain(SAMPLE, args, models_dir=models, resume=True)
     assert result.output_dir == interrupted and result.steps == 2
     assert (interrupted / "rs_pretrain.json").exists() and len(list(models.iterdir())) == 1
 
 
-def test_existing_output_needs_resume_or_force(tmp_path, capsys):
+def test_existing_output_needs_resume_or_force(tmp_path):
     (tmp_path / "out").mkdir()
+    reporter = RecordingReporter()
     with pytest.raises(RsError, match="out already exists. Pass --name with another name, or --force"):
-        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "out", quiet=True)
+        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "out", reporter=reporter)
     with pytest.raises(RsError, match="out already exists and holds no checkpoint to resume"):
-        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "out", resume=True)
-    assert "No checkpoint to resume" not in capsys.readouterr().err  # the error comes first
+        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "out", resume=True, reporter=reporter)
+    assert not reporter.said("No checkpoint to resume")  # the error comes first
 
 
 @pytest.mark.slow
 def test_ctrl_c_twice_in_the_first_step_leaves_nothing(tmp_path, monkeypatch):
     _ctrl_c_during_step(monkeypatch, call=1, presses=2)
     with pytest.raises(Interrupted, match="Stopped before the first checkpoint was saved: nothing to resume"):
-        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "out", quiet=True)
+        pretrain(SAMPLE, PretrainArguments(**QUICK), output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -448,7 +447,7 @@ def test_arguments_are_validated():
 def test_offline_alias_says_how_to_get_the_discriminator_and_generator(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(RsError) as error:
-        pretrain(SAMPLE, PretrainArguments(**QUICK), base_name="koelectra-small", output_dir="unused", quiet=True)
+        pretrain(SAMPLE, PretrainArguments(**QUICK), base_name="koelectra-small", output_dir="unused")
     assert "hf download monologg/koelectra-small-v3-discriminator" in str(error.value)
     assert "monologg/koelectra-small-v3-generator --local-dir koelectra-small-v3-discriminator/generator" in str(
         error.value

@@ -1,0 +1,216 @@
+"""The loop `rs finetune` and `rs pretrain` share: set-up, then a command's steps, then its outputs.
+
+A command writes its training as a generator of events (after spaCy's `train_while_improving`): it yields
+`StepEnd` after every step, `EpochEnd` after an epoch's validation and `TrainingEnd` once the last step's
+bookkeeping is done, and it changes what a checkpoint holds only inside `loop.changing(...)`, within
+`loop.held()`. `TrainingLoop.run` consumes the events, and is the one place that counts progress, calls
+`on_step`, saves checkpoints (after every epoch, every N minutes and at the end, as the command asks), holds
+Ctrl-C until a step is complete and, on Ctrl-C, saves what can be saved and raises `Interrupted` with a
+message that says where training stopped and what was kept:
+
+    with loop.held():                       # Ctrl-C waits for the step and its event to be handled
+        with loop.changing(current=step + 1):
+            ...one step: the models, the optimizer and the state change...
+        yield StepEnd(step + 1, info)       # the loop counts it, checkpoints, calls on_step
+
+Code outside `loop.held()` (fine-tuning's validation) stops at once on Ctrl-C: it changes nothing a checkpoint
+holds, so the loop saves the moment before it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from review_sentiment.checkpoints import RESUME_HINT, InterruptGuard
+from review_sentiment.errors import Interrupted
+from review_sentiment.reporting import SILENT, Reporter
+
+# ----------------------------------------------------------------------------------------- events
+
+
+@dataclass
+class StepEnd:
+    """A training step and its bookkeeping are complete."""
+
+    step: int  # steps done
+    info: str  # the progress text beside the count (a loss, an epoch)
+    total: int | None = None  # the planned steps, where the plan changed at this step
+    hook: tuple = ()  # what `on_step` is called with
+
+
+@dataclass
+class EpochEnd:
+    """An epoch's validation and bookkeeping are complete."""
+
+    epoch: int
+
+
+@dataclass
+class TrainingEnd:
+    """Training is over: the last step's bookkeeping is complete."""
+
+
+Event = StepEnd | EpochEnd | TrainingEnd
+
+
+@dataclass
+class StopWords:
+    """How a command says where an interrupted run stopped."""
+
+    step: Callable[[int], str]  # "step 12 of 36": a step in words, of the current plan
+    detail: Callable[[], str]  # " (epoch 2)", " (training had finished)": said after a step with a checkpoint
+    nothing_kept: str  # the whole message when no checkpoint was saved
+    on_nothing_kept: Callable[[], None] = lambda: None  # clean up what was made for the first checkpoint
+
+
+# ----------------------------------------------------------------------------------------- the loop
+
+
+class TrainingLoop:
+    """Runs one command's events: progress, `on_step`, checkpoints and Ctrl-C (the module docstring shows how).
+
+    `save` writes a checkpoint of the current moment (None: keep none, and let Ctrl-C through as it is). It is
+    called after every `EpochEnd` with `save_after_epoch`, after a `StepEnd` when `save_every_seconds` have
+    passed since the last one, at `TrainingEnd` when the last moment is not saved yet, and on Ctrl-C when the
+    state is consistent and unsaved and no save was under way.
+    """
+
+    def __init__(
+        self,
+        description: str,
+        total: int | None,
+        *,
+        step: int,
+        resumed: bool,
+        save: Callable[[], None] | None,
+        checkpoint_folder: Path | str | None,
+        words: StopWords,
+        reporter: Reporter = SILENT,
+        on_step: Callable[..., None] | None = None,
+        save_after_epoch: bool = False,
+        save_every_seconds: float | None = None,
+    ):
+        self.description, self.total = description, total
+        self.save, self.checkpoint_folder, self.words = save, checkpoint_folder, words
+        self.reporter, self.on_step = reporter, on_step
+        self.save_after_epoch, self.save_every_seconds = save_after_epoch, save_every_seconds
+        self.guard = InterruptGuard(reporter)
+        self.step = step  # steps done
+        self.saved_at = step if resumed else None  # the step of the last checkpoint
+        self.consistent = True  # whether the models, optimizer, RNGs and state describe one moment of training
+        self.unsaved = False  # whether that moment is newer than the last checkpoint
+        self.saving = False  # whether a checkpoint is being written
+        self.current: int | None = None  # the step under way while not consistent (None: the end of training)
+        self.last_saved = time.perf_counter()
+
+    def held(self):
+        """Hold Ctrl-C until the block ends (a step, its bookkeeping and the handling of its event)."""
+        return self.guard.hold()
+
+    @contextmanager
+    def changing(self, current: int | None) -> Iterator[None]:
+        """The block changes what a checkpoint holds, for step `current` (None: the end of training); once it
+        ends, the state is consistent again and newer than the last checkpoint."""
+        self.consistent, self.current = False, current
+        yield
+        self.consistent = self.unsaved = True
+
+    def run(self, events: Iterator[Event]) -> None:
+        """Consume the command's events to the end; on Ctrl-C save what can be saved and raise Interrupted."""
+        self.last_saved = time.perf_counter()
+        try:
+            with (
+                self.guard.installed(),
+                self.reporter.progress(self.description, self.total, completed=self.step) as task,
+                closing(events),  # on Ctrl-C the steps end here, before the checkpoint is saved
+            ):
+                for event in events:
+                    self._handle(event, task)
+        except KeyboardInterrupt:
+            if self.save is None:
+                raise
+            raise Interrupted(self._stop()) from None
+
+    def _handle(self, event: Event, task) -> None:
+        if isinstance(event, StepEnd):
+            self.step = event.step
+            if event.total is not None:
+                self.total = event.total
+                task.set_total(event.total)
+            task.advance(1, info=event.info)
+            if self.on_step:
+                self.on_step(*event.hook)
+            if self.save_every_seconds is not None and time.perf_counter() - self.last_saved > self.save_every_seconds:
+                self._save()
+        elif isinstance(event, EpochEnd):
+            if self.save_after_epoch:
+                self._save()
+        elif self.unsaved:  # TrainingEnd
+            self._save()
+
+    def _save(self) -> None:
+        if self.save is None:
+            return
+        self.saving = True
+        self.save()
+        self.saving = False
+        self.saved_at, self.unsaved, self.last_saved = self.step, False, time.perf_counter()
+
+    def _stop(self) -> str:
+        """Save the moment training stopped at, if it is one; the message that says what was kept."""
+        if self.consistent and self.unsaved and not self.saving:
+            try:
+                self._save()
+            except KeyboardInterrupt:
+                pass  # Ctrl-C again: stop at once; the previous checkpoint is kept
+        words, folder = self.words, self.checkpoint_folder
+        if self.saved_at is not None and self.saved_at == self.step and self.consistent:
+            return (
+                f"Stopped at {words.step(self.step)}{words.detail()}; checkpoint saved in {folder}. "
+                f"To continue, {RESUME_HINT}."
+            )
+        if self.saved_at is not None:
+            if not self.consistent:
+                where = f"during {words.step(self.current)}" if self.current else "at the end of training"
+            else:
+                where = f"while saving the checkpoint of {words.step(self.step)}"
+            return (
+                f"Stopped {where}; the checkpoint of step {self.saved_at} in {folder} is kept. To continue from "
+                f"there, {RESUME_HINT}."
+            )
+        words.on_nothing_kept()
+        return words.nothing_kept
+
+
+# ----------------------------------------------------------------------------------------- before and after
+
+
+def before_resume(folder) -> str:
+    """The message for Ctrl-C while a resumed run sets up: the checkpoint is untouched."""
+    return f"Stopped before training resumed; the checkpoint in {folder} is kept. To continue, {RESUME_HINT}."
+
+
+def while_writing(what: str, folder, them: str) -> str:
+    """The message for Ctrl-C while the outputs of a finished training are written."""
+    return (
+        f"Stopped while {what}; training had finished and its checkpoint in {folder} is kept. "
+        f"To write {them}, {RESUME_HINT}."
+    )
+
+
+@contextmanager
+def interrupted_as(message: str | None) -> Iterator[None]:
+    """Turn a Ctrl-C in the block into Interrupted(message): what was kept and how to continue (None: let it
+    through as it is)."""
+    try:
+        yield
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        if message is None:
+            raise
+        raise Interrupted(message) from None
