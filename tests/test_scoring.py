@@ -34,7 +34,7 @@ def test_both_model_kinds_are_classifiers(tmp_path, tiny_model):
     from review_sentiment.finetune import finetune
     from tests.conftest import SAMPLE
 
-    tfidf = finetune(SAMPLE, "tfidf", FinetuneArguments(), output_dir=tmp_path / "tfidf", quiet=True).output_dir
+    tfidf = finetune(SAMPLE, "tfidf", FinetuneArguments(), output_dir=tmp_path / "tfidf").output_dir
     for model in (tiny_model, tfidf):
         classifier = Predictor(model).classifier
         assert isinstance(classifier, Classifier)
