@@ -13,6 +13,7 @@ from typer.core import TyperCommand, TyperGroup
 from review_sentiment.config import FinetuneArguments, PretrainArguments
 from review_sentiment.console import ConsoleReporter, console, print_json, results
 from review_sentiment.errors import Interrupted, RsError
+from review_sentiment.options import LabelOptions, ReadOptions, ScoringOptions, WriteOptions
 from review_sentiment.reporting import rate
 
 EXIT_CODES = (
@@ -120,7 +121,7 @@ LabelColumn = Annotated[
 ]
 RatingColumn = Annotated[str | None, typer.Option("--rating-col", help="Star-rating column to bin into labels.")]
 ScoringBatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="At most this many reviews per batch.")]
-SCORING_BATCH_SIZE = 1024
+SCORING_BATCH_SIZE = ScoringOptions.batch_size
 # The training options' defaults are the arguments dataclasses' (config.py holds no heavy import).
 TRAINING = FinetuneArguments()
 PRETRAINING = PretrainArguments()
@@ -221,13 +222,11 @@ def preprocess(
         summary = preprocess_file(
             input_path,
             output,
-            text_col=text_col,
             recipe=recipe,
+            reading=ReadOptions(text_col, encoding, sheet),
+            writing=WriteOptions(escape_formulas=not no_escape_formulas),
             drop_empty=drop_empty,
             drop_duplicates=drop_duplicates,
-            encoding=encoding,
-            sheet=sheet,
-            escape_formulas=not no_escape_formulas,
             on_start=announce,
             reporter=ConsoleReporter(),
         )
@@ -356,7 +355,6 @@ def finetune(
     (at the step that was running), and deleted once the model is saved. After Ctrl-C or a crash, rerun the
     same command with --resume: it ends with the same model as an uninterrupted run. --force starts over.
     """
-    from review_sentiment.finetune import LabelOptions
     from review_sentiment.finetune import finetune as run_finetune
 
     is_tfidf = base.lower() == "tfidf"
@@ -382,11 +380,9 @@ def finetune(
             output_dir=output,
             force=force,
             resume=resume,
-            text_col=text_col,
+            reading=ReadOptions(text_col, encoding, sheet),
+            labels=LabelOptions(label_col, rating_col, rating_scale, rating_bins),
             device=device,
-            encoding=encoding,
-            sheet=sheet,
-            label_options=LabelOptions(label_col, rating_col, rating_scale, rating_bins),
             reporter=ConsoleReporter(),
         )
     scores = f"validation accuracy {result.metrics['accuracy']:.4f}, macro-F1 {result.metrics['macro_f1']:.4f}"
@@ -516,12 +512,10 @@ def pretrain(
             args,
             base_name=base,
             output_dir=output_dir,
-            text_col=text_col,
+            reading=ReadOptions(text_col, encoding, sheet),
             resume=resume,
             force=force,
             device=device,
-            encoding=encoding,
-            sheet=sheet,
             reporter=ConsoleReporter(),
         )
     final = result.final
@@ -640,17 +634,11 @@ def predict(
             input_path,
             output,
             model_dir=model,
-            text_col=text_col,
-            batch_size=batch_size,
-            batch_tokens=batch_tokens,
-            precision=quantize or precision,
-            threads=threads,
-            device=device,
-            encoding=encoding,
+            reading=ReadOptions(text_col, encoding, sheet),
+            scoring=ScoringOptions(device, quantize or precision, batch_size, batch_tokens, threads),
+            writing=WriteOptions(escape_formulas=not no_escape_formulas),
             chunk_rows=chunk_size,
             resume=resume,
-            sheet=sheet,
-            escape_formulas=not no_escape_formulas,
             on_start=announce,
             reporter=ConsoleReporter(),
         )
@@ -747,17 +735,10 @@ def evaluate(
             data,
             model,
             output_dir=output_dir,
-            text_col=text_col,
-            label_col=label_col,
-            rating_col=rating_col,
-            rating_scale=rating_scale,
-            rating_bins=rating_bins,
-            batch_size=batch_size,
-            precision=quantize,
-            device=device,
-            encoding=encoding,
-            sheet=sheet,
-            escape_formulas=not no_escape_formulas,
+            reading=ReadOptions(text_col, encoding, sheet),
+            labels=LabelOptions(label_col, rating_col, rating_scale, rating_bins),
+            scoring=ScoringOptions(device, quantize, batch_size),
+            writing=WriteOptions(escape_formulas=not no_escape_formulas),
             on_start=announce,
             reporter=ConsoleReporter(),
         )

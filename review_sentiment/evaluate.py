@@ -14,18 +14,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from review_sentiment.errors import RsError
-from review_sentiment.inference import MAX_BATCH_ROWS
 from review_sentiment.io import SAMPLE_ROWS, TextColumnChoice, read_reviews, table_stem, write_table
 from review_sentiment.labels import CANONICAL_LABELS, RatingBins, find_rating_column, read_gold_labels, sort_labels
 from review_sentiment.metrics import classification_scores, plot_confusion_matrices, restricted_argmax
 from review_sentiment.modelstore import model_type_of, newest_model_dir
+from review_sentiment.options import LabelOptions, ReadOptions, ScoringOptions, WriteOptions
 from review_sentiment.reporting import SILENT, Reporter, per_second
 from review_sentiment.scoring import Predictor
 
@@ -78,20 +78,14 @@ class EvaluatePlan:
     warnings: list[str]
 
 
-def model_gold_labels(
-    table: pd.DataFrame,
-    meta: dict,
-    label_col: str | None = None,
-    rating_col: str | None = None,
-    rating_scale: int | None = None,
-    rating_bins: str | None = None,
-):
+def model_gold_labels(table: pd.DataFrame, meta: dict, options: LabelOptions = LabelOptions()):
     """The table's gold labels; star ratings binned as the model's were (its stored bins, else its scale) unless
     --rating-scale or --rating-bins say otherwise.
 
     Ratings that fit the model's scale are binned on it, with a warning when the file's values alone suggested
     another (all <= 5 against a 10-point model); a file that states its own scale (4/5, ★★★☆☆) keeps it; ratings
     above the model's scale are an error that suggests the options for the file's own scale."""
+    label_col, rating_col, rating_scale, rating_bins = astuple(options)
     if rating_scale is not None or rating_bins is not None:
         return read_gold_labels(table, label_col, rating_col, rating_scale, rating_bins)
     data, model_labels = meta.get("data", {}), meta.get("labels", list(CANONICAL_LABELS))
@@ -163,17 +157,10 @@ def evaluate_file(
     *,
     output_dir: str | Path | None = None,
     models_dir: str | Path = "models",
-    text_col: str | None = None,
-    label_col: str | None = None,
-    rating_col: str | None = None,
-    rating_scale: int | None = None,
-    rating_bins: str | None = None,
-    batch_size: int = MAX_BATCH_ROWS,
-    precision: str | None = None,
-    device: str | None = None,
-    encoding: str | None = None,
-    sheet: str | None = None,
-    escape_formulas: bool = True,
+    reading: ReadOptions = ReadOptions(),
+    labels: LabelOptions = LabelOptions(),
+    scoring: ScoringOptions = ScoringOptions(),
+    writing: WriteOptions = WriteOptions(),
     on_start: Callable[[EvaluatePlan], None] | None = None,
     reporter: Reporter = SILENT,
 ) -> EvaluationReport:
@@ -184,10 +171,10 @@ def evaluate_file(
     data_path = Path(data_path)
     model_is_default = model_dir is None
     model_dir = Path(model_dir) if model_dir else newest_model_dir(models_dir)
-    table = read_reviews(data_path, encoding, sheet)
-    predictor = Predictor(model_dir, device=device, batch_size=batch_size, precision=precision)
-    gold = model_gold_labels(table, predictor.meta, label_col, rating_col, rating_scale, rating_bins)
-    choice = predictor.text_column(list(table.columns), table.head(SAMPLE_ROWS), text_col)
+    table = read_reviews(data_path, reading.encoding, reading.sheet)
+    predictor = Predictor.from_options(model_dir, scoring)
+    gold = model_gold_labels(table, predictor.meta, labels)
+    choice = predictor.text_column(list(table.columns), table.head(SAMPLE_ROWS), reading.text_col)
     text_column = choice.name
     unknown = sorted({label for label in gold.labels if label and label not in predictor.labels})
     if unknown:
@@ -237,7 +224,7 @@ def evaluate_file(
         "misclassified": str(output_dir / MISCLASSIFIED_FILE),
     }
     misclassified = _misclassified(table[text_column], rows, gold_labels, predicted, probabilities.max(axis=1))
-    write_table(misclassified, files["misclassified"], escape_formulas)
+    write_table(misclassified, files["misclassified"], writing.escape_formulas)
     panels = [(scores, f"all {len(predictor.labels)} model classes")]
     if restricted:
         panels.append((restricted, f"restricted to the data's classes ({', '.join(data_labels)})"))

@@ -84,6 +84,7 @@ from review_sentiment.modelstore import (
     save_transformer,
 )
 from review_sentiment.normalize import NormalizationRecipe, normalize_reviews
+from review_sentiment.options import LabelOptions, ReadOptions
 from review_sentiment.reporting import SILENT, Reporter, silence_library_logs
 from review_sentiment.training import (
     EpochEnd,
@@ -96,16 +97,6 @@ from review_sentiment.training import (
     interrupted_as,
     while_writing,
 )
-
-
-@dataclass
-class LabelOptions:
-    """Where the gold labels are: a label column, or a star-rating column with its scale and bins."""
-
-    label_col: str | None = None
-    rating_col: str | None = None
-    rating_scale: int | None = None
-    rating_bins: str | None = None
 
 
 @dataclass
@@ -154,35 +145,26 @@ def training_data_path(data_path: str | Path | None, processed_dir: str | Path =
 def load_training_data(
     data_path: str | Path | None,
     *,
-    text_col: str | None = None,
-    label_options: LabelOptions | None = None,
+    reading: ReadOptions = ReadOptions(),
+    labels: LabelOptions = LabelOptions(),
     processed_dir: str | Path = PROCESSED_DIR,
-    encoding: str | None = None,
-    sheet: str | None = None,
     reporter: Reporter = SILENT,
 ) -> TrainingData:
     """Read labeled reviews. A file from `rs preprocess` brings its normalized column and recipe; any other
     file is normalized here with the default recipe. Which text and label columns are used (and any warning
     about them) is said before the normalization starts."""
-    label_options = label_options or LabelOptions()
     path = training_data_path(data_path, processed_dir)
-    table = read_reviews(path, encoding, sheet)
+    table = read_reviews(path, reading.encoding, reading.sheet)
     sidecar = read_sidecar(path)
-    from_preprocess = bool(sidecar) and sidecar.get("normalized_column") in table.columns and text_col is None
+    from_preprocess = bool(sidecar) and sidecar.get("normalized_column") in table.columns and reading.text_col is None
     if from_preprocess:
         recipe = NormalizationRecipe.from_dict(sidecar["recipe"])
         choice = choose_text_column(table.columns, table.head(SAMPLE_ROWS), sidecar["text_column"])
         choice.reason = "the column `rs preprocess` normalized"
     else:
         recipe = NormalizationRecipe()
-        choice = choose_text_column(table.columns, table.head(SAMPLE_ROWS), text_col)
-    gold = read_gold_labels(
-        table,
-        label_options.label_col,
-        label_options.rating_col,
-        label_options.rating_scale,
-        label_options.rating_bins,
-    )
+        choice = choose_text_column(table.columns, table.head(SAMPLE_ROWS), reading.text_col)
+    gold = read_gold_labels(table, labels.label_col, labels.rating_col, labels.rating_scale, labels.rating_bins)
     reporter.message(
         f"Data: {path} — {len(table):,} rows · text column {choice.describe()} · labels from the {gold.source}"
     )
@@ -969,12 +951,10 @@ def finetune(
     output_dir: str | Path | None = None,
     models_dir: str | Path = MODELS_DIR,
     force: bool = False,
-    text_col: str | None = None,
-    label_options: LabelOptions | None = None,
+    reading: ReadOptions = ReadOptions(),
+    labels: LabelOptions = LabelOptions(),
     processed_dir: str | Path = PROCESSED_DIR,
     device: str | None = None,
-    encoding: str | None = None,
-    sheet: str | None = None,
     reporter: Reporter = SILENT,
     resume: bool = False,
     on_step: Callable[[int, int], None] | None = None,
@@ -1002,18 +982,16 @@ def finetune(
     else:
         trainer = TransformerTrainer(resolve_base(base_name, base_revision), args, device, reporter, on_step)
     data_path = training_data_path(data_path, processed_dir)
-    if label_options and isinstance(label_options.rating_bins, str):
-        RatingBins.parse(label_options.rating_bins, label_options.rating_scale or 10)  # its spelling, at once
+    if isinstance(labels.rating_bins, str):
+        RatingBins.parse(labels.rating_bins, labels.rating_scale or 10)  # its spelling, at once
     trainer.load_base()
     output_dir = trainer.place(output_dir, name, Path(models_dir), data_path, resume, force)
 
     data = load_training_data(
         data_path,
-        text_col=text_col,
-        label_options=label_options,
+        reading=reading,
+        labels=labels,
         processed_dir=processed_dir,
-        encoding=encoding,
-        sheet=sheet,
         reporter=reporter,
     )
     label_names = sort_labels(data.labels)

@@ -26,10 +26,10 @@ from collections.abc import Callable
 import numpy as np
 
 from review_sentiment.errors import RsError
+from review_sentiment.options import MAX_BATCH_ROWS  # re-exported: declared with the other option defaults
 
 CPU_BATCH_TOKENS = 512
 CUDA_BATCH_TOKENS = 32768
-MAX_BATCH_ROWS = 1024
 
 
 def pick_device(requested: str | None = None) -> str:

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from review_sentiment.errors import Interrupted, RsError
-from review_sentiment.inference import MAX_BATCH_ROWS
 from review_sentiment.io import (
     DEFAULT_CHUNK_ROWS,
     SAMPLE_ROWS,
@@ -37,6 +36,7 @@ from review_sentiment.io import (
     write_bytes_atomically,
 )
 from review_sentiment.modelstore import model_type_of, newest_model_dir
+from review_sentiment.options import ReadOptions, ScoringOptions, WriteOptions
 from review_sentiment.reporting import SILENT, Reporter, per_second
 from review_sentiment.scoring import Predictor, labels_from_probabilities, split_rows
 
@@ -109,15 +109,9 @@ def predict_file(
     *,
     model_dir: str | Path | None = None,
     models_dir: str | Path = "models",
-    text_col: str | None = None,
-    batch_size: int = MAX_BATCH_ROWS,
-    batch_tokens: int | None = None,
-    precision: str | None = None,
-    threads: int | None = None,
-    device: str | None = None,
-    encoding: str | None = None,
-    sheet: str | None = None,
-    escape_formulas: bool = True,
+    reading: ReadOptions = ReadOptions(),
+    scoring: ScoringOptions = ScoringOptions(),
+    writing: WriteOptions = WriteOptions(),
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     resume: bool = False,
     on_chunk_done: Callable[[int], None] | None = None,
@@ -142,15 +136,13 @@ def predict_file(
     check_output_path(output_path)
     model_is_default = model_dir is None
     model_dir = Path(model_dir) if model_dir else newest_model_dir(models_dir)
-    source = open_reviews(input_path, encoding, sheet)
+    source = open_reviews(input_path, reading.encoding, reading.sheet)
     check_output_path(output_path, rows=source.rows)
-    predictor = Predictor(
-        model_dir, device, batch_size, batch_tokens=batch_tokens, precision=precision, threads=threads
-    )
+    predictor = Predictor.from_options(model_dir, scoring)
     # The first chunk is read once: its top rows show what each column holds, then it is labeled first.
     file_chunks = source.chunks(chunk_rows)
     first = next(file_chunks)
-    choice = predictor.text_column(source.columns, first.head(SAMPLE_ROWS), text_col, source.other_sheets_hint)
+    choice = predictor.text_column(source.columns, first.head(SAMPLE_ROWS), reading.text_col, source.other_sheets_hint)
     text_column = choice.name
     output_exists = output_path.exists()
     if on_start:
@@ -176,12 +168,12 @@ def predict_file(
         names[wanted] = unique_column_name([*source.columns, *names.values()], wanted)
 
     store = ResumeStore(output_path)
-    settings = _run_settings(source, predictor, text_column, chunk_rows, batch_tokens, batch_size)
+    settings = _run_settings(source, predictor, text_column, chunk_rows, scoring.batch_tokens, scoring.batch_size)
     labeling = _Labeling(predictor, store, store.open(settings, resume, reporter), text_column, source.columns, names)
     startup_seconds = time.perf_counter() - started
     with _stopping_once():
         try:
-            writer = TableWriter(output_path, escape_formulas=escape_formulas, temporary_dir=store.folder)
+            writer = TableWriter(output_path, escape_formulas=writing.escape_formulas, temporary_dir=store.folder)
             # Normalizing (kiwipiepy) runs a chunk ahead of scoring, in a thread: one count for each.
             stages = reporter.stages(["Normalizing", "Scoring"], source.rows)
             with writer, stages as (normalized, scored):

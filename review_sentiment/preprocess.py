@@ -36,6 +36,7 @@ from review_sentiment.io import (
     unique_column_name,
 )
 from review_sentiment.normalize import NormalizationRecipe, ReviewNormalizer, has_hangul
+from review_sentiment.options import ReadOptions, WriteOptions
 from review_sentiment.reporting import SILENT, Reporter, per_second
 
 
@@ -89,14 +90,12 @@ def preprocess_file(
     input_path: str | Path,
     output_path: str | Path | None = None,
     *,
-    text_col: str | None = None,
     recipe: NormalizationRecipe | None = None,
+    reading: ReadOptions = ReadOptions(),
+    writing: WriteOptions = WriteOptions(),
     drop_empty: bool = False,
     drop_duplicates: bool = False,
     processed_dir: str | Path = PROCESSED_DIR,
-    encoding: str | None = None,
-    sheet: str | None = None,
-    escape_formulas: bool = True,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     on_start: Callable[[PreprocessPlan], None] | None = None,
     reporter: Reporter = SILENT,
@@ -115,12 +114,14 @@ def preprocess_file(
     check_output_path(output_path)
     recipe = recipe or NormalizationRecipe()
     normalizer = ReviewNormalizer(recipe)
-    source = open_reviews(input_path, encoding, sheet)
+    source = open_reviews(input_path, reading.encoding, reading.sheet)
     check_output_path(output_path, rows=source.rows)
     # The first chunk is read once: its top rows show what each column holds, then it is normalized first.
     chunks = source.chunks(chunk_rows)
     first = next(chunks)
-    choice = choose_text_column(source.columns, first.head(SAMPLE_ROWS), text_col, hint=source.other_sheets_hint)
+    choice = choose_text_column(
+        source.columns, first.head(SAMPLE_ROWS), reading.text_col, hint=source.other_sheets_hint
+    )
     text_column = choice.name
     output_exists = output_path.exists()
     if on_start:
@@ -146,7 +147,7 @@ def preprocess_file(
         dropped=dict.fromkeys(["empty"] * drop_empty + ["duplicate"] * drop_duplicates, 0),
     )
     chunks = chain([first], chunks)
-    writer = TableWriter(output_path, escape_formulas=escape_formulas)
+    writer = TableWriter(output_path, escape_formulas=writing.escape_formulas)
     with writer, reporter.stages(["Normalizing"], source.rows) as (advance,):
         for chunk, normalized in prefetched(chunks, lambda c: normalizer.normalize(c[text_column])):
             added = dict(zip((NORMALIZED_COLUMN, *FLAG_COLUMNS), (normalized_column, *flag_columns), strict=True))

@@ -95,6 +95,7 @@ from review_sentiment.errors import RsError
 from review_sentiment.io import SAMPLE_ROWS, choose_text_column, read_reviews, table_stem
 from review_sentiment.modelstore import MODELS_DIR, library_versions
 from review_sentiment.normalize import NormalizationRecipe, normalize_reviews
+from review_sentiment.options import ReadOptions
 from review_sentiment.reporting import SILENT, Reporter, silence_library_logs
 from review_sentiment.training import (
     Event,
@@ -514,15 +515,13 @@ class PretrainResult:
 
 def read_corpus(
     path: str | Path,
-    text_col: str | None,
     recipe: NormalizationRecipe,
-    encoding: str | None = None,
-    sheet: str | None = None,
+    reading: ReadOptions = ReadOptions(),
     reporter: Reporter = SILENT,
 ) -> list[str]:
     """The corpus's non-empty normalized reviews; the text column used is said before normalizing."""
-    table = read_reviews(path, encoding, sheet)
-    choice = choose_text_column(table.columns, table.head(SAMPLE_ROWS), text_col)
+    table = read_reviews(path, reading.encoding, reading.sheet)
+    choice = choose_text_column(table.columns, table.head(SAMPLE_ROWS), reading.text_col)
     reporter.message(f"Corpus: {path} — {len(table)} rows · text column {choice.describe()}")
     for warning in choice.warnings:
         reporter.warning(warning)
@@ -1174,12 +1173,10 @@ def pretrain(
     base_name: str | None = None,
     output_dir: str | Path | None = None,
     models_dir: str | Path = MODELS_DIR,
-    text_col: str | None = None,
+    reading: ReadOptions = ReadOptions(),
     resume: bool = False,
     force: bool = False,
     device: str | None = None,
-    encoding: str | None = None,
-    sheet: str | None = None,
     reporter: Reporter = SILENT,
     on_step: Callable[[int, StepResult], None] | None = None,
 ) -> PretrainResult:
@@ -1210,7 +1207,7 @@ def pretrain(
             device,
             place,
             saved,
-            lambda recipe: read_corpus(corpus_path, text_col, recipe, encoding, sheet, reporter),
+            lambda recipe: read_corpus(corpus_path, recipe, reading, reporter),
             reporter,
         )
         _start(run, place, saved, force, reporter)

@@ -23,6 +23,7 @@ from review_sentiment.inference import (
 from review_sentiment.io import TextColumnChoice, choose_text_column
 from review_sentiment.modelstore import TFIDF, load_transformer_folder, model_type_of, read_meta, recipe_of
 from review_sentiment.normalize import ReviewNormalizer, coerce_text
+from review_sentiment.options import ScoringOptions
 from review_sentiment.reporting import silence_library_logs
 
 SPLIT_NOTE_START = "long text: scored in"
@@ -200,6 +201,18 @@ class Predictor:
     `prepare` (normalization and tokenization, CPU) and `score` (the model) are separate so that a file can be
     prepared one chunk ahead in a thread while the model scores the current one.
     """
+
+    @classmethod
+    def from_options(cls, model_dir: str | Path, scoring: ScoringOptions) -> Predictor:
+        """A predictor that scores as `scoring` says (device, precision, batch sizes, threads)."""
+        return cls(
+            model_dir,
+            scoring.device,
+            scoring.batch_size,
+            batch_tokens=scoring.batch_tokens,
+            precision=scoring.precision,
+            threads=scoring.threads,
+        )
 
     def __init__(
         self,

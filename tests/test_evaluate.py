@@ -6,6 +6,7 @@ import pytest
 from review_sentiment.config import FinetuneArguments
 from review_sentiment.evaluate import evaluate_file
 from review_sentiment.finetune import finetune
+from review_sentiment.options import LabelOptions, ScoringOptions
 from tests.conftest import SAMPLE
 
 
@@ -43,7 +44,7 @@ def test_two_class_data_on_a_three_class_model(tmp_path, tfidf_model, sample_tab
 @pytest.mark.slow
 def test_quantized_evaluation_scores_close_to_fp32(tmp_path, tiny_model):
     fp32 = evaluate_file(SAMPLE, tiny_model, output_dir=tmp_path / "fp32")
-    int8 = evaluate_file(SAMPLE, tiny_model, output_dir=tmp_path / "int8", precision="int8")
+    int8 = evaluate_file(SAMPLE, tiny_model, output_dir=tmp_path / "int8", scoring=ScoringOptions(precision="int8"))
     assert fp32.evaluated == int8.evaluated == 360
     assert abs(fp32.scores["accuracy"] - int8.scores["accuracy"]) <= 0.03
 
@@ -67,7 +68,9 @@ def test_ratings_are_binned_on_the_scale_the_model_learned(tmp_path, sample_tabl
     meta_path.write_text(json.dumps(meta), encoding="utf-8")
     older = evaluate_file(tmp_path / "low.csv", model, output_dir=tmp_path / "older")
     assert "10-point" in older.label_source and "the model's scale" in older.label_source
-    explicit = evaluate_file(tmp_path / "low.csv", model, output_dir=tmp_path / "e5", rating_scale=5)
+    explicit = evaluate_file(
+        tmp_path / "low.csv", model, output_dir=tmp_path / "e5", labels=LabelOptions(rating_scale=5)
+    )
     assert "5-point" in explicit.label_source  # an explicit --rating-scale still wins
 
 
@@ -77,7 +80,7 @@ def test_a_file_that_states_another_scale_is_binned_on_it_in_the_models_classes(
     ten = {"negative": "2", "neutral": "6", "positive": "10"}
     train = pd.DataFrame({"review": sample_table["review"], "stars": sample_table["label"].map(ten)})
     train.to_csv(tmp_path / "train.csv", index=False)
-    model = finetune(tmp_path / "train.csv", "tfidf", output_dir=tmp_path / "m", label_options=_bins())
+    model = finetune(tmp_path / "train.csv", "tfidf", output_dir=tmp_path / "m", labels=_bins())
     five = {"negative": "1/5", "neutral": "3/5", "positive": "5/5"}
     test = pd.DataFrame({"review": sample_table["review"], "stars": sample_table["label"].map(five)})
     test.to_csv(tmp_path / "test.csv", index=False)
@@ -97,7 +100,6 @@ def test_evaluating_on_the_training_file_is_warned_about(tmp_path):
 
 
 def _bins(spec: str = "1-4,,9-10", scale: int | None = None):
-    from review_sentiment.finetune import LabelOptions
 
     return LabelOptions(rating_bins=spec, rating_scale=scale)
 
@@ -107,12 +109,12 @@ def test_a_model_on_its_own_unusual_scale_needs_no_options_again(tmp_path, sampl
     table = pd.DataFrame({"review": sample_table["review"], "stars": sample_table["label"].map(seven)})
     table.to_csv(tmp_path / "seven.csv", index=False)
     options = _bins("1-2,3-5,6-7", scale=7)
-    model = finetune(tmp_path / "seven.csv", "tfidf", output_dir=tmp_path / "m", label_options=options)
+    model = finetune(tmp_path / "seven.csv", "tfidf", output_dir=tmp_path / "m", labels=options)
     report = evaluate_file(tmp_path / "seven.csv", model.output_dir, output_dir=tmp_path / "e")
     assert "7-point" in report.label_source and report.data_labels == ["negative", "neutral", "positive"]
     hundred = table.assign(stars=sample_table["label"].map({"negative": "10", "neutral": "50", "positive": "95"}))
     hundred.to_csv(tmp_path / "hundred.csv", index=False)
     options = _bins("0-30,31-70,71-100", scale=100)
-    model = finetune(tmp_path / "hundred.csv", "tfidf", output_dir=tmp_path / "m100", label_options=options)
+    model = finetune(tmp_path / "hundred.csv", "tfidf", output_dir=tmp_path / "m100", labels=options)
     report = evaluate_file(tmp_path / "hundred.csv", model.output_dir, output_dir=tmp_path / "e100")
     assert "100-point" in report.label_source and "the model's bins" in report.label_source

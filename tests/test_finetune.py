@@ -5,8 +5,9 @@ import pytest
 
 from review_sentiment.config import FinetuneArguments
 from review_sentiment.errors import Interrupted, RsError
-from review_sentiment.finetune import LabelOptions, finetune, load_training_data, stratified_split
+from review_sentiment.finetune import finetune, load_training_data, stratified_split
 from review_sentiment.normalize import NormalizationRecipe
+from review_sentiment.options import LabelOptions
 from review_sentiment.preprocess import preprocess_file
 from tests.conftest import RecordingReporter
 
@@ -55,7 +56,7 @@ def test_two_classes_from_ratings_and_unlabeled_rows_skipped(tmp_path, tiny_base
         str(tiny_base),
         QUICK,
         output_dir=tmp_path / "m",
-        label_options=LabelOptions(rating_col="rating", rating_bins="1-2,,4-5"),
+        labels=LabelOptions(rating_col="rating", rating_bins="1-2,,4-5"),
     )
     assert result.labels == ["negative", "positive"]
     assert result.data["rows_unlabeled"] == 90 and result.data["rows_used"] == 270

@@ -8,6 +8,7 @@ import pytest
 from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.inference import batched_probabilities
 from review_sentiment.modelstore import newest_model_dir
+from review_sentiment.options import ReadOptions, ScoringOptions
 from review_sentiment.predict import ResumeStore, predict_file
 from review_sentiment.preprocess import preprocess_file
 from review_sentiment.scoring import EMPTY_TEXT, NOTHING_LEFT, Predictor
@@ -140,7 +141,7 @@ def test_quantized_prediction_agrees_with_fp32(tmp_path, tiny_model):
     from tests.conftest import SAMPLE
 
     fp32 = predict_file(SAMPLE, tmp_path / "fp32.csv", model_dir=tiny_model)
-    int8 = predict_file(SAMPLE, tmp_path / "int8.csv", model_dir=tiny_model, precision="int8")
+    int8 = predict_file(SAMPLE, tmp_path / "int8.csv", model_dir=tiny_model, scoring=ScoringOptions(precision="int8"))
     assert (fp32.precision, int8.precision) == ("fp32", "int8")
     a, b = (pd.read_csv(tmp_path / f"{name}.csv")["predicted_label"] for name in ("fp32", "int8"))
     assert (a == b).mean() >= 0.97
@@ -305,7 +306,9 @@ def test_a_repeated_trained_on_column_is_not_guessed(tmp_path, tiny_model):
     (tmp_path / "dup.csv").write_text("id,review,review\n1,좋아요,별로\n", encoding="utf-8")
     with pytest.raises(RsError, match=r"several 'review' columns \(\['review', 'review.1'\]\).*--text-col"):
         predict_file(tmp_path / "dup.csv", tmp_path / "out.csv", model_dir=tiny_model)
-    summary = predict_file(tmp_path / "dup.csv", tmp_path / "out.csv", model_dir=tiny_model, text_col="review.1")
+    summary = predict_file(
+        tmp_path / "dup.csv", tmp_path / "out.csv", model_dir=tiny_model, reading=ReadOptions(text_col="review.1")
+    )
     assert summary.text_column == "review.1"
 
 
