@@ -1,7 +1,7 @@
 """The one resume mechanism of `rs finetune --resume` and `rs pretrain --resume`: how a checkpoint folder is
 written, found and deleted, how named modules, optimizers, schedulers and RNG states are stored without pickle
-(`Checkpoint` with `Stored` parts), the fingerprint check and the messages that say a checkpoint cannot be
-resumed, and the guard that holds Ctrl-C back until a training step is complete.
+(`Checkpoint` with `Stored` parts), and the fingerprint check and the messages that say a checkpoint cannot
+be resumed (the guard that holds Ctrl-C back until a step is complete is in `interrupts`).
 
 A checkpoint is written into a hidden sibling, `.NAME.partial`, and swapped in for the previous one by way of
 `.NAME.old`, so an interrupted save leaves the previous checkpoint. Its state is `training.json` (JSON) beside
@@ -15,8 +15,6 @@ import json
 import random
 import re
 import shutil
-import signal
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +23,6 @@ from pathlib import Path
 from typing import Protocol
 
 from review_sentiment.errors import RsError
-from review_sentiment.reporting import SILENT, Reporter
 
 STATE_FILE = "training.json"
 TENSORS_FILE = "training.safetensors"
@@ -434,56 +431,3 @@ class Checkpoint:
                 part.restore(self.folder, tensors, saved)
         except (OSError, RuntimeError, KeyError, ValueError, TypeError, SafetensorError) as error:
             raise damaged(self.folder, error) from None
-
-
-# ----------------------------------------------------------------------------------------- Ctrl-C
-
-
-class InterruptGuard:
-    """Holds Ctrl-C (and `kill`, SIGTERM) back while a training step or its bookkeeping runs, so a checkpoint
-    is never taken of a half-updated state: the first signal stops the run once the step is complete, a second
-    one stops it at once."""
-
-    SIGNALS = ("SIGINT", "SIGTERM")
-
-    def __init__(self, reporter: Reporter = SILENT):
-        self.reporter = reporter
-        self.holding = False
-        self.requested = False
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        """Install the signal handlers for the block (only on the main thread, where signals arrive)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signals reach only the main thread
-            return
-        previous = {}
-        for name in self.SIGNALS:
-            number = getattr(signal, name, None)
-            if number is not None:
-                previous[number] = signal.signal(number, self._handle)
-        try:
-            yield
-        finally:
-            for number, handler in previous.items():
-                # None: a handler installed outside Python, which cannot be put back; use Python's default.
-                default = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
-                signal.signal(number, handler if handler is not None else default)
-
-    def _handle(self, signum, frame) -> None:
-        if self.holding and not self.requested:
-            self.requested = True
-            self.reporter.message("Stopping after this step to save a checkpoint (Ctrl-C again stops at once).")
-            return
-        raise KeyboardInterrupt
-
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        """Hold a signal back until the block ends, then raise KeyboardInterrupt if one came."""
-        self.holding = True
-        try:
-            yield
-        finally:
-            self.holding = False
-        if self.requested:
-            raise KeyboardInterrupt

@@ -5,12 +5,9 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -19,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from review_sentiment.errors import Interrupted, RsError
+from review_sentiment.interrupts import stopping_once
 from review_sentiment.io import (
     DEFAULT_CHUNK_ROWS,
     SAMPLE_ROWS,
@@ -171,7 +169,7 @@ def predict_file(
     settings = _run_settings(source, predictor, text_column, chunk_rows, scoring.batch_tokens, scoring.batch_size)
     labeling = _Labeling(predictor, store, store.open(settings, resume, reporter), text_column, source.columns, names)
     startup_seconds = time.perf_counter() - started
-    with _stopping_once():
+    with stopping_once():
         try:
             writer = TableWriter(output_path, escape_formulas=writing.escape_formulas, temporary_dir=store.folder)
             # Normalizing (kiwipiepy) runs a chunk ahead of scoring, in a thread: one count for each.
@@ -415,26 +413,3 @@ RESUME_FORMAT = 1
 
 def _shown(setting: object) -> object:
     return "the default" if setting in (None, "") else setting
-
-
-@contextmanager
-def _stopping_once() -> Iterator[None]:
-    """Ctrl-C (or SIGTERM) stops the run at once; further ones are ignored while it cleans up, so a second
-    Ctrl-C cannot cut the cleanup short (with the prefetch thread inside kiwipiepy, that can abort the process)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-
-    def stop(number, frame):
-        for other in previous:
-            signal.signal(other, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    for number in previous:
-        signal.signal(number, stop)
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler if handler is not None else signal.SIG_DFL)

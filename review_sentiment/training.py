@@ -25,8 +25,9 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from review_sentiment.checkpoints import RESUME_HINT, InterruptGuard
+from review_sentiment.checkpoints import RESUME_HINT
 from review_sentiment.errors import Interrupted
+from review_sentiment.interrupts import InterruptGuard
 from review_sentiment.reporting import SILENT, Reporter
 
 # ----------------------------------------------------------------------------------------- events

@@ -1,12 +1,9 @@
 import json
-import os
-import signal
 
 import pytest
 import torch
 
 from review_sentiment.checkpoints import (
-    InterruptGuard,
     argument_differences,
     delete_checkpoint,
     join_optimizer_state,
@@ -15,7 +12,6 @@ from review_sentiment.checkpoints import (
     staging_dir,
     write_atomically,
 )
-from tests.conftest import RecordingReporter
 
 
 def test_write_atomically_swaps_in_on_success_and_keeps_the_previous_one_on_ctrl_c(tmp_path):
@@ -78,14 +74,3 @@ def test_argument_differences_name_the_options():
     ]
     shown = lambda value: "not given" if value is None else str(value)  # noqa: E731
     assert argument_differences(old, new, names, shown)[1] == "--epochs was not given there, 3 now"
-
-
-def test_interrupt_guard_holds_the_first_signal_until_the_step_ends():
-    reporter, before = RecordingReporter(), signal.getsignal(signal.SIGINT)
-    guard = InterruptGuard(reporter)
-    completed = False
-    with pytest.raises(KeyboardInterrupt), guard.installed():
-        with guard.hold():
-            os.kill(os.getpid(), signal.SIGINT)
-            completed = True
-    assert completed and reporter.said("Stopping after this step") and signal.getsignal(signal.SIGINT) is before
