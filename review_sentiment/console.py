@@ -65,13 +65,6 @@ def progress_bar() -> Progress:
 
 
 @contextmanager
-def row_progress(description: str, total: int | None, info: str = "rows") -> Iterator[Callable[[int], None]]:
-    """A progress bar counting rows; yields the function that advances it by n rows."""
-    with row_progress_stages([description], total, info) as (advance,):
-        yield advance
-
-
-@contextmanager
 def row_progress_stages(
     descriptions: list[str], total: int | None, info: str = "rows"
 ) -> Iterator[tuple[Callable[[int], None], ...]]:
