@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from review_sentiment.batch import BatchLabeler
 from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.interrupts import stopping_once
 from review_sentiment.io import (
     DEFAULT_CHUNK_ROWS,
-    SAMPLE_ROWS,
     WRITE_SUFFIXES,
     TableWriter,
     TextColumnChoice,
@@ -30,17 +30,12 @@ from review_sentiment.io import (
     prefetched,
     same_file,
     table_stem,
-    unique_column_name,
     write_bytes_atomically,
 )
 from review_sentiment.modelstore import model_type_of, newest_model_dir
 from review_sentiment.options import ReadOptions, ScoringOptions, WriteOptions
 from review_sentiment.reporting import SILENT, Reporter, per_second
-from review_sentiment.scoring import Predictor, labels_from_probabilities, split_rows
-
-LABEL_COLUMN = "predicted_label"
-CONFIDENCE_COLUMN = "confidence"
-NOTE_COLUMN = "note"  # why a row has no label, or that a long text was scored in parts
+from review_sentiment.scoring import Predictor, split_rows
 
 
 @dataclass
@@ -140,8 +135,15 @@ def predict_file(
     # The first chunk is read once: its top rows show what each column holds, then it is labeled first.
     file_chunks = source.chunks(chunk_rows)
     first = next(file_chunks)
-    choice = predictor.text_column(source.columns, first.head(SAMPLE_ROWS), reading.text_col, source.other_sheets_hint)
-    text_column = choice.name
+    labeler = BatchLabeler(
+        model_dir,
+        source.columns,
+        text_col=reading.text_col,
+        sample=first,
+        hint=source.other_sheets_hint,
+        predictor=predictor,
+    )
+    choice, text_column = labeler.text_choice, labeler.text_column
     output_exists = output_path.exists()
     if on_start:
         on_start(
@@ -160,14 +162,10 @@ def predict_file(
             )
         )
     predictor.normalizer.load()
-    added = [LABEL_COLUMN, CONFIDENCE_COLUMN, *(f"prob_{label}" for label in predictor.labels), NOTE_COLUMN]
-    names: dict[str, str] = {}
-    for wanted in added:
-        names[wanted] = unique_column_name([*source.columns, *names.values()], wanted)
 
     store = ResumeStore(output_path)
     settings = _run_settings(source, predictor, text_column, chunk_rows, scoring.batch_tokens, scoring.batch_size)
-    labeling = _Labeling(predictor, store, store.open(settings, resume, reporter), text_column, source.columns, names)
+    labeling = _Labeling(labeler, store, store.open(settings, resume, reporter))
     startup_seconds = time.perf_counter() - started
     with stopping_once():
         try:
@@ -194,7 +192,7 @@ def predict_file(
         unscored=labeling.unscored,
         label_counts={label: labeling.counts.get(label, 0) for label in predictor.labels},
         split=labeling.split,
-        renamed_columns={wanted: name for wanted, name in names.items() if wanted != name},
+        renamed_columns={wanted: name for wanted, name in labeler.names.items() if wanted != name},
         seconds=round(time.perf_counter() - started, 2),
         device=predictor.device,
         precision=predictor.precision,
@@ -212,12 +210,9 @@ class _Labeling:
     """One pass over a file's chunks: each labeled (or, up to `finished`, taken from the resume store), kept in the
     store, written and counted."""
 
-    predictor: Predictor
+    labeler: BatchLabeler
     store: ResumeStore
     finished: int  # chunks the store holds from an interrupted run
-    text_column: str
-    columns: list[str]  # the input's, to spot rows that repeat its header
-    names: dict[str, str]  # the added columns' names, by the names wanted
     counts: Counter = field(default_factory=Counter)  # rows by label
     unscored: int = 0
     split: int = 0
@@ -233,28 +228,26 @@ class _Labeling:
         on_chunk_done: Callable[[int], None] | None,
     ) -> None:
         """Label and write every chunk; `normalized(n)` and `scored(n)` count rows done by each stage."""
-        predictor, store = self.predictor, self.store
+        labeler, store = self.labeler, self.store
 
         def results_of(numbered_chunk):
             number, chunk = numbered_chunk
             if number < self.finished:
                 normalized(len(chunk))
                 return store.load(number)
-            return predictor.prepare(chunk[self.text_column], on_progress=normalized)
+            return labeler.prepare(chunk, on_progress=normalized)
 
         for (number, chunk), results in prefetched(enumerate(chunks), results_of):
             if number < self.finished:
                 probabilities, notes = results
                 scored(len(chunk))
             else:
-                probabilities = predictor.score(results, on_batch=scored)
+                probabilities, notes = labeler.score(chunk, results, on_batch=scored)
                 scored(results.rows - len(results.scored))
-                notes = results.notes
-                _unscore_repeated_headers(chunk, self.columns, probabilities, notes)
                 store.save(number, probabilities, notes)
                 if on_chunk_done:
                     on_chunk_done(number + 1)
-            predicted = _add_predictions(chunk, probabilities, notes, predictor.labels, self.names)
+            predicted = labeler.add_columns(chunk, probabilities, notes)
             writer.write(chunk)
             self.counts.update(label for label in predicted if label)
             if number >= self.finished:
@@ -262,34 +255,6 @@ class _Labeling:
             self.unscored += sum(1 for label in predicted if not label)
             self.split += split_rows(notes)
             self.chunks += 1
-
-
-REPEATED_HEADER = "repeats the header row (several exports pasted together?): not a review"
-
-
-def _unscore_repeated_headers(chunk, columns: list[str], probabilities: np.ndarray, notes: list[str]) -> None:
-    """A row that repeats the header line gets no label: it is not a review, and rows are never dropped."""
-    if len(columns) < 2:
-        return  # one column: a review could be the column's name
-    repeated = chunk[columns].eq(pd.Series(columns, index=columns)).all(axis=1).to_numpy()
-    for row in np.flatnonzero(repeated):
-        probabilities[row] = np.nan
-        notes[row] = REPEATED_HEADER
-
-
-def _add_predictions(
-    chunk, probabilities: np.ndarray, notes: list[str], labels: list[str], names: dict[str, str]
-) -> list[str]:
-    """Add the label, confidence, probability and note columns to `chunk`; returns the labels."""
-    predicted = labels_from_probabilities(probabilities, labels)
-    # float64 before rounding, so JSON output shows 0.4928 rather than float32's 0.4927999973
-    probabilities = probabilities.astype(np.float64)
-    chunk[names[LABEL_COLUMN]] = predicted
-    chunk[names[CONFIDENCE_COLUMN]] = np.round(probabilities.max(axis=1), 4)
-    for index, label in enumerate(labels):
-        chunk[names[f"prob_{label}"]] = np.round(probabilities[:, index], 4)
-    chunk[names[NOTE_COLUMN]] = notes
-    return predicted
 
 
 def _run_settings(source, predictor, text_column, chunk_rows, batch_tokens, batch_size) -> dict:

@@ -280,20 +280,28 @@ class Predictor:
     ) -> TextColumnChoice:
         """`text_col`, else the column the model was trained on when the file has it, else by name and content
         (`sample`: the file's first rows)."""
-        trained_on = self.meta.get("data", {}).get("text_column")
-        if text_col is None and trained_on in columns:
-            # a repeated header (review, review.1) leaves two candidates: ask rather than guess
-            repeated = [c for c in columns if re.fullmatch(re.escape(str(trained_on)) + r"\.\d+", str(c))]
-            if repeated:
-                raise RsError(
-                    f"The file has several {trained_on!r} columns ({[trained_on, *repeated]}), the column the model "
-                    "was trained on. Pass --text-col with the one to use."
-                )
-        return choose_text_column(columns, sample, text_col, trained_on, hint)
+        return review_column(self.meta, columns, sample, text_col, hint)
 
     def predict(self, texts: Iterable[object]) -> list[str]:
         """Predicted label per text ("" for texts that are empty after normalization)."""
         return labels_from_probabilities(self.probabilities(texts), self.labels)
+
+
+def review_column(
+    meta: dict, columns: list[str], sample: pd.DataFrame | None = None, text_col: str | None = None, hint: str = ""
+) -> TextColumnChoice:
+    """The column a model (its rs_meta.json, `meta`) labels: `text_col`, else the column it was trained on when
+    the file has it, else by name and content (`sample`: the file's first rows). Needs no loaded model."""
+    trained_on = meta.get("data", {}).get("text_column")
+    if text_col is None and trained_on in columns:
+        # a repeated header (review, review.1) leaves two candidates: ask rather than guess
+        repeated = [c for c in columns if re.fullmatch(re.escape(str(trained_on)) + r"\.\d+", str(c))]
+        if repeated:
+            raise RsError(
+                f"The file has several {trained_on!r} columns ({[trained_on, *repeated]}), the column the model "
+                "was trained on. Pass --text-col with the one to use."
+            )
+    return choose_text_column(columns, sample, text_col, trained_on, hint)
 
 
 def labels_from_probabilities(probabilities: np.ndarray, labels: list[str]) -> list[str]:

@@ -63,6 +63,33 @@ def tiny_model(tmp_path_factory, tiny_base) -> Path:
     return output
 
 
+@pytest.fixture(scope="session")
+def two_thousand_reviews(tmp_path_factory, sample_table) -> Path:
+    """2,000 rows made from the sample (each review with its row number, so rows differ), an id column, and a few
+    rows without text, as a CSV: what the cluster helpers must label exactly as `rs predict` does."""
+    rows = []
+    for index in range(2000):
+        review = sample_table["review"][index % len(sample_table)]
+        rows.append({"id": str(index), "review": "" if index % 397 == 5 else f"{review} {index}"})
+    path = tmp_path_factory.mktemp("cluster") / "reviews.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def labeled_by_rs_predict(reviews: Path, model: Path, output: Path) -> pd.DataFrame:
+    """`rs predict`'s output for `reviews`, read back as text cells."""
+    from review_sentiment.predict import predict_file
+
+    predict_file(reviews, output, model_dir=model)
+    return pd.read_csv(output, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+
+
+def as_text_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """A labeled frame's cells as `rs predict` writes them to a CSV (4-decimal floats, empty for NaN)."""
+    cells = {name: [("" if pd.isna(v) else str(v)) for v in frame[name]] for name in frame.columns}
+    return pd.DataFrame(cells, columns=list(frame.columns))
+
+
 def parquet_bytes(table, **options) -> bytes:
     """`table` (a pyarrow Table) written as Parquet, as the bytes of a file."""
     import io
@@ -72,3 +99,14 @@ def parquet_bytes(table, **options) -> bytes:
     buffer = io.BytesIO()
     pq.write_table(table, buffer, **options)
     return buffer.getvalue()
+
+
+def optional_module(name: str, extra: str):
+    """An optional extra's module: skipped where it is not installed, but in CI (CI=true), which installs every
+    extra, a missing one fails instead of skipping in silence."""
+    import importlib
+    import os
+
+    if os.environ.get("CI"):
+        return importlib.import_module(name)
+    return pytest.importorskip(name, reason=f'the {extra} extra: pip install "review-sentiment[{extra}]"')

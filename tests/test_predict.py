@@ -323,7 +323,7 @@ def test_the_default_output_keeps_the_input_format():
 
 
 def test_a_repeated_header_row_gets_no_label_and_says_why(tmp_path, tiny_model):
-    from review_sentiment.predict import REPEATED_HEADER
+    from review_sentiment.batch import REPEATED_HEADER
 
     (tmp_path / "in.csv").write_text("id,review\n1,좋아요\nid,review\n2,별로예요\n", encoding="utf-8")
     summary = predict_file(tmp_path / "in.csv", tmp_path / "out.csv", model_dir=tiny_model)

@@ -1,0 +1,38 @@
+import pandas as pd
+import pytest
+
+from review_sentiment.batch import BatchLabeler, LabelingPlan, added_column_names
+from review_sentiment.errors import RsError
+from tests.conftest import as_text_cells, labeled_by_rs_predict
+
+
+def test_a_batch_labeler_gives_what_rs_predict_writes(tmp_path, tiny_model, two_thousand_reviews):
+    expected = labeled_by_rs_predict(two_thousand_reviews, tiny_model, tmp_path / "out.csv")
+    reviews = pd.read_csv(two_thousand_reviews, dtype=str, keep_default_na=False)
+    labeler = BatchLabeler(tiny_model, list(reviews.columns), sample=reviews)
+    labeled = pd.concat([labeler.label(reviews.iloc[i : i + 700]) for i in range(0, len(reviews), 700)])
+    assert list(labeled.columns) == list(expected.columns)
+    pd.testing.assert_frame_equal(as_text_cells(labeled), expected)
+    assert (labeled["note"] == "empty text").sum() == 6 and labeled["predicted_label"].eq("").sum() == 6
+
+
+def test_added_columns_never_overwrite_an_input_column():
+    names = added_column_names(["review", "note", "confidence"], ["negative", "positive"])
+    assert names == {
+        "predicted_label": "predicted_label",
+        "confidence": "confidence_rs",
+        "prob_negative": "prob_negative",
+        "prob_positive": "prob_positive",
+        "note": "note_rs",
+    }
+
+
+def test_a_plan_refuses_bad_input_before_any_model_is_loaded(tmp_path, tiny_model):
+    reviews = pd.DataFrame({"id": ["1"], "review": ["좋아요"]})
+    with pytest.raises(RsError, match="nothing to label"):
+        LabelingPlan(tiny_model, reviews.columns, reviews.iloc[:0])
+    with pytest.raises(RsError, match="not a column"):
+        LabelingPlan(tiny_model, reviews.columns, reviews, text_col="text")
+    with pytest.raises(RsError, match="no model in it"):
+        LabelingPlan(tmp_path, reviews.columns, reviews)
+    assert LabelingPlan(tiny_model, reviews.columns, reviews).text_column == "review"
