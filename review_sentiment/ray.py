@@ -46,7 +46,8 @@ def label_ray_dataset(
     """`dataset` (a ray.data.Dataset) with the columns `rs predict` adds; lazy, like any Ray Data transformation.
     `concurrency` actors label in parallel, each holding `num_cpus` CPUs and `num_gpus` GPUs (with GPUs, pass
     scoring=ScoringOptions("cuda")). Leave CPUs for Ray Data's own read and split tasks: actors holding all of
-    a cluster's CPUs wait for them forever."""
+    a cluster's CPUs wait for them forever. Each block goes to one actor: a Dataset of one block (a small
+    `from_pandas`) keeps one actor busy; `repartition` it first."""
     from ray.data import DataContext
 
     from review_sentiment.batch import LabelingPlan
