@@ -23,8 +23,9 @@ import pandas as pd
 
 from review_sentiment.errors import RsError
 from review_sentiment.io import SAMPLE_ROWS, TextColumnChoice, unique_column_name
+from review_sentiment.modelstore import read_meta
 from review_sentiment.options import ScoringOptions
-from review_sentiment.scoring import Predictor, PreparedTexts, labels_from_probabilities
+from review_sentiment.scoring import Predictor, PreparedTexts, labels_from_probabilities, review_column
 
 LABEL_COLUMN = "predicted_label"
 CONFIDENCE_COLUMN = "confidence"
@@ -124,9 +125,6 @@ class LabelingPlan:
     def __init__(
         self, model_dir: str | Path, columns: Sequence[str], sample: pd.DataFrame, text_col: str | None = None
     ):
-        from review_sentiment.modelstore import read_meta
-        from review_sentiment.scoring import review_column
-
         self.model_dir = str(Path(model_dir).resolve())
         meta = read_meta(model_dir)  # a folder that is not an rs model fails here, with read_meta's message
         if sample.empty:
