@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/pip install --quiet -e ".[dev,spark,ray]"  # the tests label on Spark and Ray too
+	$(BIN)/pip install --quiet -e ".[dev,spark,ray,distributed]"  # the tests label on Spark and Ray and train on 2 processes too
 	touch $(STAMP)
 
 # The whole pipeline on the bundled sample, offline. The model is the TF-IDF baseline: with no model hub it is

@@ -17,7 +17,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
@@ -240,6 +240,44 @@ def rng_states(
 
 
 @dataclass
+class PerProcess:
+    """Parts that differ between the processes of a distributed run (their RNG states: each draws its own
+    dropout). The main process's are stored under their own names, as in a run of one process; rank r's tensors
+    as rank{r}.NAME and its JSON state under "ranks". `collect` (every process at once) must come before `save`,
+    which the main process alone calls; on restore each process takes its own."""
+
+    parts: list[Stored]
+    processes: object  # distributed.Processes
+    collected: list | None = None
+
+    def collect(self) -> None:
+        tensors: dict = {}
+        state: dict = {}
+        for part in self.parts:
+            part.save(Path(), tensors, state)  # RNG states write no files of their own
+        self.collected = self.processes.gather((tensors, state))
+
+    def save(self, folder: Path, tensors: dict, state: dict) -> None:
+        for rank, (rank_tensors, rank_state) in enumerate(self.collected):
+            if rank == 0:
+                tensors.update(rank_tensors)
+                state.update(rank_state)
+            else:
+                tensors.update({f"rank{rank}.{name}": tensor for name, tensor in rank_tensors.items()})
+                state.setdefault("ranks", {})[str(rank)] = rank_state
+        self.collected = None
+
+    def restore(self, folder: Path, tensors: dict, state: dict) -> None:
+        rank = self.processes.rank
+        if rank:
+            prefix = f"rank{rank}."
+            tensors = {name.removeprefix(prefix): t for name, t in tensors.items() if name.startswith(prefix)}
+            state = state["ranks"][str(rank)]
+        for part in self.parts:
+            part.restore(folder, tensors, state)
+
+
+@dataclass
 class CudaRng:
     """CUDA's RNG states (dropout on a GPU): every device's as rng.cuda.0, rng.cuda.1 … (`all_devices`), or that
     of `device` alone as rng.cuda; nothing on a CPU."""
@@ -349,14 +387,16 @@ class FingerprintWords:
     other: Callable[[str, object, object], str]  # the words for a difference in any other key
     shown: Callable[[object], str] = str  # an argument's value in words
     saved_only: bool = True  # also name keys only the checkpoint has (False: the fingerprint is still partial)
+    defaults: dict = field(default_factory=lambda: {"processes": 1})  # what a key left out means
 
 
 def fingerprint_difference(saved: dict, current: dict, words: FingerprintWords) -> str:
     """What differs between a checkpoint's fingerprint and this run's, in words ('' when nothing does)."""
     keys = [*current, *(key for key in saved if key not in current)] if words.saved_only else list(current)
+    keys += [key for key in words.defaults if key not in keys]
     differences = []
     for key in keys:
-        old, new = saved.get(key), current.get(key)
+        old, new = saved.get(key, words.defaults.get(key)), current.get(key, words.defaults.get(key))
         if old == new:
             continue
         if key == words.arguments_key and isinstance(old, dict) and isinstance(new, dict):
@@ -407,10 +447,20 @@ class Checkpoint:
         difference = fingerprint_difference(saved.get("fingerprint", {}), self.fingerprint, self.words)
         check_fingerprint(self.folder, difference)
 
-    def save(self, parts: Sequence[Stored]) -> None:
-        """Write the parts into a hidden sibling, then swap it in for the previous checkpoint."""
+    def save(self, parts: Sequence[Stored], processes=None) -> None:
+        """Write the parts into a hidden sibling, then swap it in for the previous checkpoint. In a distributed
+        run (`processes`, a distributed.Processes) every process calls it: each gives its `PerProcess` parts,
+        the main one writes, the others wait until it has."""
         from safetensors.torch import save_file
 
+        if processes is not None and processes.world_size > 1:
+            for part in parts:
+                if isinstance(part, PerProcess):
+                    part.collect()
+            if processes.is_main:
+                self.save(parts)
+            processes.wait()
+            return
         with write_atomically(self.folder) as staging:
             tensors: dict = {}
             state: dict = {}

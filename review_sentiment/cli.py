@@ -12,6 +12,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from review_sentiment.config import FinetuneArguments, PretrainArguments
 from review_sentiment.console import ConsoleReporter, console, print_json, results
+from review_sentiment.distributed import is_main_process
 from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.options import LabelOptions, ReadOptions, ScoringOptions, WriteOptions
 from review_sentiment.reporting import rate
@@ -354,6 +355,10 @@ def finetune(
     A checkpoint is saved beside the model folder (models/NAME.rs-checkpoint) after every epoch and on Ctrl-C
     (at the step that was running), and deleted once the model is saved. After Ctrl-C or a crash, rerun the
     same command with --resume: it ends with the same model as an uninterrupted run. --force starts over.
+
+    On several GPUs or machines: torchrun --nproc_per_node N -m review_sentiment.cli finetune ... or accelerate
+    launch --multi_gpu --num_processes N -m review_sentiment.cli finetune ... (pip install
+    "review-sentiment[distributed]"; README: Scaling out). --batch-size stays the global batch.
     """
     from review_sentiment.finetune import finetune as run_finetune
 
@@ -489,6 +494,9 @@ def pretrain(
     A checkpoint is saved in FOLDER/checkpoint every --checkpoint-minutes, at the end and on Ctrl-C (at the end of
     the step that was running; Ctrl-C again stops at once, keeping the last one). After Ctrl-C or a crash, rerun
     the same command with --resume: it ends with the same weights as an uninterrupted run. --force starts over.
+
+    On several GPUs or machines: torchrun --nproc_per_node N -m review_sentiment.cli pretrain ... (README:
+    Scaling out); --batch-size stays the global batch.
     """
     from review_sentiment.pretrain import pretrain as run_pretrain
 
@@ -855,4 +863,10 @@ def main() -> None:
 
     # `kill` (SIGTERM) unwinds like Ctrl-C: temporary files are removed, progress is kept for --resume.
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+    if not is_main_process():  # torchrun / accelerate launch: one process speaks for all
+        console.quiet = results.quiet = True
     app()
+
+
+if __name__ == "__main__":  # torchrun -m review_sentiment.cli, accelerate launch -m review_sentiment.cli
+    main()

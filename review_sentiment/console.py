@@ -30,6 +30,8 @@ def print_json(data: object) -> None:
     import json
     import sys
 
+    if results.quiet:
+        return
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
     sys.stdout.flush()
 

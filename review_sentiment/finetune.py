@@ -52,6 +52,7 @@ from review_sentiment.checkpoints import (
     JsonStateDict,
     ModuleWeights,
     OptimizerState,
+    PerProcess,
     Stored,
     StoredValue,
     default_name,
@@ -63,8 +64,9 @@ from review_sentiment.checkpoints import (
     rng_states,
 )
 from review_sentiment.config import FinetuneArguments
+from review_sentiment.distributed import Processes, launched_world_size, training_processes
 from review_sentiment.errors import RsError
-from review_sentiment.inference import batched_probabilities, pad_batch, pick_device, use_fast_attention
+from review_sentiment.inference import batched_probabilities, pad_batch, use_fast_attention
 from review_sentiment.io import (
     PROCESSED_DIR,
     SAMPLE_ROWS,
@@ -299,7 +301,13 @@ _OPTION_NAMES = {
 _FINGERPRINT_WORDS = FingerprintWords(
     arguments_key="training_args",
     option_names=_OPTION_NAMES,
-    described={"data": lambda old, new: "the training data differs (another file, rows, labels or normalization)"},
+    described={
+        "data": lambda old, new: "the training data differs (another file, rows, labels or normalization)",
+        "processes": lambda old, new: (
+            f"it was trained by {old} processes, this run has {new}: resume "
+            "it with as many (torchrun --nproc_per_node / accelerate launch --num_processes)"
+        ),
+    },
     other=lambda key, old, new: f"{key.replace('_', ' ')} was {old} there, {new} now",
 )
 
@@ -406,7 +414,9 @@ class _BestWeights:
 class _ClassifierTraining:
     """One fine-tuning run once set up: the data, the model and what trains it, and what changes."""
 
-    model: object
+    model: object  # the model itself, whose weights a checkpoint holds
+    network: object  # what trains it: the model, or the model wrapped for DDP
+    processes: Processes
     encoded: list[list[int]]
     targets: list[int]
     train_rows: list[int]
@@ -416,6 +426,8 @@ class _ClassifierTraining:
     device: str
     pad_token_id: int
     loss_function: object
+    summed_loss: object  # the loss summed over a batch, weighted as loss_function weighs it
+    class_weights: list[float] | None
     optimizer: object
     scheduler: object
     scaler: object
@@ -434,10 +446,16 @@ class _ClassifierTraining:
             OptimizerState("optimizer", self.optimizer),
             JsonStateDict("scheduler", self.scheduler),
             JsonStateDict("scaler", self.scaler),
-            *rng_states(self.device, all_cuda_devices=True, python_and_numpy=True),
+            *self._rng_states(),
             StoredValue("rng.batch_order", lambda: self.batch_order, self._restore_batch_order, tensor=True),
             StoredValue("run", lambda: asdict(self.progress), self._restore_progress),
         ]
+
+    def _rng_states(self) -> list[Stored]:
+        if self.processes.world_size == 1:
+            return rng_states(self.device, all_cuda_devices=True, python_and_numpy=True)
+        # each process draws its own dropout, on its own GPU
+        return [PerProcess(rng_states(self.device, python_and_numpy=True), self.processes)]
 
     def _restore_batch_order(self, state) -> None:
         self.batch_order = state
@@ -447,40 +465,83 @@ class _ClassifierTraining:
         self.progress.resumes += 1
 
     def train_step(self, rows: list[int]) -> float:
-        """One optimizer step on the reviews `rows`; returns the loss and counts the tokens."""
+        """One optimizer step on the reviews `rows` (of every process together); returns the loss and counts the
+        tokens."""
         import torch
 
-        ids, mask = pad_batch([self.encoded[r] for r in rows], self.pad_token_id)
-        gold = torch.tensor([self.targets[r] for r in rows], device=self.device)
+        processes = self.processes
+        mine, share = processes.part_of(rows), 1.0
+        if not mine:  # fewer reviews than processes: a stand-in keeps this one in step, counting for nothing
+            mine, share = rows[:1], 0.0
+        ids, mask = pad_batch([self.encoded[r] for r in mine], self.pad_token_id)
+        gold = torch.tensor([self.targets[r] for r in mine], device=self.device)
         with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-        loss = self.loss_function(logits.float(), gold)
+            logits = self.network(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        if processes.world_size == 1:
+            loss = self.loss_function(logits.float(), gold)
+        else:
+            # This process's part of the whole batch's (weighted) mean loss, times the processes: DDP averages
+            # the gradients, so together they are the gradient of that mean, as one process computes it.
+            batch_weight = sum(self.class_weights[self.targets[r]] for r in rows) if self.class_weights else len(rows)
+            loss = self.summed_loss(logits.float(), gold) * (share * processes.world_size / batch_weight)
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        processes.backward(self.scaler.scale(loss))
         self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        self.progress.tokens += int(mask.sum())
-        self.progress.slots += mask.numel()
-        return loss.item()
+        loss_value, tokens, slots = loss.item(), int(mask.sum()) * share, mask.numel() * share
+        if processes.world_size > 1:
+            loss_value, tokens, slots = processes.sum([loss_value / processes.world_size, tokens, slots])
+        self.progress.tokens += int(tokens)
+        self.progress.slots += int(slots)
+        return loss_value
 
     def validate(self) -> dict:
         """Validation accuracy and macro-F1 of the current weights."""
         import torch
 
-        self.model.eval()
-        with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            probabilities = batched_probabilities(
-                self.model,
-                [self.encoded[i] for i in self.validation_rows],
-                self.pad_token_id,
-                batch_size=64,
-                device=self.device,
-            )
-        gold = [self.targets[i] for i in self.validation_rows]
+        self.network.eval()
+        if self.processes.world_size > 1:
+            probabilities, gold = self._validation_across_processes()
+        else:
+            with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                probabilities = batched_probabilities(
+                    self.model,
+                    [self.encoded[i] for i in self.validation_rows],
+                    self.pad_token_id,
+                    batch_size=64,
+                    device=self.device,
+                )
+            gold = [self.targets[i] for i in self.validation_rows]
         return _scores(gold, probabilities.argmax(axis=1).tolist(), self.label_names)
+
+    def _validation_across_processes(self):
+        """(probabilities, gold) of the validation reviews, each process scoring its share of the batches;
+        accelerate's `gather_for_metrics` drops the reviews repeated to give every process as many."""
+        import torch
+        from torch.utils.data import DataLoader
+
+        def batch(rows):
+            ids, mask = pad_batch([self.encoded[r] for r in rows], self.pad_token_id)
+            return ids, mask, torch.tensor([self.targets[r] for r in rows])
+
+        by_length = sorted(self.validation_rows, key=lambda r: len(self.encoded[r]))  # little padding
+        loader = self.processes.validation_loader(DataLoader(by_length, batch_size=64, collate_fn=batch))
+        probabilities, gold = [], []
+        with (
+            torch.inference_mode(),
+            torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None),
+        ):
+            for ids, mask, targets in loader:
+                logits = self.model(input_ids=ids, attention_mask=mask).logits
+                batch_probabilities, batch_gold = self.processes.gather_for_metrics(
+                    (torch.softmax(logits.float(), dim=-1), targets)
+                )
+                probabilities.append(batch_probabilities.cpu())
+                gold.append(batch_gold.cpu())
+        return torch.cat(probabilities).numpy(), torch.cat(gold).tolist()
 
     def end_epoch(self, scores: dict, reporter: Reporter) -> None:
         """Record the epoch, keep its weights if they are the best, decide whether to stop; start the next."""
@@ -535,7 +596,7 @@ def _classifier_steps(training: _ClassifierTraining, loop: TrainingLoop, reporte
     progress, args = training.progress, training.args
     while not progress.done:
         epoch = progress.epoch
-        training.model.train()
+        training.network.train()
         training.shuffler.set_state(training.batch_order)
         batches = length_grouped_batches(training.train_rows, training.encoded, args.batch_size, training.shuffler)
         resumed_at, seconds_before = time.perf_counter(), progress.epoch_seconds
@@ -560,17 +621,16 @@ def _classifier_steps(training: _ClassifierTraining, loop: TrainingLoop, reporte
 
 
 def _set_up_training(
-    model, encoded, targets, train_rows, validation_rows, label_names, args, device, pad_token_id
+    model, encoded, targets, train_rows, validation_rows, label_names, args, device, pad_token_id, processes
 ) -> _ClassifierTraining:
     """The loss, AdamW (no decay on biases and LayerNorm), the warmup + linear schedule, mixed precision on a
-    GPU and the seeded batch order."""
+    GPU and the seeded batch order (the same in every process: they split the same batches)."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
     weights = _class_weights([targets[i] for i in train_rows], len(label_names)) if args.class_weights else None
-    loss_function = torch.nn.CrossEntropyLoss(
-        weight=torch.tensor(weights, dtype=torch.float32, device=device) if weights else None
-    )
+    weight = torch.tensor(weights, dtype=torch.float32, device=device) if weights else None
+    loss_function = torch.nn.CrossEntropyLoss(weight=weight)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     parameters = list(model.named_parameters())
     optimizer = torch.optim.AdamW(
@@ -586,6 +646,8 @@ def _set_up_training(
     shuffler = torch.Generator().manual_seed(args.seed)
     return _ClassifierTraining(
         model=model,
+        network=processes.prepare(model),
+        processes=processes,
         encoded=encoded,
         targets=targets,
         train_rows=train_rows,
@@ -595,6 +657,8 @@ def _set_up_training(
         device=device,
         pad_token_id=pad_token_id,
         loss_function=loss_function,
+        summed_loss=torch.nn.CrossEntropyLoss(weight=weight, reduction="sum"),
+        class_weights=weights,
         optimizer=optimizer,
         scheduler=scheduler,
         scaler=torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16),
@@ -620,15 +684,18 @@ def train_classifier(
     checkpoint: Checkpoint | None = None,
     saved: dict | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    processes: Processes | None = None,
 ) -> tuple[FinetuneProgress, BestEpoch]:
     """The training loop. Returns the run's progress (its per-epoch history, how often it was resumed) and the
     best epoch with its weights.
 
     With `checkpoint`, it saves one after every epoch and on Ctrl-C (then raises Interrupted); with `saved` (the
     checkpoint's training.json, read) it first restores it. `on_step(epoch, step)` is called after every step.
+    With `processes` (several: see distributed.py) each trains on its part of every batch.
     """
+    processes = processes or Processes(device)
     training = _set_up_training(
-        model, encoded, targets, train_rows, validation_rows, label_names, args, device, pad_token_id
+        model, encoded, targets, train_rows, validation_rows, label_names, args, device, pad_token_id, processes
     )
     if saved is not None:
         checkpoint.restore(saved, training.stored())
@@ -641,12 +708,13 @@ def train_classifier(
         training.total_steps,
         step=training.progress.step,
         resumed=saved is not None,
-        save=None if checkpoint is None else lambda: checkpoint.save(training.stored()),
+        save=None if checkpoint is None else lambda: checkpoint.save(training.stored(), processes),
         checkpoint_folder=None if checkpoint is None else checkpoint.folder,
         words=training.stop_words(),
         reporter=reporter,
         on_step=on_step,
         save_after_epoch=True,
+        processes=processes,
     )
     loop.run(_classifier_steps(training, loop, reporter))
     return training.progress, training.best
@@ -727,11 +795,11 @@ class TransformerTrainer:
         self,
         base: ResolvedBase,
         args: FinetuneArguments,
-        device: str | None,
+        processes: Processes,
         reporter: Reporter = SILENT,
         on_step: Callable[[int, int], None] | None = None,
     ):
-        self.base, self.args, self.requested_device = base, args, device
+        self.base, self.args, self.processes = base, args, processes
         self.reporter, self.on_step = reporter, on_step
         self.name_part = base.alias or Path(base.source).name
         self.resume = False
@@ -740,6 +808,13 @@ class TransformerTrainer:
         self.tokenizer, self.config = load_base_tokenizer_and_config(self.base)
 
     def place(self, output_dir, name, models_dir, data_path, resume, force) -> Path:
+        # the main process decides (a default name holds the time) and clears; the others take its answer
+        output_dir, self.checkpoint_dir, self.resume = self.processes.on_main(
+            lambda: self._place(output_dir, name, models_dir, data_path, resume, force)
+        )
+        return output_dir
+
+    def _place(self, output_dir, name, models_dir, data_path, resume, force) -> tuple[Path, Path, bool]:
         name_given = name is not None or output_dir is not None
         default_checkpoint = None if name_given else _default_named_checkpoint(models_dir, self.name_part, data_path)
         if default_checkpoint is not None and resume:
@@ -763,8 +838,7 @@ class TransformerTrainer:
         _refuse_existing(output_dir, force)
         if looked is not None:
             self.reporter.message(nothing_to_resume(looked))
-        self.checkpoint_dir, self.resume = checkpoint_dir, resume
-        return output_dir
+        return output_dir, checkpoint_dir, resume
 
     def check(self, warnings: list[str]) -> None:
         expected = expected_vocab_size(self.base)
@@ -779,7 +853,8 @@ class TransformerTrainer:
         import torch
         from transformers import set_seed
 
-        self.device = pick_device(self.requested_device)
+        processes = self.processes
+        self.device = processes.device
         precision = _precision(self.device)
         base, config = self.base, self.config
         fingerprint = {
@@ -791,6 +866,8 @@ class TransformerTrainer:
             "device": torch.device(self.device).type,
             "precision": str(precision).removeprefix("torch.") if precision else "fp32",
         }
+        if processes.world_size > 1:  # each process's dropout is in the checkpoint: resume with as many
+            fingerprint["processes"] = processes.world_size
         self.checkpoint = finetune_checkpoint(self.checkpoint_dir, fingerprint)
         self.saved = self.checkpoint.read() if self.resume else None  # a mismatch fails before the weights load
 
@@ -800,6 +877,8 @@ class TransformerTrainer:
             base, num_labels=len(label_names), id2label=dict(enumerate(label_names)), label2id=label_ids
         )
         self.model.config.problem_type = "single_label_classification"
+        if processes.rank:  # the same head everywhere (above), but each process its own dropout
+            set_seed(self.args.seed + processes.rank)
         use_fast_attention(self.model, self.device)
         self.model.to(self.device)
         self.encoded = self.tokenizer(data.texts, truncation=True, max_length=self.max_length)["input_ids"]
@@ -807,9 +886,10 @@ class TransformerTrainer:
 
     def describe(self, label_names, split) -> str:
         revision = " @ " + self.base.revision if self.base.revision else ""
+        spread = self.processes.describe()
         return (
             f"Base: {self.base.source}{revision} · labels {label_names} · train {len(split[0])} / validation "
-            f"{len(split[1])} · max length {self.max_length} · {self.device}"
+            f"{len(split[1])} · max length {self.max_length} · {self.device}{' · ' + spread if spread else ''}"
         )
 
     def fit(self, data, label_names, split) -> Fitted:
@@ -826,6 +906,7 @@ class TransformerTrainer:
             checkpoint=self.checkpoint,
             saved=self.saved,
             on_step=self.on_step,
+            processes=self.processes,
         )
         self.model.load_state_dict(best.weights)
         self.model.to("cpu")
@@ -846,6 +927,7 @@ class TransformerTrainer:
             },
             "training_args": self.args.to_dict(),
             "device": self.device,
+            **({"processes": self.processes.world_size} if self.processes.world_size > 1 else {}),
             "resumed": self.resumes,
         }
 
@@ -978,9 +1060,15 @@ def finetune(
     # the data file's name, the output folder. Reading and normalizing a large file takes minutes.
     trainer: ClassifierTrainer
     if base_name.lower() == TFIDF:
+        if launched_world_size() > 1:
+            raise RsError("The TF-IDF baseline trains in one process: run it without torchrun / accelerate launch.")
+        processes = Processes("cpu")
         trainer = TfidfTrainer(args, reporter)
     else:
-        trainer = TransformerTrainer(resolve_base(base_name, base_revision), args, device, reporter, on_step)
+        base = resolve_base(base_name, base_revision)
+        processes = training_processes(device)
+        reporter = reporter if processes.is_main else SILENT  # one process reports
+        trainer = TransformerTrainer(base, args, processes, reporter, on_step)
     data_path = training_data_path(data_path, processed_dir)
     if isinstance(labels.rating_bins, str):
         RatingBins.parse(labels.rating_bins, labels.rating_scale or 10)  # its spelling, at once
@@ -1043,9 +1131,9 @@ def finetune(
         "warnings": warnings,
         "library_versions": library_versions(),
     }
-    with interrupted_as(trainer.interrupted_saving()):
-        save_model_folder(trainer.write, meta, output_dir, force=force)
-    trainer.finish()
+    with interrupted_as(trainer.interrupted_saving()):  # the other processes wait for the main one's folder
+        processes.on_main(lambda: save_model_folder(trainer.write, meta, output_dir, force=force))
+    processes.on_main(trainer.finish)
     return FinetuneResult(output_dir, label_names, best.epoch, metrics, fitted.history, data_info, warnings, seconds)
 
 

@@ -78,6 +78,7 @@ from review_sentiment.checkpoints import (
     FingerprintWords,
     JsonStateDict,
     OptimizerState,
+    PerProcess,
     PretrainedFolder,
     Stored,
     StoredValue,
@@ -91,6 +92,7 @@ from review_sentiment.checkpoints import (
     staging_dir,
 )
 from review_sentiment.config import PretrainArguments
+from review_sentiment.distributed import Processes, training_processes
 from review_sentiment.errors import RsError
 from review_sentiment.io import SAMPLE_ROWS, choose_text_column, read_reviews, table_stem
 from review_sentiment.modelstore import MODELS_DIR, library_versions
@@ -305,6 +307,55 @@ def rtd_losses(generator, discriminator, batch: PackedBatch, special_ids, mask_t
             tokens=int(real.sum()),
         )
     return generator_loss, discriminator_loss, result
+
+
+def replaced_token_detection(generator, discriminator, special_ids, mask_token_id: int, args, rng):
+    """The generator and discriminator as one module whose forward is `rtd_step` on a PackedBatch: what DDP
+    wraps (one wrapper, as they share their embeddings)."""
+    import torch
+
+    class ReplacedTokenDetection(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.generator, self.discriminator = generator, discriminator
+
+        def forward(self, batch: PackedBatch):
+            return rtd_step(self.generator, self.discriminator, batch, special_ids, mask_token_id, args, rng)
+
+    return ReplacedTokenDetection()
+
+
+def _combined(result: StepResult, share: float, slots: float, seconds: float, processes) -> tuple:
+    """(StepResult, slots, seconds) of a step as all processes made it together: the losses averaged over the
+    processes (as the gradients are), the accuracies over all their tokens, the counts summed, the seconds
+    averaged (so that every process plans the same schedule and stops at the same step)."""
+    originals = (result.tokens - result.replaced) * share
+    replaced = result.replaced * share
+    totals = processes.sum(
+        [
+            result.loss * share,
+            result.generator_loss * share,
+            result.discriminator_loss * share,
+            share,
+            result.replaced_accuracy * replaced if replaced else 0.0,
+            replaced,
+            result.original_accuracy * originals if originals else 0.0,
+            originals,
+            slots,
+            seconds,
+        ]
+    )
+    loss, generator_loss, discriminator_loss, parts, right_replaced, replaced, right_originals, originals = totals[:8]
+    combined = StepResult(
+        loss=loss / parts,
+        generator_loss=generator_loss / parts,
+        discriminator_loss=discriminator_loss / parts,
+        replaced_accuracy=right_replaced / replaced if replaced else float("nan"),
+        original_accuracy=right_originals / originals if originals else float("nan"),
+        replaced=int(replaced),
+        tokens=int(replaced + originals),
+    )
+    return combined, totals[8], totals[9] / processes.world_size
 
 
 # ------------------------------------------------------------------------------------ held-out measures
@@ -614,9 +665,9 @@ _OPTION_NAMES = {
 }
 
 
-def resume_fingerprint(args: PretrainArguments, base: ResolvedBase | None, device: str) -> dict:
+def resume_fingerprint(args: PretrainArguments, base: ResolvedBase | None, device: str, processes: int = 1) -> dict:
     """What must match to resume a checkpoint, but the corpus (added once it is read): every argument that changes
-    the result (all but --checkpoint-minutes), the base and the device kind."""
+    the result (all but --checkpoint-minutes), the base, the device kind and the processes of a distributed run."""
     import torch
 
     if base is None:
@@ -626,12 +677,15 @@ def resume_fingerprint(args: PretrainArguments, base: ResolvedBase | None, devic
     else:
         origin = f"{base.source}@{base.revision}" if base.revision else base.source
     arguments = {key: value for key, value in args.to_dict().items() if key != "checkpoint_minutes"}
-    return {
+    fingerprint = {
         "arguments": arguments,
         "base": origin,
         "device": torch.device(device).type,
         "recipe": PRETRAIN_RECIPE_VERSION,
     }
+    if processes > 1:  # each process's RNGs are in the checkpoint: resume with as many
+        fingerprint["processes"] = processes
+    return fingerprint
 
 
 def _shown(value) -> str:
@@ -645,6 +699,10 @@ _FINGERPRINT_WORDS = FingerprintWords(
     described={
         "corpus": lambda old, new: "the corpus differs (another file, other rows or another --text-col)",
         "base": lambda old, new: f"--base was {old or _FROM_SCRATCH} there, {new or _FROM_SCRATCH} now",
+        "processes": lambda old, new: (
+            f"it was trained by {old} processes, this run has {new}: resume "
+            "it with as many (torchrun --nproc_per_node / accelerate launch --num_processes)"
+        ),
     },
     other=lambda key, old, new: f"--{key} was {_shown(old)} there, {_shown(new)} now",
     shown=_shown,
@@ -735,14 +793,33 @@ def _where_to_write(
     corpus_path: Path,
     args: PretrainArguments,
     base: ResolvedBase | None,
-    device: str,
+    processes: Processes,
     output_dir: str | Path | None,
     models_dir: str | Path,
     resume: bool,
     force: bool,
     reporter: Reporter,
 ) -> _Place:
-    """The output folder and its checkpoint; refuses to start over on a run without --force."""
+    """The output folder and its checkpoint; refuses to start over on a run without --force. The main process
+    decides (a default name holds the time), the others take its answer."""
+    output_dir, resume, stale = processes.on_main(
+        lambda: _decide_where(corpus_path, args, base, output_dir, models_dir, resume, force, reporter)
+    )
+    fingerprint = resume_fingerprint(args, base, processes.device, processes.world_size)
+    return _Place(output_dir, pretrain_checkpoint(output_dir, fingerprint), resume, stale)
+
+
+def _decide_where(
+    corpus_path: Path,
+    args: PretrainArguments,
+    base: ResolvedBase | None,
+    output_dir: str | Path | None,
+    models_dir: str | Path,
+    resume: bool,
+    force: bool,
+    reporter: Reporter,
+) -> tuple[Path, bool, Path | None]:
+    """(output folder, whether to resume, an unfinished default-named run that --force discards)."""
     looked = None  # where --resume looked for a checkpoint in vain
     stale = None
     if output_dir is None:
@@ -758,10 +835,10 @@ def _where_to_write(
                 looked = Path(models_dir) / (prefix + "*") / CHECKPOINT_DIR
             output_dir = Path(models_dir) / default_pretrain_name(args, base, corpus_path)
     output_dir = Path(output_dir)
-    checkpoint = pretrain_checkpoint(output_dir, resume_fingerprint(args, base, device))
-    has_checkpoint = recover_checkpoint(checkpoint.folder)
+    checkpoint_folder = output_dir / CHECKPOINT_DIR
+    has_checkpoint = recover_checkpoint(checkpoint_folder)
     if resume and not has_checkpoint:
-        looked = looked or checkpoint.folder
+        looked = looked or checkpoint_folder
         resume = False
     if output_dir.exists() and not (resume or force):
         if looked is not None:
@@ -775,11 +852,11 @@ def _where_to_write(
                 "(--resume would only write the same outputs again)."
             )
         if has_checkpoint:
-            raise left_a_checkpoint(checkpoint.folder)
+            raise left_a_checkpoint(checkpoint_folder)
         raise RsError(f"{output_dir} already exists. Pass --name with another name, or --force to start over in it.")
     if looked is not None:
         reporter.message(nothing_to_resume(looked))
-    return _Place(output_dir, checkpoint, resume, stale)
+    return output_dir, resume, stale
 
 
 # ---------------------------------------------------------------------------------------- the run
@@ -839,6 +916,8 @@ class _Run:
     tokenizer: object
     generator: object
     discriminator: object
+    network: object  # both, as one module: what a step runs (wrapped for DDP in a distributed run)
+    processes: Processes
     learning_rate: float
     optimizer: object
     parameters: list  # clipped together
@@ -866,46 +945,52 @@ class _Run:
             PretrainedFolder(DISCRIMINATOR_DIR, self.discriminator),
             PretrainedFolder(GENERATOR_DIR, self.generator),
             PretrainedFolder("", self.tokenizer),
-            # dropout on a GPU draws from the generator of the device that masks and samples
-            *rng_states(str(self.rng.device), {"rng.masking": self.rng}),
+            *self._rng_states(),
             OptimizerState("optimizer", self.optimizer),
             JsonStateDict("scheduler", self.scheduler),
             StoredValue("plan", lambda: asdict(self.plan), lambda saved: vars(self.plan).update(saved)),
             StoredValue("state", lambda: asdict(self.state), self._restore_state),
         ]
 
+    def _rng_states(self) -> list[Stored]:
+        # dropout on a GPU draws from the generator of the device that masks and samples
+        states = rng_states(str(self.rng.device), {"rng.masking": self.rng})
+        # in a distributed run each process masks, samples and drops out on its own
+        return states if self.processes.world_size == 1 else [PerProcess(states, self.processes)]
+
     def _restore_state(self, saved: dict) -> None:
         self.state = PretrainState.from_saved(saved)
         self.state.resumes += 1
 
     def train_step(self, rows: list[int]) -> StepResult:
-        """One optimizer step on the packed sequences `rows`."""
+        """One optimizer step on the packed sequences `rows` (of every process together)."""
         import torch
 
+        processes = self.processes
+        mine, share = processes.part_of(rows), 1.0
+        if not mine:  # fewer sequences than processes: a stand-in keeps this one in step, counting for nothing
+            mine, share = rows[:1], 0.0
         batch = PackedBatch.from_sequences(
-            [self.sequences[r] for r in rows], self.tokenizer.pad_token_id, self.tokenizer.cls_token_id
+            [self.sequences[r] for r in mine], self.tokenizer.pad_token_id, self.tokenizer.cls_token_id
         )
         step_started = time.perf_counter()
-        loss, result = rtd_step(
-            self.generator,
-            self.discriminator,
-            batch.to(self.device),
-            self.special_ids,
-            self.tokenizer.mask_token_id,
-            self.args,
-            self.rng,
-        )
+        # DDP averages the processes' gradients: of the mean loss over each one's tokens (standard data
+        # parallelism; the sequences are packed to one length, so the parts weigh about the same)
+        loss, result = self.network(batch.to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        processes.backward(loss * share)
         torch.nn.utils.clip_grad_norm_(self.parameters, 1.0)
         self.optimizer.step()
         self.scheduler.step()
+        slots, seconds = batch.input_ids.numel() * share, time.perf_counter() - step_started
+        if processes.world_size > 1:
+            result, slots, seconds = _combined(result, share, slots, seconds, processes)
         state = self.state
         state.step += 1
         state.tokens_seen += result.tokens
-        state.padded += batch.input_ids.numel() - result.tokens
-        state.slots += batch.input_ids.numel()
-        state.train_seconds += time.perf_counter() - step_started
+        state.padded += int(slots) - result.tokens
+        state.slots += int(slots)
+        state.train_seconds += seconds
         state.window.append(result)
         return result
 
@@ -933,7 +1018,8 @@ class _Run:
         """The history entry of the steps since the last one; with the held-out measures every MEASURE_EVERY
         steps and at the end."""
         entry = _summarize(self.state.step, self.state.window)
-        if self.held_out and (self.state.step % MEASURE_EVERY == 0 or self.finished):
+        measure = self.state.step % MEASURE_EVERY == 0 or self.finished
+        if self.held_out and measure and self.processes.is_main:  # the one that writes the history
             entry.update(
                 replacement_measures(
                     self.generator, self.discriminator, self.held_out, self.tokenizer, self.max_length, self.args.seed
@@ -1003,7 +1089,7 @@ def _set_up(
     corpus_path: Path,
     args: PretrainArguments,
     base: ResolvedBase | None,
-    device: str,
+    processes: Processes,
     place: _Place,
     saved: dict | None,
     read: Callable[[NormalizationRecipe], list[str]],
@@ -1015,6 +1101,7 @@ def _set_up(
 
     from review_sentiment.inference import use_fast_attention
 
+    device = processes.device
     recipe = NormalizationRecipe()
     set_seed(args.seed)
     # a continued base is loaded before the corpus work, so a missing checkpoint fails fast
@@ -1039,10 +1126,15 @@ def _set_up(
     for model in (generator, discriminator):
         use_fast_attention(model, device)
         model.to(device)
+    if processes.rank:  # the same models everywhere (above), but each process its own dropout
+        set_seed(args.seed + processes.rank)
     learning_rate = args.learning_rate or (
         CONTINUED_LR_FACTOR * scratch_learning_rate(discriminator.config) if base else args.model_size.learning_rate
     )
     optimizer, parameters = rtd_optimizer(generator, discriminator, learning_rate, args.weight_decay)
+    # each process masks and samples its own (rank 0 as one process does)
+    rng = torch.Generator(device=device).manual_seed(args.seed + processes.rank)
+    special_ids = torch.tensor(tokenizer.all_special_ids, device=device)
     plan = SchedulePlan(total=planned, warmup=max(1, int(planned * args.warmup_ratio)), cap=planned)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _schedule(step, plan.warmup, plan.total))
     return _Run(
@@ -1061,12 +1153,16 @@ def _set_up(
         tokenizer=tokenizer,
         generator=generator,
         discriminator=discriminator,
+        network=processes.prepare(
+            replaced_token_detection(generator, discriminator, special_ids, tokenizer.mask_token_id, args, rng)
+        ),
+        processes=processes,
         learning_rate=learning_rate,
         optimizer=optimizer,
         parameters=parameters,
         scheduler=scheduler,
-        rng=torch.Generator(device=device).manual_seed(args.seed),
-        special_ids=torch.tensor(tokenizer.all_special_ids, device=device),
+        rng=rng,
+        special_ids=special_ids,
         plan=plan,
         budget_seconds=args.max_minutes * 60 if args.max_minutes else None,
     )
@@ -1079,14 +1175,19 @@ def _start(run: _Run, place: _Place, saved: dict | None, force: bool, reporter: 
         finished = " (training had finished: writing the outputs)" if run.state.step >= run.plan.total else ""
         reporter.message(f"Resuming {place.output_dir} at step {run.state.step}{run.of_total()}{finished}")
     else:
-        for folder in (place.stale, place.output_dir if force else None):
-            if folder is not None and folder.exists():
-                shutil.rmtree(folder)
+
+        def clear() -> None:
+            for folder in (place.stale, place.output_dir if force else None):
+                if folder is not None and folder.exists():
+                    shutil.rmtree(folder)
+
+        run.processes.on_main(clear)
     origin = "continuing " + run.base.source if run.base else "from scratch, size " + run.args.size
     reporter.message(
         f"Corpus: {run.corpus_path} — {run.reviews} reviews, {run.training_tokens} tokens packed into "
         f"{len(run.sequences)} sequences of ≤{run.max_length} ({len(run.held_out)} reviews held out) · "
         f"vocabulary {len(run.tokenizer)} · {origin} · lr {run.learning_rate:g} · {run.device}"
+        + (f" · {run.processes.describe()}" if run.processes.world_size > 1 else "")
     )
 
 
@@ -1140,6 +1241,7 @@ def _write_outputs(run: _Run, output_dir: Path) -> PretrainResult:
         },
         "generator": {"hidden_size": generator.config.hidden_size},
         "device": run.device,
+        **({"processes": run.processes.world_size} if run.processes.world_size > 1 else {}),
         "library_versions": library_versions(),
     }
     (output_dir / PRETRAIN_META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -1188,15 +1290,14 @@ def pretrain(
     KeyboardInterrupt whose message says what was kept and how to continue. `on_step(step, result)` is called
     after every completed step (tests use it to interrupt a run at a known point).
     """
-    from review_sentiment.inference import pick_device
-
     started = time.perf_counter()
     silence_library_logs()
     corpus_path = Path(corpus_path)
     base = resolve_base(base_name) if base_name else None
-    device = pick_device(device)
+    processes = training_processes(device)
+    reporter = reporter if processes.is_main else SILENT  # one process reports
     args = _with_sampling_temperature(args or PretrainArguments(), base)
-    place = _where_to_write(corpus_path, args, base, device, output_dir, models_dir, resume, force, reporter)
+    place = _where_to_write(corpus_path, args, base, processes, output_dir, models_dir, resume, force, reporter)
     saved = place.checkpoint.read() if place.resume else None  # other arguments fail before the corpus is read
 
     with interrupted_as(before_resume(place.checkpoint.folder) if place.resume else None):
@@ -1204,7 +1305,7 @@ def pretrain(
             corpus_path,
             args,
             base,
-            device,
+            processes,
             place,
             saved,
             lambda recipe: read_corpus(corpus_path, recipe, reading, reporter),
@@ -1218,21 +1319,22 @@ def pretrain(
         run.plan.total,
         step=run.state.step,
         resumed=place.resume,
-        save=lambda: checkpoint.save(run.stored()),
+        save=lambda: checkpoint.save(run.stored(), processes),
         checkpoint_folder=checkpoint.folder,
         words=StopWords(
             step=lambda step: f"step {step}{run.of_total()}",
             detail=lambda: " (training had finished)" if run.finished else "",
             nothing_kept="Stopped before the first checkpoint was saved: nothing to resume. Rerun the same command.",
-            on_nothing_kept=lambda: _remove_if_empty(place.output_dir),
+            on_nothing_kept=lambda: processes.is_main and _remove_if_empty(place.output_dir),
         ),
         reporter=reporter,
         on_step=on_step,
         save_every_seconds=args.checkpoint_minutes * 60,
+        processes=processes,
     )
     loop.run(_pretrain_steps(run, loop))
     with interrupted_as(while_writing("writing the outputs", checkpoint.folder, "them")):
-        result = _write_outputs(run, place.output_dir)
+        result = processes.on_main(lambda: _write_outputs(run, place.output_dir))  # the others wait for it
     result.seconds = round(time.perf_counter() - started, 1)
     return result
 

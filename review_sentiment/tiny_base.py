@@ -27,8 +27,10 @@ def build_tiny_electra(
     num_heads: int = 2,
     max_positions: int = 128,
     seed: int = 0,
+    dropout: float = 0.1,
 ) -> Path:
-    """Save an ElectraForPreTraining discriminator with random weights and its tokenizer to `output_dir`."""
+    """Save an ElectraForPreTraining discriminator with random weights and its tokenizer to `output_dir`
+    (`dropout` 0: training is deterministic, however the batches are split)."""
     import torch
     from transformers import ElectraConfig, ElectraForPreTraining, ElectraTokenizer
 
@@ -46,6 +48,8 @@ def build_tiny_electra(
         num_attention_heads=num_heads,
         intermediate_size=hidden_size * 4,
         max_position_embeddings=max_positions,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     torch.manual_seed(seed)
     model = ElectraForPreTraining(config)

@@ -15,6 +15,10 @@ message that says where training stopped and what was kept:
 
 Code outside `loop.held()` (fine-tuning's validation) stops at once on Ctrl-C: it changes nothing a checkpoint
 holds, so the loop saves the moment before it.
+
+In a distributed run (`processes`: several, see distributed.py) the processes must stop at the same step and
+save together, or one would wait for the others forever: Ctrl-C is held everywhere, and at every event the
+loop asks all processes whether one got it (and whether a timed checkpoint is due by any one's clock).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from review_sentiment.checkpoints import RESUME_HINT
+from review_sentiment.distributed import Processes
 from review_sentiment.errors import Interrupted
 from review_sentiment.interrupts import InterruptGuard
 from review_sentiment.reporting import SILENT, Reporter
@@ -94,12 +99,15 @@ class TrainingLoop:
         on_step: Callable[..., None] | None = None,
         save_after_epoch: bool = False,
         save_every_seconds: float | None = None,
+        processes: Processes | None = None,
     ):
         self.description, self.total = description, total
         self.save, self.checkpoint_folder, self.words = save, checkpoint_folder, words
         self.reporter, self.on_step = reporter, on_step
         self.save_after_epoch, self.save_every_seconds = save_after_epoch, save_every_seconds
-        self.guard = InterruptGuard(reporter)
+        self.processes = processes or Processes("cpu")
+        self.agreed = self.processes.world_size > 1
+        self.guard = InterruptGuard(reporter, agreed=self.agreed)
         self.step = step  # steps done
         self.saved_at = step if resumed else None  # the step of the last checkpoint
         self.consistent = True  # whether the models, optimizer, RNGs and state describe one moment of training
@@ -145,13 +153,30 @@ class TrainingLoop:
             task.advance(1, info=event.info)
             if self.on_step:
                 self.on_step(*event.hook)
-            if self.save_every_seconds is not None and time.perf_counter() - self.last_saved > self.save_every_seconds:
+            due = (
+                self.save_every_seconds is not None and time.perf_counter() - self.last_saved > self.save_every_seconds
+            )
+            stop, due = self._agree(due)
+            if due:
                 self._save()
         elif isinstance(event, EpochEnd):
             if self.save_after_epoch:
                 self._save()
-        elif self.unsaved:  # TrainingEnd
-            self._save()
+            stop, _ = self._agree()
+        else:  # TrainingEnd
+            if self.unsaved:
+                self._save()
+            stop, _ = self._agree()
+        if stop:
+            raise KeyboardInterrupt
+
+    def _agree(self, save_due: bool = False) -> tuple[bool, bool]:
+        """(stop, save_due) as all processes see them: true where any one has a Ctrl-C held or a checkpoint due.
+        One process: (False, save_due), for a Ctrl-C has stopped it already."""
+        if not self.agreed:
+            return False, save_due
+        stop, due = self.processes.sum([float(self.guard.requested), float(save_due)])
+        return stop > 0, due > 0
 
     def _save(self) -> None:
         if self.save is None:
@@ -163,7 +188,9 @@ class TrainingLoop:
 
     def _stop(self) -> str:
         """Save the moment training stopped at, if it is one; the message that says what was kept."""
-        if self.consistent and self.unsaved and not self.saving:
+        # a forced stop in a distributed run saves nothing: the other processes may be anywhere
+        forced_apart = self.agreed and self.guard.forced
+        if self.consistent and self.unsaved and not self.saving and not forced_apart:
             try:
                 self._save()
             except KeyboardInterrupt:

@@ -42,3 +42,24 @@ def test_signal_handlers_are_left_alone_off_the_main_thread():
     thread.start()
     thread.join()
     assert seen == [before]
+
+
+def test_an_agreed_guard_holds_signals_everywhere_and_takes_a_forwarded_one_for_the_same(monkeypatch):
+    """In a distributed run a signal never stops one process alone: the loop asks all of them (`requested`);
+    a launcher's copy of the terminal's Ctrl-C, milliseconds later, is the same one; a second, seconds later,
+    stops at once."""
+    import review_sentiment.interrupts as interrupts
+
+    now = [100.0]
+    monkeypatch.setattr(interrupts.time, "monotonic", lambda: now[0])
+    guard = InterruptGuard(RecordingReporter(), agreed=True)
+    with guard.installed():
+        os.kill(os.getpid(), signal.SIGINT)  # outside any step: held all the same
+        with guard.hold():
+            now[0] += 0.01
+            os.kill(os.getpid(), signal.SIGINT)  # passed on by the launcher
+        assert guard.requested and not guard.forced  # hold() leaves the decision to the loop
+        now[0] += 5
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert guard.forced

@@ -11,6 +11,7 @@ from review_sentiment.checkpoints import (
     fingerprint_difference,
     rng_states,
 )
+from review_sentiment.distributed import Processes
 from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.training import EpochEnd, StepEnd, StopWords, TrainingEnd, TrainingLoop
 from tests.conftest import RecordingReporter
@@ -27,7 +28,7 @@ class Toy:
             raise KeyboardInterrupt  # Ctrl-C again, while the checkpoint is written
         self.saves.append(self.step)
 
-    def loop(self, save=True, on_step=None, resumed_at=None):
+    def loop(self, save=True, on_step=None, resumed_at=None, processes=None):
         words = StopWords(
             step=lambda n: f"step {n} of 3",
             detail=lambda: " (toy)",
@@ -47,6 +48,7 @@ class Toy:
             reporter=RecordingReporter(),
             on_step=on_step,
             save_after_epoch=True,
+            processes=processes,
         )
 
     def steps(self, loop):
@@ -169,3 +171,33 @@ def test_a_checkpoint_restores_its_parts_and_refuses_another_fingerprint(tmp_pat
     other = Checkpoint(tmp_path / "ckpt", {"data": "b"}, 1, WORDS, readme="")
     with pytest.raises(RsError, match="Cannot resume from .*: the data differs. Pass the same options"):
         other.read()
+
+
+def test_a_run_without_processes_in_its_fingerprint_was_one_process():
+    one, two = {"data": "a"}, {"data": "a", "processes": 2}
+    assert fingerprint_difference(one, one, WORDS) == ""  # checkpoints of one process leave it out
+    assert fingerprint_difference(two, one, WORDS) == "processes was 2 there, 1 now"
+    assert fingerprint_difference(one, two, WORDS) == "processes was 1 there, 2 now"
+
+
+class OtherProcessStops(Processes):
+    """Two processes, the other of which got Ctrl-C after step `at`: what `sum` over both gives."""
+
+    world_size = 2
+
+    def __init__(self, at):
+        super().__init__("cpu")
+        self.at, self.asked = at, 0
+
+    def sum(self, values):
+        self.asked += 1
+        stop = self.asked >= self.at  # the StepEnd of step `at` is the at-th question
+        return [values[0] + stop, *values[1:]]
+
+
+def test_processes_stop_together_when_any_one_got_ctrl_c():
+    toy = Toy()
+    loop = toy.loop(processes=OtherProcessStops(at=2))
+    with pytest.raises(Interrupted, match="Stopped at step 2 of 3 \\(toy\\); checkpoint saved"):
+        loop.run(toy.steps(loop))
+    assert toy.step == 2 and toy.saves == [2]
