@@ -167,3 +167,12 @@ def test_the_tfidf_baseline_refuses_a_launch(monkeypatch, tmp_path):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(RsError, match="trains in one process: run it without torchrun"):
         finetune(SAMPLE, "tfidf", output_dir=tmp_path / "m")
+
+
+def test_a_launch_without_accelerate_says_what_to_install(monkeypatch):
+    from review_sentiment.distributed import training_processes
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setitem(sys.modules, "accelerate", None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(RsError, match=r'launched as 2 processes.*pip install "review-sentiment\[distributed\]"'):
+        training_processes(None)
