@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch lies on this machine's disk; an unpinned torch would pull a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
+DEMO_REPORT := data/processed/sample_reviews.report.html
 DEMO_OUT := data/processed/sample_reviews.labeled.csv
 DEMO_PRETRAINED := models/pretrained-sample
 DEMO_PRETRAINED_OUT := data/processed/sample_reviews.pretrained.labeled.csv
@@ -29,7 +30,9 @@ demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/rs preprocess data/sample_reviews.csv
 	HF_HUB_OFFLINE=1 $(BIN)/rs finetune --base tfidf --name demo-sample --force
 	HF_HUB_OFFLINE=1 $(BIN)/rs predict data/sample_reviews.csv -o $(DEMO_OUT) --model models/demo-sample
+	HF_HUB_OFFLINE=1 $(BIN)/rs report $(DEMO_OUT) -o $(DEMO_REPORT) --model models/demo-sample --by domain --min-group 10
 	@echo "Labeled file: $(DEMO_OUT)"
+	@echo "Report: $(DEMO_REPORT) (open it in a browser)"
 
 demo-pretrain: install
 	HF_HUB_OFFLINE=1 $(BIN)/rs pretrain data/sample_reviews.csv --max-steps 150 --vocab-size 3000 --output $(DEMO_PRETRAINED) --force

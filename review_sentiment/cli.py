@@ -855,6 +855,73 @@ def _stop_like_ctrl_c(signal_number, frame) -> None:
     raise KeyboardInterrupt
 
 
+@app.command(cls=RsCommand, epilog=EXIT_CODES)
+def report(
+    input_path: Path = typer.Argument(
+        ..., metavar="INPUT", help="A file rs predict wrote, or any review file with --model (labeled first)."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="The HTML page [default: INPUT.report.html]; its files go to OUTPUT_files/."
+    ),
+    model: Path | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="Model folder: labels INPUT first when it has no predicted_label column (as rs predict does), and "
+        "scores the clauses that mention each aspect (without it, aspects take the whole review's label).",
+    ),
+    by: str | None = typer.Option(None, "--by", help="Split by this column too: product, store, app version."),
+    date_col: str | None = typer.Option(
+        None, "--date-col", help="Date column for the sentiment over time [default: found by name and content]."
+    ),
+    aspects: str | None = typer.Option(
+        None,
+        "--aspects",
+        help="Aspects to split sentiment by, e.g. 배송,가격,품질; add the words that mention one as "
+        "배송=배송/택배/배달 [default: the most mentioned nouns].",
+    ),
+    min_group: int = typer.Option(20, "--min-group", min=1, help="Leave out --by groups with fewer labeled reviews."),
+    examples: int = typer.Option(5, "--examples", min=1, help="Example reviews per sentiment and aspect."),
+    text_col: TextColumn = None,
+    label_col: LabelColumn = None,
+    rating_col: RatingColumn = None,
+    device: Device = None,
+    encoding: Encoding = None,
+    sheet: Sheet = None,
+    json_output: JsonOutput = False,
+) -> None:
+    """Report what customers praise and complain about: one HTML page that works offline, and its numbers.
+
+    Sections: overview (each sentiment's share, rows not scored and why), over time (per day, week or month,
+    when the file has a date column: 2024-05-01, 2024.05.01, 24.05.01, 2024년 5월 1일 ...), by --by group (most
+    negative first), the words that set each sentiment apart (kiwipiepy; negation kept), aspects (the
+    sentiment of the clauses that mention 배송, 가격 ...; with example clauses), and example reviews; with a
+    gold label or rating column also accuracy, macro-F1, the confusion matrix and the most confident mistakes.
+    Beside the page, OUTPUT_files/ holds report.json, a CSV per table and the charts as PNG.
+    """
+    from review_sentiment.report import ReportOptions, report_file
+
+    with _reported_errors():
+        summary = report_file(
+            input_path,
+            output,
+            model_dir=model,
+            options=ReportOptions(
+                by=by, date_col=date_col, aspects=aspects, min_group_rows=min_group, examples=examples
+            ),
+            reading=ReadOptions(text_col, encoding, sheet),
+            labels=LabelOptions(label_col, rating_col),
+            scoring=ScoringOptions(device),
+            reporter=ConsoleReporter(),
+        )
+    _print_warnings(summary.warnings)
+    shares = ", ".join(f"{label} {count:,}" for label, count in summary.label_counts.items())
+    console.print(f"Reported {summary.labeled:,} labeled of {summary.rows:,} rows ({shares}) in {summary.seconds:.1f}s")
+    console.print(f"Wrote [bold]{summary.output_path}[/] (open it in a browser) and {summary.files_dir}/")
+    if json_output:
+        print_json(asdict(summary))
+
+
 def main() -> None:
     import signal
 

@@ -57,23 +57,43 @@ class TermScore:
     other_share: float  # the same share among the other classes' reviews
 
 
-def review_terms(texts: Sequence[object]) -> list[list[str]]:
-    """Each review's terms, in order (a term may repeat): nouns, predicate lemmas, negated predicates.
-    Empty and non-string entries give []. Texts are cleaned (`clean_text`: recipe steps 1-6), and each distinct
-    one goes through kiwipiepy once, in batches that use Kiwi's worker threads."""
+@dataclass
+class AnalyzedReviews:
+    """Reviews after one pass of kiwipiepy: cleaned, their terms and their sentences."""
+
+    texts: list[str]  # cleaned (`clean_text`: recipe steps 1-6); '' for empty and non-string entries
+    terms: list[list[str]]  # in order (a term may repeat): nouns, predicate lemmas, negated predicates
+    sentences: list[list[str]]  # kiwipiepy's sentence split, as the model splits long reviews
+
+
+def analyze_reviews(texts: Sequence[object]) -> AnalyzedReviews:
+    """Clean the reviews and read each distinct one with kiwipiepy once, in batches that use Kiwi's worker
+    threads: its terms and its sentences come from the same analysis."""
     from review_sentiment.normalize import clean_text, shared_kiwi
 
     cleaned = [clean_text(text) if isinstance(text, str) else "" for text in texts]
     # Short reviews repeat a lot ("최고", "굿", "별로"); each distinct text goes to kiwipiepy once.
     unique = list(dict.fromkeys(text for text in cleaned if text))
-    terms_of: dict[str, list[str]] = {}
+    read: dict[str, tuple[list[str], list[str]]] = {}
     if unique:
         kiwi = shared_kiwi()
         for start in range(0, len(unique), _CHUNK):
             chunk = unique[start : start + _CHUNK]
-            for text, tokens in zip(chunk, kiwi.tokenize(chunk), strict=True):
-                terms_of[text] = _terms_from_tokens(tokens)
-    return [list(terms_of[text]) if text else [] for text in cleaned]
+            for text, sentences in zip(chunk, kiwi.tokenize(chunk, split_sents=True), strict=True):
+                tokens = [token for sentence in sentences for token in sentence]
+                spans = [text[sentence[0].start : sentence[-1].end] for sentence in sentences if sentence]
+                read[text] = (_terms_from_tokens(tokens), spans)
+    return AnalyzedReviews(
+        cleaned,
+        [list(read[text][0]) if text else [] for text in cleaned],
+        [list(read[text][1]) if text else [] for text in cleaned],
+    )
+
+
+def review_terms(texts: Sequence[object]) -> list[list[str]]:
+    """Each review's terms, in order (a term may repeat): nouns, predicate lemmas, negated predicates.
+    Empty and non-string entries give []."""
+    return analyze_reviews(texts).terms
 
 
 def _terms_from_tokens(tokens) -> list[str]:

@@ -3,7 +3,6 @@ chart. `rs evaluate` reports them; `rs finetune` selects epochs by them."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,16 +39,9 @@ def restricted_argmax(probabilities: np.ndarray, model_labels: list[str], allowe
 def plot_confusion_matrices(panels: list[tuple[dict, str]], path: Path, title: str) -> Path:
     """One confusion-matrix panel per (scores, subtitle), side by side: counts, and each count as a share of its
     gold row (so a row's shares are that class's recall and add up to 100 %)."""
-    import matplotlib
+    from review_sentiment.charts import korean_pyplot
 
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    with warnings.catch_warnings():  # it still uses distutils' LooseVersion, which warns
-        warnings.simplefilter("ignore", DeprecationWarning)
-        # NanumGothic: matplotlib's own fonts have no Hangul, and a Korean file name in the title would show boxes
-        import koreanize_matplotlib  # noqa: F401
-
+    plt = korean_pyplot()  # a Korean file name in the title would show boxes otherwise
     sizes = [len(scores["labels"]) for scores, _ in panels]
     width = max(sum(1.6 * n + 2 for n in sizes), 7.5)  # room for the footer under a single 2 x 2 panel
     height = 1.4 * max(sizes) + 2.2
