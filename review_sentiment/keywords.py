@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 # Single-character nouns are mostly fragments (때, 속, 전, 중) or misanalyses; these few carry an aspect or a
@@ -66,14 +66,17 @@ class AnalyzedReviews:
     sentences: list[list[str]]  # kiwipiepy's sentence split, as the model splits long reviews
 
 
-def analyze_reviews(texts: Sequence[object]) -> AnalyzedReviews:
+def analyze_reviews(texts: Sequence[object], on_rows: Callable[[int], None] | None = None) -> AnalyzedReviews:
     """Clean the reviews and read each distinct one with kiwipiepy once, in batches that use Kiwi's worker
-    threads: its terms and its sentences come from the same analysis."""
+    threads: its terms and its sentences come from the same analysis. `on_rows(n)` counts the reviews done."""
     from review_sentiment.normalize import clean_text, shared_kiwi
 
     cleaned = [clean_text(text) if isinstance(text, str) else "" for text in texts]
     # Short reviews repeat a lot ("최고", "굿", "별로"); each distinct text goes to kiwipiepy once.
-    unique = list(dict.fromkeys(text for text in cleaned if text))
+    rows_of = Counter(text for text in cleaned if text)
+    unique = list(rows_of)
+    if on_rows:
+        on_rows(len(cleaned) - sum(rows_of.values()))  # the empty ones
     read: dict[str, tuple[list[str], list[str]]] = {}
     if unique:
         kiwi = shared_kiwi()
@@ -83,6 +86,8 @@ def analyze_reviews(texts: Sequence[object]) -> AnalyzedReviews:
                 tokens = [token for sentence in sentences for token in sentence]
                 spans = [text[sentence[0].start : sentence[-1].end] for sentence in sentences if sentence]
                 read[text] = (_terms_from_tokens(tokens), spans)
+            if on_rows:
+                on_rows(sum(rows_of[text] for text in chunk))
     return AnalyzedReviews(
         cleaned,
         [list(read[text][0]) if text else [] for text in cleaned],

@@ -629,10 +629,9 @@ def _analyze(build: _Build, reporter: Reporter):
     """The reviews cleaned, with their terms and sentences: one kiwipiepy pass (keywords.analyze_reviews)."""
     from review_sentiment import keywords
 
-    with reporter.progress("Reading the reviews (kiwipiepy)", 1) as task:
-        analyzed = keywords.analyze_reviews(build.data.table[build.data.text_column].tolist())
-        task.advance(1)
-    return analyzed
+    texts = build.data.table[build.data.text_column].tolist()
+    with reporter.progress("Reading the reviews (kiwipiepy)", len(texts)) as task:
+        return keywords.analyze_reviews(texts, on_rows=task.advance)
 
 
 def _words_section(build: _Build, terms: list[list[str]]) -> Section:

@@ -123,3 +123,14 @@ def test_sample_negative_terms(sample_table, sample_terms):
     for label, scores in result.items():
         assert [s.z for s in scores] == sorted((s.z for s in scores), reverse=True)
         assert all(s.z > 0 and s.count >= 3 and math.isclose(s.share, s.count / sizes[label]) for s in scores)
+
+
+def test_one_pass_gives_terms_and_sentences_and_counts_every_row():
+    from review_sentiment.keywords import analyze_reviews
+
+    counted = []
+    texts = ["배송이 빨라요. 맛은 별로예요", "", "배송이 빨라요. 맛은 별로예요", None, "좋아요"]
+    analyzed = analyze_reviews(texts, on_rows=counted.append)
+    assert sum(counted) == len(texts)
+    assert analyzed.sentences[0] == ["배송이 빨라요.", "맛은 별로예요"] and analyzed.sentences[1] == []
+    assert analyzed.terms[0] == analyzed.terms[2] and "배송" in analyzed.terms[0] and analyzed.terms[3] == []
