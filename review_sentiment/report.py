@@ -187,21 +187,29 @@ def overview(data: _Labeled) -> dict:
     }
 
 
-def by_group(data: _Labeled, column: str, min_rows: int):
-    """One row per group value with at least `min_rows` labeled reviews: counts and shares, most negative first."""
+def label_split(keys, labels, label_names: list[str], count_column: str):
+    """Per key (a group value, an aspect): its labeled rows (`count_column`), each label's count and its share
+    (`share_LABEL`). Rows without a label are not counted."""
     import pandas as pd
 
-    frame = pd.DataFrame({"group": data.table[column].fillna("").astype(str), "label": data.predicted})
+    frame = pd.DataFrame({"key": list(keys), "label": list(labels)})
     frame = frame[frame["label"] != ""]
-    counts = pd.crosstab(frame["group"], frame["label"]).reindex(columns=data.labels, fill_value=0)
-    counts.insert(0, "reviews", counts.sum(axis=1))
-    for label in data.labels:
-        counts[f"share_{label}"] = counts[label] / counts["reviews"]
+    counts = pd.crosstab(frame["key"], frame["label"]).reindex(columns=label_names, fill_value=0)
+    counts.insert(0, count_column, counts.sum(axis=1))
+    for label in label_names:
+        counts[f"share_{label}"] = counts[label] / counts[count_column]
+    return counts
+
+
+def by_group(data: _Labeled, column: str, min_rows: int):
+    """One row per group value with at least `min_rows` labeled reviews: counts and shares, most negative first;
+    and how many smaller groups were left out."""
+    counts = label_split(data.table[column].fillna("").astype(str), data.predicted, data.labels, "reviews")
     small = int((counts["reviews"] < min_rows).sum())
     counts = counts[counts["reviews"] >= min_rows]
     order = "share_negative" if "negative" in data.labels else f"share_{data.labels[0]}"
-    counts = counts.sort_values([order, "reviews"], ascending=[False, False]).reset_index()
-    return counts.rename(columns={"group": column}), small
+    counts = counts.sort_values([order, "reviews"], ascending=[False, False])
+    return counts.rename_axis(column).reset_index(), small
 
 
 @dataclass
@@ -234,17 +242,10 @@ def aspect_mentions(sentences: list[list[str]], aspects: dict[str, list[str]]) -
     return found
 
 
-def aspect_table(mentions: list[Mention], sentiments: list[str], confidences, labels: list[str]):
-    """Per aspect: clauses mentioning it, and how many of them each sentiment has (count and share)."""
-    import pandas as pd
-
-    frame = pd.DataFrame({"aspect": [m.aspect for m in mentions], "label": sentiments, "confidence": list(confidences)})
-    frame = frame[frame["label"] != ""]
-    counts = pd.crosstab(frame["aspect"], frame["label"]).reindex(columns=labels, fill_value=0)
-    counts.insert(0, "mentions", counts.sum(axis=1))
-    for label in labels:
-        counts[f"share_{label}"] = counts[label] / counts["mentions"]
-    return counts.sort_values("mentions", ascending=False).reset_index()
+def aspect_table(mentions: list[Mention], sentiments: list[str], labels: list[str]):
+    """Per aspect, most mentioned first: the clauses mentioning it, and how many of them each sentiment has."""
+    counts = label_split([m.aspect for m in mentions], sentiments, labels, "mentions")
+    return counts.sort_values("mentions", ascending=False).rename_axis("aspect").reset_index()
 
 
 def _score_clauses(texts: list[str], model_dir, scoring: ScoringOptions, reporter: Reporter):
@@ -688,7 +689,7 @@ def _aspects_section(build: _Build, sentences, aspect_words, model_dir, scoring:
         confidence = [data.confidence[m.row] for m in mentions]
         how = "the label of the whole review (pass --model to score each clause on its own)"
         build.warnings.append("Aspects took each review's label: pass --model to score the clauses that mention them.")
-    aspects = aspect_table(mentions, clause_labels, confidence, labels)
+    aspects = aspect_table(mentions, clause_labels, labels)
     found = pd.DataFrame(
         {
             "aspect": [m.aspect for m in mentions],
