@@ -250,18 +250,13 @@ def aspect_table(mentions: list[Mention], sentiments: list[str], labels: list[st
 
 def _score_clauses(texts: list[str], model_dir, scoring: ScoringOptions, reporter: Reporter):
     """(labels, confidences) of clauses, by the model (normalized as its training data was)."""
-    import numpy as np
-
     from review_sentiment.scoring import Predictor, labels_from_probabilities
 
     predictor = Predictor.from_options(model_dir, scoring)
     with reporter.progress("Scoring aspect clauses", len(texts)) as task:
         probabilities = predictor.probabilities(texts, on_batch=lambda rows: task.advance(rows))
-    labels = labels_from_probabilities(probabilities, predictor.labels)
-    confidence = np.where(
-        np.isnan(probabilities).all(axis=1), np.nan, np.nanmax(np.nan_to_num(probabilities, nan=-1), axis=1)
-    )
-    return labels, confidence
+    # confidence as rs predict writes it: the top probability (NaN for a clause with nothing left to score)
+    return labels_from_probabilities(probabilities, predictor.labels), probabilities.max(axis=1)
 
 
 # ------------------------------------------------------------------------------------------- charts
