@@ -16,6 +16,7 @@ it where it does (`Processes.on_main`, `wait`). `Processes` is the one process a
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -121,6 +122,9 @@ class AcceleratedProcesses(Processes):
         # rs keeps its own mixed precision (autocast, GradScaler) and its own batches: the Accelerator sets up
         # the process group and device, wraps the model for DDP and shards and gathers validation.
         self.accelerator = Accelerator(cpu=cpu, mixed_precision="no")
+        # Without this, gloo's worker threads can outlive the interpreter and abort the process (SIGABRT,
+        # "terminate called without an active exception") after the run has finished: measured 1 exit in 12.
+        atexit.register(_destroy_process_group)
         state = self.accelerator.state
         self.world_size, self.rank = state.num_processes, state.process_index
         self.is_main = state.is_main_process
@@ -190,6 +194,13 @@ class AcceleratedProcesses(Processes):
     def _collective_device(self) -> str:
         # NCCL reduces tensors on the GPU, gloo on the CPU
         return self.device if self.backend == "nccl" else "cpu"
+
+
+def _destroy_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def training_processes(requested_device: str | None) -> Processes:
