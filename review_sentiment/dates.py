@@ -283,13 +283,16 @@ def choose_period(first, last) -> str:
     return "W" if span <= WEEK_SPAN_MAX else "M"
 
 
-def period_table(dates: pd.Series, labels: pd.Series, label_names: list[str], period: str) -> pd.DataFrame:
+def period_table(
+    dates: pd.Series, labels: pd.Series, label_names: list[str], period: str, counts: Sequence[int] | None = None
+) -> pd.DataFrame:
     """Label counts per period, one row for every period from the first date to the last (empty ones too).
 
     Columns: `period` ('2024-05-01', '2024-04-29 주' for the week from that Monday, '2024-05'), `start`
     (Timestamp), `reviews` (labeled rows dated in the period), a count per label name, then `share_<label>`
     per label name (0-1, NaN when `reviews` is 0). Rows with an empty label (unscored) or NaT date are not
-    counted; a label outside `label_names` counts in `reviews` only. `dates` and `labels` pair up by position.
+    counted; a label outside `label_names` counts in `reviews` only. `dates` and `labels` pair up by position;
+    `counts` (rs report's tallies per day and label) says how many rows each pair stands for, 1 by default.
     """
     import numpy as np
     import pandas as pd
@@ -310,16 +313,17 @@ def period_table(dates: pd.Series, labels: pd.Series, label_names: list[str], pe
     frequency = {"D": "D", "W": "W-MON", "M": "MS"}[period]
     every = pd.date_range(start.min(), start.max(), freq=frequency).as_unit(unit)
 
-    counted = pd.DataFrame({"start": start.to_numpy(), "label": label[keep].to_numpy()})
-    reviews = counted.groupby("start").size().reindex(every, fill_value=0)
-    counts = counted.groupby(["start", "label"]).size().unstack(fill_value=0)
-    counts = counts.reindex(index=every, columns=list(label_names), fill_value=0).astype("int64")
-    share = counts.div(reviews.where(reviews > 0), axis=0)
+    weight = np.ones(len(when), dtype="int64") if counts is None else np.asarray(counts, dtype="int64")
+    counted = pd.DataFrame({"start": start.to_numpy(), "label": label[keep].to_numpy(), "n": weight[keep]})
+    reviews = counted.groupby("start")["n"].sum().reindex(every, fill_value=0)
+    per_label = counted.groupby(["start", "label"])["n"].sum().unstack(fill_value=0)
+    per_label = per_label.reindex(index=every, columns=list(label_names), fill_value=0).astype("int64")
+    share = per_label.div(reviews.where(reviews > 0), axis=0)
     share.columns = shares
 
     names = {"D": "%Y-%m-%d", "W": "%Y-%m-%d 주", "M": "%Y-%m"}[period]
     table = pd.DataFrame({"period": every.strftime(names), "start": every, "reviews": reviews.to_numpy()})
-    table = pd.concat([table, counts.reset_index(drop=True), share.reset_index(drop=True)], axis=1)
+    table = pd.concat([table, per_label.reset_index(drop=True), share.reset_index(drop=True)], axis=1)
     return table
 
 

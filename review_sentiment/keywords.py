@@ -10,7 +10,7 @@ with an informative Dirichlet prior: Monroe, Colaresi & Quinn (2008), "Fightin' 
 Selection and Evaluation for Identifying the Content of Political Conflict", Political Analysis 16(4),
 section 3.5. Unlike raw frequency, it does not put words every class uses (영화, 배송) at the top, and unlike
 a plain odds ratio it does not put words seen twice at the top either. `frequent_nouns` lists the nouns the
-most reviews mention, to choose aspects from.
+most reviews mention, to choose aspects from. `TermCounts` collects the counts both need, a chunk at a time.
 """
 
 from __future__ import annotations
@@ -177,6 +177,83 @@ def _is_predicate(term: str) -> bool:
     return term.endswith("다") or term.startswith(_NEGATION_PREFIXES)
 
 
+class TermCounts:
+    """How many reviews of each class use each term (a term counts once per review), added to chunk by chunk, so
+    that a file of any length needs memory for its vocabulary only. Unlabeled reviews count for
+    `frequent_nouns` but not for `distinctive`."""
+
+    def __init__(self) -> None:
+        self.docs_per_class: Counter = Counter()
+        self.per_class: dict[object, Counter] = {}
+        self.unlabeled: Counter = Counter()
+
+    def add(self, term_lists: Sequence[Sequence[str]], labels: Sequence[object]) -> None:
+        if len(term_lists) != len(labels):
+            raise ValueError(f"{len(term_lists)} term lists but {len(labels)} labels")
+        for terms, label in zip(term_lists, labels, strict=True):
+            if _unlabeled(label):
+                self.unlabeled.update(set(terms))
+                continue
+            self.docs_per_class[label] += 1
+            self.per_class.setdefault(label, Counter()).update(set(terms))
+
+    def distinctive(self, *, top: int = 15, min_count: int = 5, alpha_0: float = 1000.0) -> dict[str, list[TermScore]]:
+        """For each class label, its `top` most distinctive terms against all other classes, best first.
+
+        A term is listed when at least `min_count` reviews of the class use it and its z-score is positive.
+        `alpha_0` is the prior's total (see below). With a single class there is nothing to contrast, and its
+        list is empty."""
+        import numpy as np
+
+        counts, docs_per_class = self.per_class, self.docs_per_class
+        classes = sorted(counts, key=str)
+        result: dict[str, list[TermScore]] = {label: [] for label in classes}
+        vocabulary = sorted(set().union(*counts.values())) if counts else []
+        if len(classes) < 2 or not vocabulary:
+            return result
+
+        y = np.array([[counts[label][term] for term in vocabulary] for label in classes], dtype=np.float64)
+        total = y.sum(axis=0)  # reviews using each term, over all classes
+        n = total.sum()
+        # alpha_0 = 1000 pseudo-counts, spread over the terms as in the whole corpus. A fixed size shrinks a small
+        # corpus hard (the 362-row sample has about 1,600 term-review pairs), where counts are noisy, and a large
+        # one little. The corpus' own total as alpha_0 (on 20,000 NSMC reviews 130,000) squeezed every z under 6
+        # and let terms of 5-8 reviews (a director's name, 유치) into the top; 1000 and 100 gave nearly the same.
+        a0 = float(alpha_0)
+        a = a0 * total / n
+        docs = np.array([docs_per_class[label] for label in classes], dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for k, label in enumerate(classes):
+                yi, yj = y[k], total - y[k]
+                ni, nj = yi.sum(), n - yi.sum()
+                delta = np.log((yi + a) / (ni + a0 - yi - a)) - np.log((yj + a) / (nj + a0 - yj - a))
+                z = delta / np.sqrt(1.0 / (yi + a) + 1.0 / (yj + a))
+                other_docs = docs.sum() - docs[k]
+                keep = np.flatnonzero((yi >= min_count) & (z > 0) & np.isfinite(z))
+                # best z first; ties by term so that the order never depends on the input's row order
+                ranked = sorted(keep.tolist(), key=lambda w: (-z[w], vocabulary[w]))[:top]
+                result[label] = [
+                    TermScore(
+                        term=vocabulary[w],
+                        z=float(z[w]),
+                        count=int(yi[w]),
+                        share=float(yi[w] / docs[k]),
+                        other_share=float(yj[w] / other_docs) if other_docs else 0.0,
+                    )
+                    for w in ranked
+                ]
+        return result
+
+    def frequent_nouns(self, top: int = 10, min_count: int = 5) -> list[tuple[str, int]]:
+        """The nouns mentioned by the most reviews, with their review counts, for choosing aspects: predicates,
+        negated terms and NOUN_STOPWORDS are left out, and so are nouns fewer than `min_count` reviews mention."""
+        counts: Counter = Counter()
+        for per_term in [*self.per_class.values(), self.unlabeled]:
+            counts.update({t: c for t, c in per_term.items() if not _is_predicate(t) and t not in NOUN_STOPWORDS})
+        ranked = sorted(((t, c) for t, c in counts.items() if c >= min_count), key=lambda tc: (-tc[1], tc[0]))
+        return ranked[:top]
+
+
 def distinctive_terms(
     term_lists: Sequence[Sequence[str]],
     labels: Sequence[object],
@@ -185,59 +262,11 @@ def distinctive_terms(
     min_count: int = 5,
     alpha_0: float = 1000.0,
 ) -> dict[str, list[TermScore]]:
-    """For each class label, its `top` most distinctive terms against all other classes, best first.
-
-    Each term counts once per review. Rows whose label is None, NaN or blank are left out. A term is listed when
-    at least `min_count` reviews of the class use it and its z-score is positive. `alpha_0` is the prior's
-    total (see below). With a single class there is nothing to contrast, and its list is empty."""
-    import numpy as np
-
-    if len(term_lists) != len(labels):
-        raise ValueError(f"{len(term_lists)} term lists but {len(labels)} labels")
-    docs_per_class: Counter = Counter()
-    counts: dict[object, Counter] = {}
-    for terms, label in zip(term_lists, labels, strict=True):
-        if _unlabeled(label):
-            continue
-        docs_per_class[label] += 1
-        counts.setdefault(label, Counter()).update(set(terms))
-    classes = sorted(counts, key=str)
-    result: dict[str, list[TermScore]] = {label: [] for label in classes}
-    vocabulary = sorted(set().union(*counts.values())) if counts else []
-    if len(classes) < 2 or not vocabulary:
-        return result
-
-    y = np.array([[counts[label][term] for term in vocabulary] for label in classes], dtype=np.float64)
-    total = y.sum(axis=0)  # reviews using each term, over all classes
-    n = total.sum()
-    # alpha_0 = 1000 pseudo-counts, spread over the terms as in the whole corpus. A fixed size shrinks a small corpus
-    # hard (the 362-row sample has about 1,600 term-review pairs), where counts are noisy, and a large one
-    # little. The corpus' own total as alpha_0 (on 20,000 NSMC reviews 130,000) squeezed every z under 6 and
-    # let terms of 5-8 reviews (a director's name, 유치) into the top; 1000 and 100 gave nearly the same lists.
-    a0 = float(alpha_0)
-    a = a0 * total / n
-    docs = np.array([docs_per_class[label] for label in classes], dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for k, label in enumerate(classes):
-            yi, yj = y[k], total - y[k]
-            ni, nj = yi.sum(), n - yi.sum()
-            delta = np.log((yi + a) / (ni + a0 - yi - a)) - np.log((yj + a) / (nj + a0 - yj - a))
-            z = delta / np.sqrt(1.0 / (yi + a) + 1.0 / (yj + a))
-            other_docs = docs.sum() - docs[k]
-            keep = np.flatnonzero((yi >= min_count) & (z > 0) & np.isfinite(z))
-            # best z first; ties by term so that the order never depends on the input's row order
-            ranked = sorted(keep.tolist(), key=lambda w: (-z[w], vocabulary[w]))[:top]
-            result[label] = [
-                TermScore(
-                    term=vocabulary[w],
-                    z=float(z[w]),
-                    count=int(yi[w]),
-                    share=float(yi[w] / docs[k]),
-                    other_share=float(yj[w] / other_docs) if other_docs else 0.0,
-                )
-                for w in ranked
-            ]
-    return result
+    """For each class label, its `top` most distinctive terms against all other classes, best first
+    (`TermCounts.distinctive` of these reviews). Rows whose label is None, NaN or blank are left out."""
+    counts = TermCounts()
+    counts.add(term_lists, labels)
+    return counts.distinctive(top=top, min_count=min_count, alpha_0=alpha_0)
 
 
 def _unlabeled(label: object) -> bool:
@@ -249,10 +278,7 @@ def _unlabeled(label: object) -> bool:
 
 
 def frequent_nouns(term_lists: Sequence[Sequence[str]], top: int = 10, min_count: int = 5) -> list[tuple[str, int]]:
-    """The nouns mentioned by the most reviews, with their review counts, for choosing aspects: predicates,
-    negated terms and NOUN_STOPWORDS are left out, and so are nouns fewer than `min_count` reviews mention."""
-    counts: Counter = Counter()
-    for terms in term_lists:
-        counts.update(t for t in set(terms) if not _is_predicate(t) and t not in NOUN_STOPWORDS)
-    ranked = sorted(((t, c) for t, c in counts.items() if c >= min_count), key=lambda tc: (-tc[1], tc[0]))
-    return ranked[:top]
+    """The nouns mentioned by the most reviews (`TermCounts.frequent_nouns` of these reviews)."""
+    counts = TermCounts()
+    counts.add(term_lists, [None] * len(term_lists))
+    return counts.frequent_nouns(top=top, min_count=min_count)

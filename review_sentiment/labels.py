@@ -432,6 +432,36 @@ def parse_ratings(
     )
 
 
+@dataclass(frozen=True)
+class GoldColumn:
+    name: str
+    is_rating: bool  # star ratings to bin, else label values
+
+
+def find_gold_column(
+    columns,
+    label_col: str | None = None,
+    rating_col: str | None = None,
+    rating_scale: int | None = None,
+    rating_bins: str | RatingBins | None = None,
+) -> GoldColumn | None:
+    """The column `read_gold_labels` reads (by the options, else by its name), or None when there is none."""
+    columns = list(columns)
+    for option, name in (("--label-col", label_col), ("--rating-col", rating_col)):
+        if name is not None and name not in columns:
+            raise RsError(f"{option} {name!r} is not a column of the file. Columns: {columns}.")
+    if label_col is None and rating_col is None:
+        # Rating options mean the user wants ratings even when a label column exists too.
+        wants_ratings = rating_scale is not None or rating_bins is not None
+        if not wants_ratings:
+            label_col = find_label_column(columns)
+        if label_col is None:
+            rating_col = find_rating_column(columns)
+    if label_col is not None:
+        return GoldColumn(label_col, is_rating=False)
+    return GoldColumn(rating_col, is_rating=True) if rating_col is not None else None
+
+
 def read_gold_labels(
     table: pd.DataFrame,
     label_col: str | None = None,
@@ -443,21 +473,12 @@ def read_gold_labels(
 
     rating_bins: a --rating-bins spec, or the `RatingBins` a model was trained with (evaluate reuses those).
     """
-    for option, name in (("--label-col", label_col), ("--rating-col", rating_col)):
-        if name is not None and name not in table.columns:
-            raise RsError(f"{option} {name!r} is not a column of the file. Columns: {list(table.columns)}.")
-    if label_col is None and rating_col is None:
-        # Rating options mean the user wants ratings even when a label column exists too.
-        wants_ratings = rating_scale is not None or rating_bins is not None
-        if not wants_ratings:
-            label_col = find_label_column(table.columns)
-        if label_col is None:
-            rating_col = find_rating_column(table.columns)
-    if label_col is not None:
-        labels = parse_label_values(table[label_col].tolist(), label_col)
-        return LabeledColumn(labels, f"label column {label_col!r}", label_col)
-    if rating_col is not None:
-        return parse_ratings(table[rating_col].tolist(), rating_col, rating_scale, rating_bins)
+    found = find_gold_column(table.columns, label_col, rating_col, rating_scale, rating_bins)
+    if found is not None and not found.is_rating:
+        labels = parse_label_values(table[found.name].tolist(), found.name)
+        return LabeledColumn(labels, f"label column {found.name!r}", found.name)
+    if found is not None:
+        return parse_ratings(table[found.name].tolist(), found.name, rating_scale, rating_bins)
     raise RsError(
         f"No label or rating column found. Columns: {list(table.columns)}. Name one with --label-col "
         f"(positive/negative/neutral, 긍정/부정/중립, 0/1) or --rating-col (1-5 or 1-10 stars)."

@@ -8,14 +8,23 @@ from pathlib import Path
 import numpy as np
 
 
-def classification_scores(gold: list[str], predicted: list[str], labels: list[str]) -> dict:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows: gold)."""
+def classification_scores(
+    gold: list[str], predicted: list[str], labels: list[str], counts: list[int] | None = None
+) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows: gold).
+    `counts`: how many rows each (gold, predicted) pair stands for (rs report counts pairs as it streams)."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
+    weights = {"sample_weight": counts}
+    precision, recall, f1, support = precision_recall_fscore_support(
+        gold, predicted, labels=labels, zero_division=0, **weights
+    )
+    matrix = confusion_matrix(gold, predicted, labels=labels, **weights)
     return {
-        "accuracy": round(float(accuracy_score(gold, predicted)), 4),
-        "macro_f1": round(float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)), 4),
+        "accuracy": round(float(accuracy_score(gold, predicted, **weights)), 4),
+        "macro_f1": round(
+            float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0, **weights)), 4
+        ),
         "per_class": {
             label: {
                 "precision": round(float(p), 4),
@@ -26,7 +35,7 @@ def classification_scores(gold: list[str], predicted: list[str], labels: list[st
             for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
         },
         "labels": labels,
-        "confusion_matrix": confusion_matrix(gold, predicted, labels=labels).tolist(),
+        "confusion_matrix": matrix.astype(int).tolist(),
     }
 
 
