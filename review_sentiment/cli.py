@@ -897,7 +897,8 @@ def report(
     negative first), the words that set each sentiment apart (kiwipiepy; negation kept), aspects (the
     sentiment of the clauses that mention 배송, 가격 ...; with example clauses), and example reviews; with a
     gold label or rating column also accuracy, macro-F1, the confusion matrix and the most confident mistakes.
-    Beside the page, OUTPUT_files/ holds report.json, a CSV per table and the charts as PNG.
+    Beside the page, OUTPUT_files/ holds report.json, a CSV per table and the charts as PNG. The file is read a
+    chunk at a time: memory stays flat however many rows it has.
     """
     from review_sentiment.report import ReportOptions, report_file
 

@@ -20,12 +20,16 @@ that comes from the file (reviews, column names, group values) is escaped: the p
 from __future__ import annotations
 
 import base64
+import heapq
 import html
 import json
 import math
 import re
 import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 from pathlib import Path
 
 from review_sentiment.errors import RsError
@@ -92,124 +96,411 @@ class ReportSummary:
     seconds: float = 0.0
 
 
-# ------------------------------------------------------------------------------------------- the data
+# ------------------------------------------------------------------------------------------- the input
+
+REPORT_CHUNK_ROWS = 20_000  # rows read, labeled and analyzed at a time: memory holds one chunk, not the file
 
 
 @dataclass
-class _Labeled:
-    """The table and where its parts are."""
+class _Chunk:
+    """Rows of the file with their labels."""
 
     table: object  # pandas DataFrame, every cell text
-    text_column: str
-    labels: list[str]  # the label names, in canonical order
+    first_row: int  # the 0-based row number of its first row in the file
     predicted: object  # Series of labels ('' where not scored)
     confidence: object  # Series of floats (NaN where not scored)
     notes: object  # Series of texts
-    added: list[str]  # the columns rs predict added
 
 
-def _labeled_table(
-    input_path: Path, model_dir, reading: ReadOptions, scoring: ScoringOptions, reporter: Reporter
-) -> _Labeled:
-    import pandas as pd
+class _Input:
+    """A review file read a chunk at a time: labeled already (a file rs predict wrote), or labeled here by the
+    model, chunk by chunk, as rs predict labels it. The text, date and gold columns are chosen from the first
+    chunk, before any work."""
 
-    from review_sentiment.batch import CONFIDENCE_COLUMN, LABEL_COLUMN, NOTE_COLUMN, BatchLabeler
-    from review_sentiment.io import SAMPLE_ROWS, choose_text_column, read_reviews
-    from review_sentiment.labels import sort_labels
+    def __init__(
+        self,
+        input_path: Path,
+        model_dir,
+        options: ReportOptions,
+        reading: ReadOptions,
+        labels: LabelOptions,
+        scoring: ScoringOptions,
+        chunk_rows: int,
+    ):
+        from review_sentiment import dates
+        from review_sentiment.batch import CONFIDENCE_COLUMN, LABEL_COLUMN, NOTE_COLUMN, BatchLabeler
+        from review_sentiment.io import SAMPLE_ROWS, choose_text_column, open_reviews
+        from review_sentiment.labels import find_gold_column
 
-    table = read_reviews(input_path, reading.encoding, reading.sheet)
-    if table.empty:
-        raise RsError(f"{input_path} has no rows: nothing to report.")
-    if LABEL_COLUMN not in table.columns:
-        if model_dir is None:
-            raise RsError(
-                f"{input_path} has no {LABEL_COLUMN} column: run rs predict first, or pass --model to label it here."
+        self.source = open_reviews(input_path, reading.encoding, reading.sheet)
+        if self.source.rows == 0:
+            raise RsError(f"{input_path} has no rows: nothing to report.")
+        columns = self.source.columns
+        for option, column in (("--by", options.by), ("--date-col", options.date_col)):
+            if column is not None and column not in columns:
+                listed = ", ".join(str(c) for c in columns)
+                raise RsError(f"{option} {column} is not a column of {input_path.name}; its columns: {listed}.")
+        self._chunks = self.source.chunks(chunk_rows)
+        self._first = next(self._chunks)
+        self.labeler = None
+        if LABEL_COLUMN not in columns:
+            if model_dir is None:
+                raise RsError(
+                    f"{input_path} has no {LABEL_COLUMN} column: run rs predict first, or pass --model to label it "
+                    "here."
+                )
+            self.labeler = BatchLabeler(
+                model_dir,
+                columns,
+                text_col=reading.text_col,
+                sample=self._first,
+                scoring=scoring,
+                hint=self.source.other_sheets_hint,
             )
-        labeler = BatchLabeler(
-            model_dir, list(table.columns), text_col=reading.text_col, sample=table.head(SAMPLE_ROWS)
+            self.names = self.labeler.names
+            self.originals, self.text_column = list(columns), self.labeler.text_column
+            self.probability_labels = list(self.labeler.labels)
+        else:
+            probability_columns = [c for c in columns if c.startswith("prob_")]
+            self.names = {name: name for name in (LABEL_COLUMN, CONFIDENCE_COLUMN, NOTE_COLUMN)}
+            added = {LABEL_COLUMN, CONFIDENCE_COLUMN, NOTE_COLUMN, *probability_columns}
+            self.originals = [c for c in columns if c not in added]
+            sample = self._first[self.originals].head(SAMPLE_ROWS)
+            self.text_column = choose_text_column(self.originals, sample, reading.text_col).name
+            self.probability_labels = [c.removeprefix("prob_") for c in probability_columns]
+        others = [c for c in self.originals if c != self.text_column]
+        self.date_column = dates.find_date_column(self._first[others], options.date_col)
+        try:
+            self.gold = find_gold_column(
+                self.originals, labels.label_col, labels.rating_col, labels.rating_scale, labels.rating_bins
+            )
+        except RsError:
+            if labels.label_col or labels.rating_col:
+                raise
+            self.gold = None  # several columns named like labels: the report goes without accuracy
+
+    def chunks(self, on_labeled: Callable[[int], None]) -> Iterator[_Chunk]:
+        """Every chunk, labeled; `on_labeled(n)` counts the rows the model labeled."""
+        import pandas as pd
+
+        from review_sentiment.batch import CONFIDENCE_COLUMN, LABEL_COLUMN, NOTE_COLUMN
+
+        first_row = 0
+        for table in chain([self._first], self._chunks):
+            if self.labeler is not None:
+                table = self.labeler.label(table)
+                on_labeled(len(table))
+            table = table.reset_index(drop=True)
+            column = table.get(self.names[CONFIDENCE_COLUMN], pd.Series(float("nan"), index=table.index))
+            yield _Chunk(
+                table,
+                first_row,
+                table[self.names[LABEL_COLUMN]].fillna("").astype(str).str.strip(),
+                pd.to_numeric(column, errors="coerce"),
+                table.get(self.names[NOTE_COLUMN], pd.Series("", index=table.index)).fillna("").astype(str),
+            )
+            first_row += len(table)
+
+    def label_names(self, seen: set[str]) -> list[str]:
+        """The labels in canonical order: the model's (its probability columns), else the labels the file holds."""
+        from review_sentiment.batch import LABEL_COLUMN
+        from review_sentiment.labels import sort_labels
+
+        labels = sort_labels(self.probability_labels or seen) or sorted(self.probability_labels or seen)
+        if not labels:
+            raise RsError(f"{self.source.path}: the {LABEL_COLUMN} column is empty: no labeled rows to report.")
+        return labels
+
+
+# ------------------------------------------------------------------------------------------- tallies
+# Each section counts what it needs as the chunks go by; nothing keeps the rows.
+
+
+def _sort_key(confidence) -> float:
+    return float("-inf") if confidence is None or confidence != confidence else float(confidence)
+
+
+class _Best:
+    """The `size` most confident items added, most confident first (ties: the earlier row first)."""
+
+    def __init__(self, size: int):
+        self.size, self._heap, self._added = size, [], 0
+
+    def add(self, confidence, row: int, item) -> None:
+        self._added += 1  # the entries differ before `item`, which is never compared
+        entry = (_sort_key(confidence), -row, -self._added, item)
+        if len(self._heap) < self.size:
+            heapq.heappush(self._heap, entry)
+        elif self.size and entry > self._heap[0]:
+            heapq.heapreplace(self._heap, entry)
+
+    def ranked(self) -> list[tuple[float, int, object]]:
+        """(confidence for sorting: -inf for none, row, item), most confident first."""
+        return [(key, -negative_row, item) for key, negative_row, _, item in sorted(self._heap, reverse=True)]
+
+    def best(self) -> list:
+        return [item for _, _, item in self.ranked()]
+
+
+def _add_most_confident(best: dict, frame, keys: list[str], size: int) -> None:
+    """Offer `best[key]` (a _Best per key) the `size` most confident rows of each key of `frame`, whose columns
+    are `keys`, row, confidence and item."""
+    top = frame.sort_values("confidence", ascending=False, kind="stable").groupby(keys, sort=False).head(size)
+    for record in top.itertuples(index=False):
+        key = tuple(getattr(record, k) for k in keys)
+        best.setdefault(key if len(key) > 1 else key[0], _Best(size)).add(record.confidence, record.row, record.item)
+
+
+class _Counts:
+    """Rows counted per (key, label), as `label_split` turns them into a table."""
+
+    def __init__(self):
+        self.pairs: Counter = Counter()
+
+    def add(self, keys, labels) -> None:
+        import pandas as pd
+
+        frame = pd.DataFrame({"key": list(keys), "label": list(labels)})
+        self.pairs.update(frame[frame["label"] != ""].value_counts().to_dict())
+
+    def table(self, label_names: list[str], count_column: str):
+        keys = [key for key, _ in self.pairs]
+        return label_split(
+            keys, [label for _, label in self.pairs], label_names, count_column, list(self.pairs.values())
         )
-        reporter.message(f"Labeling {len(table):,} rows with {model_dir} (as rs predict does)")
-        with reporter.progress("Labeling", len(table)) as task:
-            parts = []
-            for start in range(0, len(table), 10_000):
-                parts.append(labeler.label(table.iloc[start : start + 10_000]))
-                task.advance(min(10_000, len(table) - start))
-        table = pd.concat(parts)
-        labeled_here = True
-    else:
-        labeled_here = False
-    probability_columns = [c for c in table.columns if c.startswith("prob_")]
-    added = [
-        c for c in table.columns if c in (LABEL_COLUMN, CONFIDENCE_COLUMN, NOTE_COLUMN) or c in probability_columns
-    ]
-    predicted = table[LABEL_COLUMN].fillna("").astype(str).str.strip()
-    labels = [c.removeprefix("prob_") for c in probability_columns] or sort_labels(set(predicted) - {""})
-    labels = sort_labels(labels) or sorted(set(predicted) - {""})
-    if not labels:
-        raise RsError(f"{input_path}: the {LABEL_COLUMN} column is empty: no labeled rows to report.")
-    originals = [c for c in table.columns if c not in added]
-    if labeled_here:
-        text_column = labeler.text_column
-    else:
-        text_column = choose_text_column(originals, table[originals].head(SAMPLE_ROWS), reading.text_col).name
-    confidence = pd.to_numeric(
-        table.get(CONFIDENCE_COLUMN, pd.Series(float("nan"), index=table.index)), errors="coerce"
-    )
-    notes = table.get(NOTE_COLUMN, pd.Series("", index=table.index)).fillna("").astype(str)
-    table = table.reset_index(drop=True)
-    return _Labeled(
-        table,
-        text_column,
-        labels,
-        predicted.reset_index(drop=True),
-        confidence.reset_index(drop=True),
-        notes.reset_index(drop=True),
-        added,
-    )
 
 
-# ------------------------------------------------------------------------------------------- sections
-
-
-def overview(data: _Labeled) -> dict:
-    """Rows, labeled rows, each label's count and share, mean confidence, and why rows were not scored."""
-    predicted, labels = data.predicted, data.labels
-    labeled = int((predicted != "").sum())
-    counts = {label: int((predicted == label).sum()) for label in labels}
-    unscored_notes = data.notes[predicted == ""].replace("", "no label")
-    return {
-        "rows": len(predicted),
-        "labeled": labeled,
-        "counts": counts,
-        "shares": {label: (counts[label] / labeled if labeled else float("nan")) for label in labels},
-        "mean_confidence": float(data.confidence[predicted != ""].mean()) if labeled else float("nan"),
-        "not_scored": {str(k): int(v) for k, v in unscored_notes.value_counts().items()},
-    }
-
-
-def label_split(keys, labels, label_names: list[str], count_column: str):
+def label_split(keys, labels, label_names: list[str], count_column: str, counts=None):
     """Per key (a group value, an aspect): its labeled rows (`count_column`), each label's count and its share
-    (`share_LABEL`). Rows without a label are not counted."""
+    (`share_LABEL`). Rows without a label are not counted; `counts` says how many rows each pair stands for."""
     import pandas as pd
 
-    frame = pd.DataFrame({"key": list(keys), "label": list(labels)})
+    keys, labels = list(keys), list(labels)
+    frame = pd.DataFrame({"key": keys, "label": labels, "n": counts if counts is not None else [1] * len(keys)})
     frame = frame[frame["label"] != ""]
-    counts = pd.crosstab(frame["key"], frame["label"]).reindex(columns=label_names, fill_value=0)
-    counts.insert(0, count_column, counts.sum(axis=1))
+    table = frame.groupby(["key", "label"])["n"].sum().unstack(fill_value=0)
+    table = table.reindex(columns=label_names, fill_value=0).astype("int64")
+    table.columns.name = None
+    table.insert(0, count_column, frame.groupby("key")["n"].sum().reindex(table.index).astype("int64"))
     for label in label_names:
-        counts[f"share_{label}"] = counts[label] / counts[count_column]
-    return counts
+        table[f"share_{label}"] = table[label] / table[count_column]
+    return table
 
 
-def by_group(data: _Labeled, column: str, min_rows: int):
-    """One row per group value with at least `min_rows` labeled reviews: counts and shares, most negative first;
-    and how many smaller groups were left out."""
-    counts = label_split(data.table[column].fillna("").astype(str), data.predicted, data.labels, "reviews")
-    small = int((counts["reviews"] < min_rows).sum())
-    counts = counts[counts["reviews"] >= min_rows]
-    order = "share_negative" if "negative" in data.labels else f"share_{data.labels[0]}"
-    counts = counts.sort_values([order, "reviews"], ascending=[False, False])
-    return counts.rename_axis(column).reset_index(), small
+class _Overview:
+    def __init__(self):
+        self.rows, self.counts, self.not_scored = 0, Counter(), Counter()
+        self.confidence_sum, self.confidence_rows = 0.0, 0
+
+    def add(self, chunk: _Chunk) -> None:
+        scored = chunk.predicted != ""
+        self.rows += len(chunk.predicted)
+        self.counts.update(chunk.predicted[scored].value_counts().to_dict())
+        confidence = chunk.confidence[scored]
+        self.confidence_sum += float(confidence.sum())
+        self.confidence_rows += int(confidence.notna().sum())
+        self.not_scored.update(chunk.notes[~scored].replace("", "no label").value_counts().to_dict())
+
+    def result(self, labels: list[str]) -> dict:
+        """Rows, labeled rows, each label's count and share, mean confidence, and why rows were not scored."""
+        labeled = sum(self.counts.values())
+        counts = {label: int(self.counts[label]) for label in labels}
+        return {
+            "rows": self.rows,
+            "labeled": labeled,
+            "counts": counts,
+            "shares": {label: (counts[label] / labeled if labeled else float("nan")) for label in labels},
+            "mean_confidence": self.confidence_sum / self.confidence_rows if self.confidence_rows else float("nan"),
+            "not_scored": {str(why): int(n) for why, n in self.not_scored.most_common()},
+        }
+
+
+class _OverTime:
+    """Labeled rows per day and label, and how many dates were read."""
+
+    def __init__(self, column: str):
+        self.column, self.days = column, Counter()
+        self.parsed = self.unparsed = self.empty = 0
+        self.examples_unparsed: list[str] = []
+        self.first = self.last = None
+
+    def add(self, chunk: _Chunk) -> None:
+        import pandas as pd
+
+        from review_sentiment import dates
+
+        parsed = dates.parse_dates(chunk.table[self.column])
+        self.parsed, self.unparsed, self.empty = (
+            self.parsed + parsed.parsed,
+            self.unparsed + parsed.unparsed,
+            self.empty + parsed.empty,
+        )
+        self.examples_unparsed = list(dict.fromkeys([*self.examples_unparsed, *parsed.examples_unparsed]))[:5]
+        known = parsed.dates.dropna()
+        if len(known):
+            low, high = known.min(), known.max()
+            self.first = low if self.first is None else min(self.first, low)
+            self.last = high if self.last is None else max(self.last, high)
+        days = pd.DataFrame({"day": parsed.dates.dt.normalize(), "label": chunk.predicted})
+        days = days[days["day"].notna() & (days["label"] != "")]
+        self.days.update(days.value_counts().to_dict())
+
+    def table(self, labels: list[str]):
+        import pandas as pd
+
+        from review_sentiment import dates
+
+        period = dates.choose_period(self.first, self.last)
+        days = pd.Series([day for day, _ in self.days], dtype="datetime64[us]")
+        table = dates.period_table(
+            days, pd.Series([label for _, label in self.days], dtype=object), labels, period, list(self.days.values())
+        )
+        return period, table
+
+
+class _Examples:
+    """The most confident reviews of each label."""
+
+    def __init__(self, size: int, text_column: str):
+        self.size, self.text_column, self.best = size, text_column, {}
+
+    def add(self, chunk: _Chunk) -> None:
+        import pandas as pd
+
+        frame = pd.DataFrame(
+            {
+                "label": chunk.predicted,
+                "row": range(chunk.first_row, chunk.first_row + len(chunk.predicted)),
+                "confidence": chunk.confidence,
+                "item": list(zip(chunk.table[self.text_column], chunk.confidence, strict=True)),
+            }
+        )
+        _add_most_confident(self.best, frame[frame["label"] != ""], ["label"], self.size)
+
+    def of(self, label: str) -> list[tuple[str, float]]:
+        """(text, confidence) of the label's most confident reviews."""
+        return self.best[label].best() if label in self.best else []
+
+
+class _Gold:
+    """Rows counted per (gold cell, predicted label), and the most confident rows of each pair: which pairs are
+    mistakes is known once the cells are read as labels, at the end, from every distinct cell (a rating scale is
+    inferred from the whole column, as rs evaluate infers it)."""
+
+    def __init__(self, column, size: int, text_column: str):
+        self.column, self.size, self.text_column = column, size, text_column
+        self.pairs: Counter = Counter()
+        self.cells: dict[str, None] = {}  # every distinct cell, in file order (error messages quote the first)
+        self.best: dict = {}
+
+    def add(self, chunk: _Chunk) -> None:
+        import pandas as pd
+
+        cells = chunk.table[self.column.name].fillna("").astype(str)
+        self.cells.update(dict.fromkeys(cells.drop_duplicates().tolist()))
+        scored = chunk.predicted != ""
+        frame = pd.DataFrame(
+            {
+                "cell": cells,
+                "label": chunk.predicted,
+                "row": range(chunk.first_row, chunk.first_row + len(cells)),
+                "confidence": chunk.confidence,
+            }
+        )[scored]
+        self.pairs.update(frame[["cell", "label"]].value_counts().to_dict())
+        texts = chunk.table[self.text_column][scored]
+        frame["item"] = list(zip(texts, frame["label"], frame["confidence"], strict=True))
+        _add_most_confident(self.best, frame, ["cell", "label"], self.size)
+
+    def result(self, options: LabelOptions):
+        """(gold pairs, their counts, where the gold labels came from, the most confident mistakes as (text,
+        predicted, confidence, gold)), or None when the column holds no labels rs can read (and none was named)."""
+        import pandas as pd
+
+        from review_sentiment.labels import read_gold_labels
+
+        cells = list(self.cells)
+        name, given = self.column.name, options.label_col or options.rating_col
+        try:
+            gold = read_gold_labels(
+                pd.DataFrame({name: cells}),
+                None if self.column.is_rating else name,
+                name if self.column.is_rating else None,
+                options.rating_scale,
+                options.rating_bins,
+            )
+        except RsError:
+            if given:
+                raise
+            return None
+        gold_of = {cell: label or "" for cell, label in zip(cells, gold.labels, strict=True)}
+        pairs = [(gold_of[cell], label, n) for (cell, label), n in self.pairs.items() if gold_of[cell]]
+        mistakes = [
+            (-key, row, (*item, gold_of[cell]))
+            for (cell, label), best in self.best.items()
+            if gold_of[cell] and gold_of[cell] != label
+            for key, row, item in best.ranked()
+        ]
+        mistakes.sort(key=lambda entry: entry[:2])  # the most confident first, then the earlier row
+        return pairs, gold.source, [item for _, _, item in mistakes[: self.size]]
+
+
+class _Spool:
+    """Each review's sentences with its label and confidence, kept in a file between the pass that reads the
+    reviews and the one that finds the aspects in them: aspects are the nouns of the whole file."""
+
+    def __init__(self, folder: Path):
+        import tempfile
+
+        self.file = tempfile.TemporaryFile("w+", encoding="utf-8", dir=folder, prefix=".rs-report-")
+        self.reviews = 0
+
+    def add(self, chunk: _Chunk, sentences: list[list[str]]) -> None:
+        rows = range(chunk.first_row, chunk.first_row + len(sentences))
+        for row, label, confidence, review in zip(rows, chunk.predicted, chunk.confidence, sentences, strict=True):
+            if review:
+                confidence = None if confidence != confidence else float(confidence)
+                self.file.write(json.dumps([row, label, confidence, review], ensure_ascii=False) + "\n")
+                self.reviews += 1
+
+    def __iter__(self):
+        self.file.seek(0)
+        for line in self.file:
+            yield json.loads(line)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _Tallies:
+    """What every section counts, a chunk at a time."""
+
+    def __init__(self, reviews: _Input, options: ReportOptions, spool: _Spool):
+        from review_sentiment import keywords
+
+        self.overview = _Overview()
+        self.over_time = _OverTime(reviews.date_column) if reviews.date_column else None
+        self.groups = _Counts() if options.by else None
+        self.by = options.by
+        self.terms = keywords.TermCounts()
+        self.examples = _Examples(options.examples, reviews.text_column)
+        self.gold = _Gold(reviews.gold, options.examples * 2, reviews.text_column) if reviews.gold else None
+        self.spool, self.text_column = spool, reviews.text_column
+
+    def add(self, chunk: _Chunk, on_read: Callable[[int], None]) -> None:
+        from review_sentiment import keywords
+
+        self.overview.add(chunk)
+        if self.over_time:
+            self.over_time.add(chunk)
+        if self.groups:
+            self.groups.add(chunk.table[self.by].fillna("").astype(str), chunk.predicted)
+        self.examples.add(chunk)
+        if self.gold:
+            self.gold.add(chunk)
+        analyzed = keywords.analyze_reviews(chunk.table[self.text_column].tolist(), on_rows=on_read)
+        self.terms.add(analyzed.terms, chunk.predicted.tolist())
+        self.spool.add(chunk, analyzed.sentences)
 
 
 @dataclass
@@ -242,21 +533,77 @@ def aspect_mentions(sentences: list[list[str]], aspects: dict[str, list[str]]) -
     return found
 
 
-def aspect_table(mentions: list[Mention], sentiments: list[str], labels: list[str]):
-    """Per aspect, most mentioned first: the clauses mentioning it, and how many of them each sentiment has."""
-    counts = label_split([m.aspect for m in mentions], sentiments, labels, "mentions")
-    return counts.sort_values("mentions", ascending=False).rename_axis("aspect").reset_index()
+class _Aspects:
+    """The aspect clauses of every review, found in the spool a batch at a time: each clause labeled by the model
+    (or given its review's label), counted per aspect and label, written to aspect_mentions.csv, and the most
+    confident kept as examples."""
+
+    BATCH = 4096  # clauses scored at a time
+
+    def __init__(self, aspects: dict[str, list[str]], predictor, examples: int, csv_path: Path):
+        import csv
+
+        self.aspects, self.predictor, self.examples = aspects, predictor, examples
+        self.counts, self.best, self.mentions = _Counts(), {}, 0
+        self._file = open(csv_path, "w", encoding="utf-8-sig", newline="")  # BOM: Excel shows Hangul
+        self._csv = csv.writer(self._file, lineterminator="\n")  # as pandas writes the other tables
+        self._csv.writerow(["aspect", "row", "text", "label", "confidence"])
+        self._pending: list[tuple] = []
+
+    def add(self, row: int, label: str, confidence, sentences: list[str]) -> None:
+        for mention in aspect_mentions([sentences], self.aspects):
+            self._pending.append((row, mention.text, mention.aspect, label, confidence))
+        if len(self._pending) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        import numpy as np
+        import pandas as pd
+
+        if not self._pending:
+            return
+        rows, texts, aspects, labels, confidences = (list(column) for column in zip(*self._pending, strict=True))
+        self._pending = []
+        if self.predictor is not None:
+            from review_sentiment.scoring import labels_from_probabilities
+
+            probabilities = self.predictor.probabilities(texts)
+            labels = labels_from_probabilities(probabilities, self.predictor.labels)
+            # confidence as rs predict writes it: the top probability (NaN for a clause with nothing to score)
+            confidences = [None if value != value else float(value) for value in np.max(probabilities, axis=1)]
+        self.counts.add(aspects, labels)
+        self.mentions += len(texts)
+        for values in zip(aspects, rows, texts, labels, confidences, strict=True):
+            self._csv.writerow(["" if value is None else value for value in values])
+        frame = pd.DataFrame(
+            {
+                "aspect": aspects,
+                "label": labels,
+                "row": rows,
+                "confidence": [math.nan if c is None else c for c in confidences],
+                "item": list(zip(texts, confidences, strict=True)),
+            }
+        )
+        _add_most_confident(self.best, frame[frame["label"] != ""], ["aspect", "label"], self.examples)
+
+    def close(self) -> None:
+        self.flush()
+        self._file.close()
 
 
-def _score_clauses(texts: list[str], model_dir, scoring: ScoringOptions, reporter: Reporter):
-    """(labels, confidences) of clauses, by the model (normalized as its training data was)."""
-    from review_sentiment.scoring import Predictor, labels_from_probabilities
-
-    predictor = Predictor.from_options(model_dir, scoring)
-    with reporter.progress("Scoring aspect clauses", len(texts)) as task:
-        probabilities = predictor.probabilities(texts, on_batch=lambda rows: task.advance(rows))
-    # confidence as rs predict writes it: the top probability (NaN for a clause with nothing left to score)
-    return labels_from_probabilities(probabilities, predictor.labels), probabilities.max(axis=1)
+def _find_aspects(spool: _Spool, aspects, predictor, examples: int, csv_path: Path, reporter: Reporter) -> _Aspects:
+    found = _Aspects(aspects, predictor, examples, csv_path)
+    what = "Scoring aspect clauses" if predictor is not None else "Finding aspects"
+    with reporter.progress(what, spool.reviews) as task:
+        done = 0
+        for row, label, confidence, sentences in spool:
+            found.add(row, label, confidence, sentences)
+            done += 1
+            if done % 1000 == 0:
+                task.advance(1000)
+        found.close()
+        task.advance(done % 1000)
+    return found
 
 
 # ------------------------------------------------------------------------------------------- charts
@@ -448,9 +795,10 @@ def default_report_path(input_path: Path) -> Path:
 
 @dataclass
 class _Build:
-    """What the sections of one report share: the labeled data, where files go, and what is collected."""
+    """What the sections of one report share: the tallies, the labels, where files go, and what is collected."""
 
-    data: _Labeled
+    tallies: _Tallies
+    labels: list[str]
     options: ReportOptions
     files_dir: Path
     plt: object
@@ -461,7 +809,7 @@ class _Build:
         frame.to_csv(self.files_dir / name, index=False, encoding="utf-8-sig")  # BOM: Excel shows Hangul
 
     def share_columns(self) -> list[tuple[str, str, str]]:
-        return [(f"share_{label}", LABEL_NAMES_KO.get(label, label), "share") for label in self.data.labels]
+        return [(f"share_{label}", LABEL_NAMES_KO.get(label, label), "share") for label in self.labels]
 
 
 def report_file(
@@ -473,10 +821,15 @@ def report_file(
     reading: ReadOptions = ReadOptions(),
     labels: LabelOptions = LabelOptions(),
     scoring: ScoringOptions = ScoringOptions(),
+    chunk_rows: int = REPORT_CHUNK_ROWS,
     reporter: Reporter = SILENT,
 ) -> ReportSummary:
     """Write the report of a labeled review file (or label it first with `model_dir`): OUTPUT.html and, beside it,
-    OUTPUT_files/ with report.json, a CSV per table and the charts as PNG."""
+    OUTPUT_files/ with report.json, a CSV per table and the charts as PNG.
+
+    The file is read `chunk_rows` rows at a time and each section counts what it needs, so memory grows with
+    the vocabulary and the number of groups, not with the rows; the sentences wait in a temporary file in
+    OUTPUT_files/ for the aspects, which are chosen from the whole file's nouns."""
     from review_sentiment.charts import korean_pyplot
     from review_sentiment.io import write_bytes_atomically
 
@@ -489,24 +842,44 @@ def report_file(
         raise RsError(f"-o {output_path}: the report is an HTML page; name it …/report.html.")
     aspect_words = options.aspect_words()  # its spelling, before any work
 
-    data = _labeled_table(input_path, model_dir, reading, scoring, reporter)
-    for option, column in (("--by", options.by), ("--date-col", options.date_col)):
-        if column is not None and column not in data.table.columns:
-            listed = ", ".join(str(c) for c in data.table.columns)
-            raise RsError(f"{option} {column} is not a column of {input_path.name}; its columns: {listed}.")
+    reviews = _Input(input_path, model_dir, options, reading, labels, scoring, chunk_rows)
     files_dir = output_path.with_name(output_path.stem + "_files")
     files_dir.mkdir(parents=True, exist_ok=True)
-    build = _Build(data, options, files_dir, korean_pyplot())
-    build.results.update({"input": str(input_path), "labels": data.labels, "text_column": data.text_column})
+    stages = ["Reading the reviews (kiwipiepy)"]
+    if reviews.labeler is not None:
+        reporter.message(f"Labeling {reviews.source.rows:,} rows with {model_dir} (as rs predict does)")
+        stages.insert(0, "Labeling")
+    spool = _Spool(files_dir)
+    try:
+        tallies = _Tallies(reviews, options, spool)
+        with reporter.stages(stages, reviews.source.rows) as counters:
+            for chunk in reviews.chunks(on_labeled=counters[0]):
+                tallies.add(chunk, on_read=counters[-1])
+        label_names = reviews.label_names(set(tallies.overview.counts))
+        if aspect_words is None:
+            aspect_words = {
+                noun: list(dict.fromkeys([noun, *ASPECT_SYNONYMS.get(noun, [])]))
+                for noun, _ in tallies.terms.frequent_nouns(top=options.max_aspects)
+            }
+        predictor = None
+        if model_dir is not None:
+            from review_sentiment.scoring import Predictor
 
+            predictor = reviews.labeler.predictor if reviews.labeler else Predictor.from_options(model_dir, scoring)
+        mentions_csv = files_dir / "aspect_mentions.csv"
+        aspects = _find_aspects(spool, aspect_words, predictor, options.examples, mentions_csv, reporter)
+    finally:
+        spool.close()
+    if not aspects.mentions:
+        mentions_csv.unlink()
+
+    build = _Build(tallies, label_names, options, files_dir, korean_pyplot())
+    build.results.update({"input": str(input_path), "labels": label_names, "text_column": reviews.text_column})
     sections = [_overview_section(build), _time_section(build)]
     if options.by:
         sections.append(_group_section(build))
-    analyzed = _analyze(build, reporter)
-    sections.append(_words_section(build, analyzed.terms))
-    if aspect_words is None:
-        aspect_words = _frequent_aspects(analyzed.terms, options.max_aspects)
-    sections.append(_aspects_section(build, analyzed.sentences, aspect_words, model_dir, scoring, reporter))
+    sections.append(_words_section(build))
+    sections.append(_aspects_section(build, aspects, model_dir is not None))
     sections.append(_examples_section(build, labels, input_path.name))
 
     build.results["warnings"] = build.warnings
@@ -514,7 +887,9 @@ def report_file(
     (files_dir / "report.json").write_text(report_json, encoding="utf-8")
     summary = build.results["overview"]
     title = f"리뷰 감성 리포트 · {input_path.name}"
-    meta = f"{summary['rows']:,} rows · text column {data.text_column} · {time.strftime('%Y-%m-%d %H:%M')} · rs report"
+    meta = (
+        f"{summary['rows']:,} rows · text column {reviews.text_column} · {time.strftime('%Y-%m-%d %H:%M')} · rs report"
+    )
     write_bytes_atomically(output_path, render_html(title, meta, sections).encode("utf-8"))
     return ReportSummary(
         input_path=str(input_path),
@@ -535,8 +910,8 @@ Section = tuple[str, str, str]  # anchor, heading, body HTML
 def _overview_section(build: _Build) -> Section:
     import pandas as pd
 
-    data, labels = build.data, build.data.labels
-    summary = build.results["overview"] = overview(data)
+    labels = build.labels
+    summary = build.results["overview"] = build.tallies.overview.result(labels)
     rows = [
         {"label": label, "reviews": summary["counts"][label], "share": summary["shares"][label]} for label in labels
     ]
@@ -561,35 +936,29 @@ def _overview_section(build: _Build) -> Section:
 
 
 def _time_section(build: _Build) -> Section:
-    from review_sentiment import dates
-
-    data, heading = build.data, "Over time · 기간별"
-    candidates = data.table.drop(columns=[c for c in [*data.added, data.text_column] if c in data.table.columns])
-    column = dates.find_date_column(candidates, build.options.date_col)
-    if column is None:
+    heading, tally = "Over time · 기간별", build.tallies.over_time
+    if tally is None:
         return "time", heading, "<p class=note>No date column found (name one with --date-col).</p>"
-    parsed = dates.parse_dates(data.table[column])
-    known = parsed.dates.dropna()
-    if not len(known):
+    column = tally.column
+    if not tally.parsed:
         return "time", heading, f"<p class=note>No date in column {_e(column)} could be read.</p>"
-    period = dates.choose_period(known.min(), known.max())
-    table = dates.period_table(parsed.dates, data.predicted, data.labels, period)
+    period, table = tally.table(build.labels)
     build.csv(table, "over_time.csv")
-    _time_chart(build.plt, table, data.labels, build.files_dir / "over_time.png")
+    _time_chart(build.plt, table, build.labels, build.files_dir / "over_time.png")
     unit = {"D": "day", "W": "week", "M": "month"}[period]
     build.results["over_time"] = {
         "column": column,
         "period": unit,
-        "parsed": parsed.parsed,
-        "unparsed": parsed.unparsed,
-        "empty": parsed.empty,
+        "parsed": tally.parsed,
+        "unparsed": tally.unparsed,
+        "empty": tally.empty,
         "table": json.loads(table.drop(columns=["start"]).to_json(orient="records", force_ascii=False)),
     }
     unread = ""
-    if parsed.unparsed:
-        unread = f" {parsed.unparsed:,} could not be read (e.g. {', '.join(map(repr, parsed.examples_unparsed))})."
+    if tally.unparsed:
+        unread = f" {tally.unparsed:,} could not be read (e.g. {', '.join(map(repr, tally.examples_unparsed))})."
     note = (
-        f"<p class=note>Column {_e(column)}, per {unit}: {parsed.parsed:,} dates read.{_e(unread)} Shares of periods "
+        f"<p class=note>Column {_e(column)}, per {unit}: {tally.parsed:,} dates read.{_e(unread)} Shares of periods "
         "with few reviews move a lot: read them with the counts.</p>"
     )
     columns = [("period", unit, "text"), ("reviews", "reviews", "int"), *build.share_columns()]
@@ -601,8 +970,13 @@ def _time_section(build: _Build) -> Section:
 
 
 def _group_section(build: _Build) -> Section:
-    column, minimum = build.options.by, build.options.min_group_rows
-    groups, small = by_group(build.data, column, minimum)
+    column, minimum, labels = build.options.by, build.options.min_group_rows, build.labels
+    counts = build.tallies.groups.table(labels, "reviews")
+    small = int((counts["reviews"] < minimum).sum())
+    counts = counts[counts["reviews"] >= minimum]
+    order = "share_negative" if "negative" in labels else f"share_{labels[0]}"
+    groups = counts.sort_values([order, "reviews"], ascending=[False, False], kind="stable")
+    groups = groups.rename_axis(column).reset_index()
     build.csv(groups, "by_group.csv")
     build.results["by_group"] = {
         "column": column,
@@ -611,7 +985,7 @@ def _group_section(build: _Build) -> Section:
     }
     shown, image = groups.head(20), ""
     if len(shown):
-        shares = {label: shown[f"share_{label}"].tolist() for label in build.data.labels}
+        shares = {label: shown[f"share_{label}"].tolist() for label in labels}
         path = build.files_dir / "by_group.png"
         _share_bars(build.plt, shown[column].tolist(), shares, shown["reviews"].tolist(), f"{column}별 감성", path)
         image = _image(path, "sentiment by group")
@@ -621,22 +995,11 @@ def _group_section(build: _Build) -> Section:
     return "groups", f"By {column} · 그룹별", note + image + _table(groups, columns)
 
 
-def _analyze(build: _Build, reporter: Reporter):
-    """The reviews cleaned, with their terms and sentences: one kiwipiepy pass (keywords.analyze_reviews)."""
-    from review_sentiment import keywords
-
-    texts = build.data.table[build.data.text_column].tolist()
-    with reporter.progress("Reading the reviews (kiwipiepy)", len(texts)) as task:
-        return keywords.analyze_reviews(texts, on_rows=task.advance)
-
-
-def _words_section(build: _Build, terms: list[list[str]]) -> Section:
+def _words_section(build: _Build) -> Section:
     import pandas as pd
 
-    from review_sentiment import keywords
-
-    labels = build.data.labels
-    distinctive = keywords.distinctive_terms(terms, build.data.predicted.tolist(), top=build.options.top_terms)
+    labels = build.labels
+    distinctive = build.tallies.terms.distinctive(top=build.options.top_terms)
     rows = [{"label": label, **asdict(score)} for label in labels for score in distinctive.get(label, [])]
     build.csv(pd.DataFrame(rows), "words.csv")
     build.results["words"] = rows
@@ -660,44 +1023,20 @@ def _words_section(build: _Build, terms: list[list[str]]) -> Section:
     return "words", "What people talk about · 감성별 주요 단어", f'{note}<div class="columns">{"".join(blocks)}</div>'
 
 
-def _frequent_aspects(terms: list[list[str]], top: int) -> dict[str, list[str]]:
-    from review_sentiment import keywords
-
-    return {
-        noun: list(dict.fromkeys([noun, *ASPECT_SYNONYMS.get(noun, [])]))
-        for noun, _ in keywords.frequent_nouns(terms, top=top)
-    }
-
-
-def _aspects_section(build: _Build, sentences, aspect_words, model_dir, scoring: ScoringOptions, reporter) -> Section:
-    import pandas as pd
-
-    data, labels, heading = build.data, build.data.labels, "Aspects · 속성별 감성"
-    mentions = aspect_mentions(sentences, aspect_words) if aspect_words else []
-    if not mentions:
+def _aspects_section(build: _Build, found: _Aspects, scored_by_model: bool) -> Section:
+    labels, heading = build.labels, "Aspects · 속성별 감성"
+    if not found.mentions:
         return "aspects", heading, "<p class=note>No review mentions an aspect (name them with --aspects).</p>"
-    if model_dir is not None:
-        clause_labels, confidence = _score_clauses([m.text for m in mentions], model_dir, scoring, reporter)
+    if scored_by_model:
         how = "each clause scored by the model"
     else:
-        clause_labels = [data.predicted[m.row] for m in mentions]
-        confidence = [data.confidence[m.row] for m in mentions]
         how = "the label of the whole review (pass --model to score each clause on its own)"
         build.warnings.append("Aspects took each review's label: pass --model to score the clauses that mention them.")
-    aspects = aspect_table(mentions, clause_labels, labels)
-    found = pd.DataFrame(
-        {
-            "aspect": [m.aspect for m in mentions],
-            "row": [m.row for m in mentions],
-            "text": [m.text for m in mentions],
-            "label": clause_labels,
-            "confidence": list(confidence),
-        }
-    )
+    aspects = found.counts.table(labels, "mentions")
+    aspects = aspects.sort_values("mentions", ascending=False, kind="stable").rename_axis("aspect").reset_index()
     build.csv(aspects, "aspects.csv")
-    build.csv(found, "aspect_mentions.csv")
     build.results["aspects"] = {
-        "words": aspect_words,
+        "words": found.aspects,
         "scored": how,
         "table": json.loads(aspects.to_json(orient="records", force_ascii=False)),
     }
@@ -707,13 +1046,12 @@ def _aspects_section(build: _Build, sentences, aspect_words, model_dir, scoring:
     anchors, quotes = {}, []
     for index, aspect in enumerate(aspects["aspect"].tolist()):
         for label in labels:
-            chosen = found[(found["aspect"] == aspect) & (found["label"] == label)]
-            chosen = chosen.sort_values("confidence", ascending=False).head(build.options.examples)
-            if len(chosen):
+            chosen = found.best[(aspect, label)].best() if (aspect, label) in found.best else []
+            if chosen:
                 anchor = anchors[(index, label)] = f"aspect-{index}-{labels.index(label)}"
-                items = "".join(_quote(row.text, label, row.confidence) for row in chosen.itertuples())
+                items = "".join(_quote(text, label, confidence) for text, confidence in chosen)
                 quotes.append(f'<div id="{anchor}"><h3>{_e(aspect)} · {_label_span(label)}</h3>{items}</div>')
-    words = "; ".join(f"{aspect}: {'/'.join(words)}" for aspect, words in aspect_words.items())
+    words = "; ".join(f"{aspect}: {'/'.join(words)}" for aspect, words in found.aspects.items())
     note = (
         f"<p class=note>Sentiment of the clauses that mention an aspect ({_e(how)}); a review can mention several, "
         f"each with its own sentiment. Words per aspect — {_e(words)}. Click a share for example clauses.</p>"
@@ -724,58 +1062,35 @@ def _aspects_section(build: _Build, sentences, aspect_words, model_dir, scoring:
 
 
 def _examples_section(build: _Build, labels: LabelOptions, name: str) -> Section:
-    data, examples = build.data, build.options.examples
-    table, text = data.table, data.text_column
     blocks = []
-    for label in data.labels:
-        chosen = data.confidence[data.predicted == label].sort_values(ascending=False).head(examples)
-        items = "".join(_quote(table[text][i], label, data.confidence[i]) for i in chosen.index)
+    for label in build.labels:
+        items = "".join(_quote(text, label, confidence) for text, confidence in build.tallies.examples.of(label))
         blocks.append(f"<div><h3>{_label_span(label)}</h3>{items or '<p>–</p>'}</div>")
     body = (
         f'<p class=note>The most confident reviews of each sentiment.</p><div class="columns">{"".join(blocks)}</div>'
     )
-    gold = _gold_labels(table[[c for c in table.columns if c not in data.added]], labels)
+    gold = build.tallies.gold.result(labels) if build.tallies.gold else None
     if gold is not None:
         body += _accuracy(build, *gold, name)
     return "examples", "Examples · 예시", body
 
 
-def _accuracy(build: _Build, gold: list[str], source: str, name: str) -> str:
+def _accuracy(build: _Build, pairs: list[tuple[str, str, int]], source: str, mistakes: list, name: str) -> str:
     """Accuracy, macro-F1 and the confusion matrix as rs evaluate computes them, and the most confident mistakes."""
     from review_sentiment.metrics import classification_scores, plot_confusion_matrices
 
-    data = build.data
-    both = [i for i, (g, p) in enumerate(zip(gold, data.predicted, strict=True)) if g and p]
-    scores = classification_scores([gold[i] for i in both], [data.predicted[i] for i in both], data.labels)
-    build.results["accuracy"] = {"gold": source, "rows": len(both), **scores}
+    gold, predicted, counts = ([pair[i] for pair in pairs] for i in range(3))
+    rows = sum(counts)
+    scores = classification_scores(gold, predicted, build.labels, counts)
+    build.results["accuracy"] = {"gold": source, "rows": rows, **scores}
     path = build.files_dir / "confusion_matrix.png"
     plot_confusion_matrices([(scores, source)], path, name)
-    mistakes = sorted((i for i in both if gold[i] != data.predicted[i]), key=lambda i: -_number(data.confidence[i]))
     quotes = "".join(
-        _quote(data.table[data.text_column][i], data.predicted[i], data.confidence[i], f" · gold: {gold[i]}")
-        for i in mistakes[: build.options.examples * 2]
+        _quote(text, label, confidence, f" · gold: {gold_label}") for text, label, confidence, gold_label in mistakes
     )
     return (
-        f"<h3>Against the gold labels ({_e(source)}, {len(both):,} rows)</h3>"
+        f"<h3>Against the gold labels ({_e(source)}, {rows:,} rows)</h3>"
         f"<p>accuracy <b>{scores['accuracy']:.3f}</b> · macro-F1 <b>{scores['macro_f1']:.3f}</b> (as rs evaluate "
         f"computes them)</p>{_image(path, 'confusion matrix')}"
         f"<h3>The most confident mistakes</h3>{quotes or '<p>none</p>'}"
     )
-
-
-def _number(value) -> float:
-    return 0.0 if value is None or value != value else float(value)
-
-
-def _gold_labels(table, labels: LabelOptions):
-    """(gold labels, where they came from) when the file has a label or rating column, else None."""
-    from review_sentiment.labels import read_gold_labels
-
-    given = labels.label_col or labels.rating_col
-    try:
-        gold = read_gold_labels(table, labels.label_col, labels.rating_col, labels.rating_scale, labels.rating_bins)
-    except RsError:
-        if given:
-            raise
-        return None
-    return [label or "" for label in gold.labels], gold.source

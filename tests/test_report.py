@@ -1,6 +1,7 @@
 """rs report on the sample data: the page, its sections and numbers, escaping of untrusted text, the aspect split."""
 
 import json
+import re
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -175,3 +176,55 @@ def test_bad_input_gets_one_clear_line(tmp_path, shop_reviews, labeled):
         report_file(tmp_path / "empty.csv", tmp_path / "r.html")
     with pytest.raises(RsError, match="HTML page"):
         report_file(path, tmp_path / "r.pdf")
+
+
+def test_a_file_read_in_small_chunks_gives_the_same_report(tmp_path, labeled):
+    """Every section counts chunk by chunk (memory holds one chunk): 37-row chunks, which cut groups, days and
+    the gold column's values apart, give the report of one chunk, file for file."""
+    from review_sentiment.labels import read_gold_labels
+    from review_sentiment.metrics import classification_scores
+
+    path, frame = labeled
+    options = ReportOptions(by="product", min_group_rows=5)
+    report_file(path, tmp_path / "whole" / "r.html", options=options, chunk_rows=100_000)
+    report_file(path, tmp_path / "chunked" / "r.html", options=options, chunk_rows=37)
+    whole, chunked = tmp_path / "whole" / "r_files", tmp_path / "chunked" / "r_files"
+    names = sorted(p.name for p in whole.iterdir() if p.suffix in (".csv", ".json"))
+    assert names == sorted(p.name for p in chunked.iterdir() if p.suffix in (".csv", ".json"))
+    assert {"aspect_mentions.csv", "by_group.csv", "over_time.csv", "words.csv", "report.json"} <= set(names)
+    for name in names:
+        assert (whole / name).read_bytes() == (chunked / name).read_bytes(), name
+    pages = [(folder / "r.html").read_text(encoding="utf-8") for folder in (tmp_path / "whole", tmp_path / "chunked")]
+    without_time = [re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d · rs report", "", page) for page in pages]
+    assert without_time[0] == without_time[1]
+    assert not [p for p in chunked.iterdir() if p.name.startswith(".")]  # the spooled sentences are gone
+
+    # the accuracy is rs evaluate's, on the same rows
+    report = json.loads((chunked / "report.json").read_text(encoding="utf-8"))
+    gold = read_gold_labels(frame.drop(columns=[c for c in frame.columns if c.startswith("prob_")])).labels
+    both = [(g, p) for g, p in zip(gold, frame["predicted_label"], strict=True) if g and p]
+    expected = classification_scores([g for g, _ in both], [p for _, p in both], report["labels"])
+    assert report["accuracy"]["rows"] == len(both)
+    assert {k: report["accuracy"][k] for k in expected} == expected
+
+
+def test_a_rating_scale_is_read_from_the_whole_column_not_the_first_chunk(tmp_path, labeled):
+    """The first chunk holds ratings of 5 at most: taken alone it would read as a 5-point scale, where 5 is
+    positive. Read from the whole column (as rs evaluate reads it) the scale has 10 points."""
+    from review_sentiment.labels import read_gold_labels
+    from review_sentiment.metrics import classification_scores
+
+    _, frame = labeled
+    stars = {"negative": "2", "neutral": "5", "positive": "9"}
+    rated = frame.assign(rating=frame["label"].map(stars)).drop(columns=["label"])
+    rated = rated.sort_values("rating", kind="stable").reset_index(drop=True)
+    assert rated["rating"].head(37).astype(int).max() <= 5
+    rated.to_csv(tmp_path / "rated.csv", index=False)
+
+    report_file(tmp_path / "rated.csv", tmp_path / "r.html", chunk_rows=37)
+    accuracy = json.loads((tmp_path / "r_files" / "report.json").read_text(encoding="utf-8"))["accuracy"]
+    gold = read_gold_labels(rated[["rating"]])
+    assert "10-point" in gold.source and accuracy["gold"] == gold.source
+    both = [(g, p) for g, p in zip(gold.labels, rated["predicted_label"], strict=True) if g and p]
+    expected = classification_scores([g for g, _ in both], [p for _, p in both], ["negative", "neutral", "positive"])
+    assert accuracy["confusion_matrix"] == expected["confusion_matrix"] and accuracy["rows"] == len(both)
