@@ -15,6 +15,10 @@ The input is a file `rs predict` wrote (predicted_label, confidence, prob_*, not
 
 Next to `report.html`, `report_files/` holds every table as CSV, report.json and the charts as PNG. Every text
 that comes from the file (reviews, column names, group values) is escaped: the page runs no script at all.
+
+The file is read a chunk at a time (`_Input`), and each section is a tally that counts what it needs from every
+chunk (`_Tallies`); the sentences wait in a temporary file (`_Spool`) for the aspects, which are chosen from
+the whole file's nouns. So a file of millions of rows takes the memory of one chunk and of the counts.
 """
 
 from __future__ import annotations
@@ -413,8 +417,9 @@ class _Gold:
         _add_most_confident(self.best, frame, ["cell", "label"], self.size)
 
     def result(self, options: LabelOptions):
-        """(gold pairs, their counts, where the gold labels came from, the most confident mistakes as (text,
-        predicted, confidence, gold)), or None when the column holds no labels rs can read (and none was named)."""
+        """((gold, predicted, rows) per pair, where the gold labels came from, the most confident mistakes as
+        (text, predicted, confidence, gold)), or None when the column holds no labels rs can read and none was
+        named."""
         import pandas as pd
 
         from review_sentiment.labels import read_gold_labels
@@ -569,8 +574,9 @@ class _Aspects:
 
             probabilities = self.predictor.probabilities(texts)
             labels = labels_from_probabilities(probabilities, self.predictor.labels)
-            # confidence as rs predict writes it: the top probability (NaN for a clause with nothing to score)
-            confidences = [None if value != value else float(value) for value in np.max(probabilities, axis=1)]
+            # confidence as rs predict writes it: the top probability to 4 places (none for an unscored clause)
+            top = np.round(probabilities.astype(np.float64).max(axis=1), 4)
+            confidences = [None if value != value else float(value) for value in top]
         self.counts.add(aspects, labels)
         self.mentions += len(texts)
         for values in zip(aspects, rows, texts, labels, confidences, strict=True):
@@ -587,22 +593,24 @@ class _Aspects:
         _add_most_confident(self.best, frame[frame["label"] != ""], ["aspect", "label"], self.examples)
 
     def close(self) -> None:
-        self.flush()
         self._file.close()
 
 
 def _find_aspects(spool: _Spool, aspects, predictor, examples: int, csv_path: Path, reporter: Reporter) -> _Aspects:
     found = _Aspects(aspects, predictor, examples, csv_path)
     what = "Scoring aspect clauses" if predictor is not None else "Finding aspects"
-    with reporter.progress(what, spool.reviews) as task:
-        done = 0
-        for row, label, confidence, sentences in spool:
-            found.add(row, label, confidence, sentences)
-            done += 1
-            if done % 1000 == 0:
-                task.advance(1000)
+    try:
+        with reporter.progress(what, spool.reviews) as task:
+            done = 0
+            for row, label, confidence, sentences in spool:
+                found.add(row, label, confidence, sentences)
+                done += 1
+                if done % 1000 == 0:
+                    task.advance(1000)
+            found.flush()
+            task.advance(done % 1000)
+    finally:
         found.close()
-        task.advance(done % 1000)
     return found
 
 
