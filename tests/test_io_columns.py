@@ -1,3 +1,5 @@
+import unicodedata
+
 import pandas as pd
 import pytest
 
@@ -77,6 +79,17 @@ def test_the_models_column_wins_when_the_file_has_it():
 def test_hangul_shares_count_only_filled_cells_and_jamo():
     table = _table(a=["ㅋㅋㅋ", "", "good", None], b=["", "", "", ""])
     assert hangul_shares(table, ["a", "b"]) == {"a": 0.5, "b": None}
+
+
+def test_a_macos_export_in_nfd_is_korean_text_under_its_korean_name():
+    """NFD (macOS) writes 리뷰 as conjoining jamo, outside the syllable block: its texts are Korean all the same,
+    and its header is still the name 리뷰내용. Before, a short NFC column (상품명) beat the NFD reviews."""
+    nfd = [unicodedata.normalize("NFD", text) for text in KOREAN]
+    header = unicodedata.normalize("NFD", "리뷰내용")
+    table = pd.DataFrame({"상품명": ["상품0", "상품1", "상품2", "상품0"], header: nfd})
+    assert hangul_shares(table, list(table.columns))[table.columns[1]] == 1.0
+    choice = choose_text_column(table.columns, table)
+    assert choice.name == table.columns[1] and choice.reason.startswith("its name")
 
 
 def test_a_named_column_with_some_hangul_keeps_its_claim_with_a_warning():

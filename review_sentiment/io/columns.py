@@ -10,6 +10,7 @@ with a warning that names the columns that have it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -42,7 +43,8 @@ TEXT_COLUMN_NAMES = (
 SAMPLE_ROWS = 1000  # rows looked at to judge what a column holds
 MOSTLY_HANGUL = 0.5  # share of a column's non-empty sampled cells with Hangul for it to count as Korean text
 LITTLE_HANGUL = 0.1  # below this share a well-named column gives way to a Korean one (an English translation)
-_HANGUL = re.compile("[\uac00-\ud7a3\u3131-\u318e]")  # syllables and compatibility jamo (ㅋㅋ, ㅠㅠ)
+# Syllables, compatibility jamo (ㅋㅋ, ㅠㅠ) and conjoining jamo: macOS exports are NFD, where 리뷰 is 6 of them.
+_HANGUL = re.compile("[\uac00-\ud7a3\u3131-\u318e\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]")
 
 
 @dataclass
@@ -157,10 +159,11 @@ def _repeated_name_base(name: str, columns: list[str]) -> str:
 
 
 def columns_named(columns: Sequence, names: Iterable[str]) -> list:
-    """The columns whose name, stripped and lower-cased, is one of `names`, in the file's order; the copies of a
-    repeated header (review.1 beside review) count as that name too."""
+    """The columns whose name, stripped, lower-cased and in NFC (a macOS export's 리뷰 is NFD), is one of
+    `names`, in the file's order; the copies of a repeated header (review.1 beside review) count as that name
+    too."""
     known = set(names)
-    texts = [str(column) for column in columns]
+    texts = [unicodedata.normalize("NFC", str(column)) for column in columns]
     return [
         column
         for column, text in zip(columns, texts, strict=True)
