@@ -15,15 +15,15 @@ def classification_scores(
     `counts`: how many rows each (gold, predicted) pair stands for (rs report counts pairs as it streams)."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-    weights = {"sample_weight": counts}
     precision, recall, f1, support = precision_recall_fscore_support(
-        gold, predicted, labels=labels, zero_division=0, **weights
+        gold, predicted, labels=labels, zero_division=0, sample_weight=counts
     )
-    matrix = confusion_matrix(gold, predicted, labels=labels, **weights)
+    matrix = confusion_matrix(gold, predicted, labels=labels, sample_weight=counts)
     return {
-        "accuracy": round(float(accuracy_score(gold, predicted, **weights)), 4),
+        "accuracy": round(float(accuracy_score(gold, predicted, sample_weight=counts)), 4),
         "macro_f1": round(
-            float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0, **weights)), 4
+            float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0, sample_weight=counts)),
+            4,
         ),
         "per_class": {
             label: {

@@ -256,7 +256,7 @@ def _add_most_confident(best: dict, frame, keys: list[str], size: int) -> None:
 
 
 class _Counts:
-    """Rows counted per (key, label), as `label_split` turns them into a table."""
+    """Labeled rows counted per (key, label): a group value or an aspect."""
 
     def __init__(self):
         self.pairs: Counter = Counter()
@@ -268,27 +268,17 @@ class _Counts:
         self.pairs.update(frame[frame["label"] != ""].value_counts().to_dict())
 
     def table(self, label_names: list[str], count_column: str):
-        keys = [key for key, _ in self.pairs]
-        return label_split(
-            keys, [label for _, label in self.pairs], label_names, count_column, list(self.pairs.values())
-        )
+        """Per key: its labeled rows (`count_column`), each label's count and its share (`share_LABEL`)."""
+        import pandas as pd
 
-
-def label_split(keys, labels, label_names: list[str], count_column: str, counts=None):
-    """Per key (a group value, an aspect): its labeled rows (`count_column`), each label's count and its share
-    (`share_LABEL`). Rows without a label are not counted; `counts` says how many rows each pair stands for."""
-    import pandas as pd
-
-    keys, labels = list(keys), list(labels)
-    frame = pd.DataFrame({"key": keys, "label": labels, "n": counts if counts is not None else [1] * len(keys)})
-    frame = frame[frame["label"] != ""]
-    table = frame.groupby(["key", "label"])["n"].sum().unstack(fill_value=0)
-    table = table.reindex(columns=label_names, fill_value=0).astype("int64")
-    table.columns.name = None
-    table.insert(0, count_column, frame.groupby("key")["n"].sum().reindex(table.index).astype("int64"))
-    for label in label_names:
-        table[f"share_{label}"] = table[label] / table[count_column]
-    return table
+        frame = pd.DataFrame([(key, label, n) for (key, label), n in self.pairs.items()], columns=["key", "label", "n"])
+        table = frame.groupby(["key", "label"])["n"].sum().unstack(fill_value=0)
+        table = table.reindex(columns=label_names, fill_value=0).astype("int64")
+        table.columns.name = None
+        table.insert(0, count_column, frame.groupby("key")["n"].sum().reindex(table.index).astype("int64"))
+        for label in label_names:
+            table[f"share_{label}"] = table[label] / table[count_column]
+        return table
 
 
 class _Overview:
