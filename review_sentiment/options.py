@@ -56,3 +56,12 @@ class ScoringOptions:
     """Padded tokens per batch [default: 512 on a CPU, 32768 on a GPU]."""
     threads: int | None = None
     """CPU threads for the model [default: one per usable core]."""
+    calibration: bool = True
+    """Apply the temperature `rs finetune` fitted on the validation split (False: the model's raw scores)."""
+    min_confidence: float | None = None
+    """Label a row whose confidence is below this `uncertain` (its probabilities are still written)."""
+    labels: tuple[str, ...] | None = None
+    """The class names, in the checkpoint's class order, of a checkpoint rs did not train (when its id2label
+    says LABEL_0, LABEL_1 or 0, 1) [default: read from its id2label]."""
+    normalization: str | None = None
+    """none or rs: the normalization applied for a checkpoint rs did not train [default: rs]."""
