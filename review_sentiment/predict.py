@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from review_sentiment.batch import BatchLabeler
+from review_sentiment.batch import UNCERTAIN, BatchLabeler
 from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.interrupts import stopping_once
 from review_sentiment.io import (
@@ -87,6 +87,7 @@ class PredictPlan:
     output_path: str
     output_exists: bool  # it will be replaced once the run is complete
     sheet: str | None
+    calibration: str = ""  # whether the confidences are calibrated, and with which temperature
 
 
 def default_output_path(input_path: Path) -> Path:
@@ -141,6 +142,7 @@ def predict_file(
         text_col=reading.text_col,
         sample=first,
         hint=source.other_sheets_hint,
+        scoring=scoring,
         predictor=predictor,
     )
     choice, text_column = labeler.text_choice, labeler.text_column
@@ -159,6 +161,7 @@ def predict_file(
                 output_path=str(output_path),
                 output_exists=output_exists,
                 sheet=source.sheet,
+                calibration=predictor.calibration_note,
             )
         )
     predictor.normalizer.load()
@@ -190,7 +193,10 @@ def predict_file(
         rows=source.rows,
         scored=sum(labeling.counts.values()),
         unscored=labeling.unscored,
-        label_counts={label: labeling.counts.get(label, 0) for label in predictor.labels},
+        label_counts={
+            label: labeling.counts.get(label, 0)
+            for label in [*predictor.labels, *([UNCERTAIN] if scoring.min_confidence is not None else [])]
+        },
         split=labeling.split,
         renamed_columns={wanted: name for wanted, name in labeler.names.items() if wanted != name},
         seconds=round(time.perf_counter() - started, 2),
@@ -268,6 +274,7 @@ def _run_settings(source, predictor, text_column, chunk_rows, batch_tokens, batc
         "chunk_size": chunk_rows,
         "device": predictor.device,
         "precision": predictor.precision,
+        "calibration": None if predictor.temperature is None else predictor.temperature.value,
         "batch_tokens": batch_tokens,
         "batch_size": batch_size,
         "threads": torch.get_num_threads() if predictor.device == "cpu" else None,
@@ -281,6 +288,7 @@ SETTING_NAMES = {
     "chunk_size": "--chunk-size",
     "device": "--device",
     "precision": "--precision / --quantize",
+    "calibration": "--no-calibration (the temperature applied)",
     "batch_tokens": "--batch-tokens",
     "batch_size": "--batch-size",
     "threads": "--threads",
