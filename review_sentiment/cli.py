@@ -649,8 +649,8 @@ def predict(
     parts that fit, and its probabilities are the parts' average weighted by their tokens (note says into how
     many parts).
 
-    confidence is the calibrated probability of the label (README: Calibration): of the reviews at 0.9, about
-    9 in 10 are right. With --min-confidence P, reviews below P are labeled uncertain. A model trained on two
+    The confidence column is the label's probability, calibrated on held-out reviews: of the reviews at 0.9,
+    about 9 in 10 are right (README: Confidence and uncertain). With --min-confidence P, reviews below P are labeled uncertain. A model trained on two
     classes never says neutral: train on three (10-point stars 5-8, or a label column) or use --min-confidence.
 
     Files of any size are streamed in chunks; the output appears only when complete. Finished chunks are kept
