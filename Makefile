@@ -60,6 +60,9 @@ bench: install
 	@# long reviews: truncation vs scored parts, on the NSMC model that make bench-pretrain fine-tunes
 	if [ -d bench/results/finetuned-random-init-mini-seed0 ]; then $(BIN)/python bench/long_reviews.py; \
 	else echo "skipped bench/long_reviews.py: run make bench-pretrain first (it makes the model)"; fi
+	@# calibration of TF-IDF and of a transformer fine-tuned from the base that make bench-pretrain pretrains
+	if [ -d bench/results/pretrained-mini ]; then $(BIN)/python bench/calibration.py --train-size 40000 --test-size 20000; \
+	else echo "skipped bench/calibration.py: run make bench-pretrain first (it makes the base)"; fi
 
 # About 100 minutes on 2 cores (needs ../shared/data): an hour of ELECTRA pretraining; then the pretrained model (two
 # fine-tune seeds) and three random-initialization controls fine-tuned alike on 150,000, 20,000 and 5,000 labels;

@@ -102,6 +102,23 @@ def calibration_scores(probabilities: np.ndarray, gold: list[int] | np.ndarray) 
     }
 
 
+def by_predicted_label(probabilities: np.ndarray, gold: np.ndarray, labels: list[str]) -> dict:
+    """Per predicted label: its reviews, their mean confidence and the share of them that is right (what a user
+    who filters "negative above 0.9" relies on; one label can be over-confident while another is under)."""
+    predicted = probabilities.argmax(axis=1)
+    confidence = probabilities.max(axis=1)
+    result = {}
+    for index, label in enumerate(labels):
+        rows = predicted == index
+        if rows.any():
+            result[label] = {
+                "rows": int(rows.sum()),
+                "confidence": round(float(confidence[rows].mean()), 4),
+                "accuracy": round(float((np.asarray(gold)[rows] == index).mean()), 4),
+            }
+    return result
+
+
 def reliability_bins(probabilities: np.ndarray, gold: np.ndarray, bins: int = ECE_BINS) -> list[dict]:
     """The rows sorted by confidence and cut into `bins` groups of (nearly) equal size: each group's rows, mean
     confidence and accuracy, lowest confidence first."""

@@ -650,8 +650,9 @@ def predict(
     many parts).
 
     The confidence column is the label's probability, calibrated on held-out reviews: of the reviews at 0.9,
-    about 9 in 10 are right (README: Confidence and uncertain). With --min-confidence P, reviews below P are labeled uncertain. A model trained on two
-    classes never says neutral: train on three (10-point stars 5-8, or a label column) or use --min-confidence.
+    about 9 in 10 are right (README: Confidence and uncertain). With --min-confidence P, reviews below P are
+    labeled uncertain. A model trained on two classes never says neutral: train on three (10-point stars 5-8,
+    or a label column) or use --min-confidence.
 
     Files of any size are streamed in chunks; the output appears only when complete. Finished chunks are kept
     beside the output until then, so an interrupted run continues with --resume.
@@ -837,6 +838,13 @@ def _print_calibration(report) -> None:
         )
     else:
         console.print(f"  {calibration['applied']}")
+    console.print(
+        "  by predicted label: "
+        + "; ".join(
+            f"{label} {row['rows']:,} reviews, mean confidence {row['confidence']:.3f}, {row['accuracy']:.1%} right"
+            for label, row in calibration["by_predicted_label"].items()
+        )
+    )
     table = Table("min confidence", "reviews kept", "accuracy of the kept", title="Setting aside the least confident")
     for row in report.coverage:
         accuracy = "-" if row["accuracy"] is None else f"{row['accuracy']:.4f}"

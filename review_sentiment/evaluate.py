@@ -27,6 +27,7 @@ import pandas as pd
 
 from review_sentiment.calibration import (
     BINNING,
+    by_predicted_label,
     calibration_scores,
     coverage_table,
     kept_scores,
@@ -308,6 +309,7 @@ def _calibration(predictor: Predictor, raw: np.ndarray, shown: np.ndarray, gold:
         "applied": predictor.calibration_note,
         "raw": calibration_scores(raw, gold),
         "calibrated": None if temperature is None else calibration_scores(shown, gold),
+        "by_predicted_label": by_predicted_label(shown, gold, predictor.labels),
     }
 
 
