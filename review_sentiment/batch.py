@@ -31,6 +31,7 @@ LABEL_COLUMN = "predicted_label"
 CONFIDENCE_COLUMN = "confidence"
 NOTE_COLUMN = "note"  # why a row has no label, or that a long text was scored in parts
 REPEATED_HEADER = "repeats the header row (several exports pasted together?): not a review"
+UNCERTAIN = "uncertain"  # the label of a row below --min-confidence: for a person to read
 
 
 def added_column_names(columns: Sequence[str], labels: Sequence[str]) -> dict[str, str]:
@@ -67,6 +68,9 @@ class BatchLabeler:
         self.text_column = self.text_choice.name
         self.labels = self.predictor.labels
         self.names = added_column_names(self.columns, self.labels)
+        self.min_confidence = scoring.min_confidence
+        if self.min_confidence is not None and not 0 < self.min_confidence <= 1:
+            raise RsError(f"--min-confidence is a probability above 0 and at most 1, not {self.min_confidence:g}.")
 
     @property
     def added_columns(self) -> list[str]:
@@ -87,8 +91,11 @@ class BatchLabeler:
         return probabilities, notes
 
     def add_columns(self, frame: pd.DataFrame, probabilities: np.ndarray, notes: list[str]) -> list[str]:
-        """Add the label, confidence, probability and note columns to `frame` in place; returns the labels."""
+        """Add the label, confidence, probability and note columns to `frame` in place; returns the labels
+        (`uncertain` below the minimum confidence, with the reason and the label it would have had in note)."""
         predicted = labels_from_probabilities(probabilities, self.labels)
+        if self.min_confidence is not None:
+            predicted, notes = set_aside_uncertain(predicted, probabilities, notes, self.min_confidence)
         # float64 before rounding, so JSON output shows 0.4928 rather than float32's 0.4927999973
         probabilities = probabilities.astype(np.float64)
         frame[self.names[LABEL_COLUMN]] = predicted
@@ -116,6 +123,23 @@ class BatchLabeler:
         for row in np.flatnonzero(repeated):
             probabilities[row] = np.nan
             notes[row] = REPEATED_HEADER
+
+
+def set_aside_uncertain(
+    predicted: list[str], probabilities: np.ndarray, notes: list[str], min_confidence: float
+) -> tuple[list[str], list[str]]:
+    """The labels with those below `min_confidence` replaced by `uncertain`, and the notes saying why."""
+    predicted, notes = list(predicted), list(notes)
+    # as the confidence column shows it (a row shown as 0.7000 is not below 0.7); unscored rows keep their ""
+    confidence = np.nan_to_num(np.round(probabilities.astype(np.float64).max(axis=1), 4), nan=1.0)
+    for row in np.flatnonzero(confidence < min_confidence):
+        reason = (
+            f"uncertain: confidence {confidence[row]:.4f} is below --min-confidence {min_confidence:g} "
+            f"(the model leans {predicted[row]})"
+        )
+        notes[row] = f"{notes[row]}; {reason}" if notes[row] else reason
+        predicted[row] = UNCERTAIN
+    return predicted, notes
 
 
 class LabelingPlan:

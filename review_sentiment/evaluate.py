@@ -4,6 +4,11 @@ Reports accuracy, macro-F1 (the headline: neutral is usually rare, and accuracy 
 says it), per-class precision / recall / F1 / support and the confusion matrix; writes `metrics.json`,
 `confusion_matrix.png` and `misclassified.csv` (sorted by confidence, most confident mistakes first).
 
+It also measures how far the confidence can be trusted (calibration.py): ECE over 15 equal-mass bins, Brier
+score and NLL of the raw probabilities and of the calibrated ones (the model's temperature), drawn in
+`reliability.png`; and the accuracy of the reviews kept when those below a confidence are set aside
+(`coverage.png`, and a table), which is how to choose `rs predict --min-confidence`.
+
 When the data has fewer classes than the model (a three-class model on positive/negative data), the plain
 scores count every "neutral" as an error; the *restricted* scores take the argmax over the classes present
 in the data only. Both are reported and labeled.
@@ -20,6 +25,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from review_sentiment.calibration import (
+    BINNING,
+    calibration_scores,
+    coverage_table,
+    kept_scores,
+    plot_coverage,
+    plot_reliability,
+)
 from review_sentiment.errors import RsError
 from review_sentiment.io import SAMPLE_ROWS, TextColumnChoice, read_reviews, table_stem, write_table
 from review_sentiment.labels import CANONICAL_LABELS, RatingBins, find_rating_column, read_gold_labels, sort_labels
@@ -32,6 +45,8 @@ from review_sentiment.scoring import Predictor
 METRICS_FILE = "metrics.json"
 CONFUSION_PNG = "confusion_matrix.png"
 MISCLASSIFIED_FILE = "misclassified.csv"
+RELIABILITY_PNG = "reliability.png"
+COVERAGE_PNG = "coverage.png"
 
 
 @dataclass
@@ -55,6 +70,9 @@ class EvaluationReport:
     seconds: float = 0.0
     startup_seconds: float = 0.0  # loading the file, the model and kiwipiepy, before the first review
     scoring_seconds: float = 0.0  # normalizing and scoring (not start-up, nor writing the reports)
+    calibration: dict = field(default_factory=dict)  # ECE, Brier and NLL of the raw and calibrated probabilities
+    coverage: list[dict] = field(default_factory=list)  # per confidence threshold: share of reviews kept, accuracy
+    min_confidence: dict | None = None  # --min-confidence: the reviews kept and their scores
 
     @property
     def reviews_per_second(self) -> float | None:
@@ -78,6 +96,7 @@ class EvaluatePlan:
     warnings: list[str]
     normalization: str = ""  # which normalization the texts get (modelstore.describe_normalization)
     checkpoint: str = ""  # for a checkpoint rs did not train, how its classes are named; "" for an rs model
+    calibration: str = ""  # whether the confidences are calibrated, and with which temperature
 
 
 def model_gold_labels(table: pd.DataFrame, meta: dict, options: LabelOptions = LabelOptions()):
@@ -206,15 +225,18 @@ def evaluate_file(
                 warnings=[*choice.warnings, *gold.warnings],
                 normalization=predictor.normalization,
                 checkpoint=describe_checkpoint(predictor.meta),
+                calibration=predictor.calibration_note,
             )
         )
     predictor.normalizer.load()
     startup_seconds = time.perf_counter() - started
-    rows, probabilities = _score_rows(predictor, table[text_column], labeled, reporter)
+    rows, raw = _score_rows(predictor, table[text_column], labeled, reporter)
+    probabilities = predictor.calibrate(raw)  # what rs predict shows
     scoring_seconds = time.perf_counter() - started - startup_seconds
     if not rows:
         raise RsError(f"{data_path} has no labeled rows with text to evaluate ({gold.source}).")
     gold_labels = [gold.labels[i] for i in rows]
+    gold_classes = np.array([predictor.labels.index(label) for label in gold_labels])
     predicted = [predictor.labels[i] for i in probabilities.argmax(axis=1)]
     data_labels = sort_labels(gold_labels)
     scores = classification_scores(gold_labels, predicted, predictor.labels)
@@ -226,13 +248,21 @@ def evaluate_file(
         "metrics": str(output_dir / METRICS_FILE),
         "confusion_matrix": str(output_dir / CONFUSION_PNG),
         "misclassified": str(output_dir / MISCLASSIFIED_FILE),
+        "reliability": str(output_dir / RELIABILITY_PNG),
+        "coverage": str(output_dir / COVERAGE_PNG),
     }
     misclassified = _misclassified(table[text_column], rows, gold_labels, predicted, probabilities.max(axis=1))
     write_table(misclassified, files["misclassified"], writing.escape_formulas)
     panels = [(scores, f"all {len(predictor.labels)} model classes")]
     if restricted:
         panels.append((restricted, f"restricted to the data's classes ({', '.join(data_labels)})"))
-    plot_confusion_matrices(panels, Path(files["confusion_matrix"]), f"{Path(model_dir).name} on {data_path.name}")
+    title = f"{Path(model_dir).name} on {data_path.name}"
+    plot_confusion_matrices(panels, Path(files["confusion_matrix"]), title)
+    curves = [("raw", raw)] + (
+        [(f"temperature {predictor.temperature.value:g}", probabilities)] if predictor.temperature else []
+    )
+    plot_reliability(curves, gold_classes, Path(files["reliability"]), title)
+    plot_coverage(probabilities, gold_classes, Path(files["coverage"]), title)
     report = EvaluationReport(
         data_path=str(data_path),
         model_dir=str(model_dir),
@@ -252,6 +282,9 @@ def evaluate_file(
         unlabeled_note=gold.describe_unlabeled(),
         startup_seconds=round(startup_seconds, 2),
         scoring_seconds=round(scoring_seconds, 2),
+        calibration=_calibration(predictor, raw, probabilities, gold_classes),
+        coverage=coverage_table(probabilities, gold_classes),
+        min_confidence=_kept(probabilities, gold_labels, predictor.labels, scoring.min_confidence),
     )
     report.seconds = round(time.perf_counter() - started, 2)
     Path(files["metrics"]).write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2), encoding="utf-8")
@@ -268,13 +301,45 @@ def evaluations_folder(predictor: Predictor) -> Path:
 def _score_rows(
     predictor: Predictor, texts: pd.Series, labeled: list[int], reporter: Reporter
 ) -> tuple[list[int], np.ndarray]:
-    """The labeled rows with text to score (positions in `texts`), and their class probabilities."""
+    """The labeled rows with text to score (positions in `texts`), and their raw class probabilities."""
     with reporter.stages(["Normalizing", "Scoring"], len(labeled)) as (normalized, scored):
         prepared = predictor.prepare(texts.iloc[labeled].tolist(), on_progress=normalized)
-        probabilities = predictor.score(prepared, on_batch=scored)
+        probabilities = predictor.score(prepared, on_batch=scored, calibrated=False)
         scored(prepared.rows - len(prepared.scored))
     scored_mask = ~np.isnan(probabilities).any(axis=1)
     return [row for row, ok in zip(labeled, scored_mask, strict=True) if ok], probabilities[scored_mask]
+
+
+def _calibration(predictor: Predictor, raw: np.ndarray, shown: np.ndarray, gold: np.ndarray) -> dict:
+    """How well the confidences match the accuracy, before and after the model's temperature."""
+    temperature = predictor.temperature
+    return {
+        "binning": BINNING,
+        "temperature": None if temperature is None else temperature.value,
+        "applied": predictor.calibration_note,
+        "raw": calibration_scores(raw, gold),
+        "calibrated": None if temperature is None else calibration_scores(shown, gold),
+    }
+
+
+def _kept(
+    probabilities: np.ndarray, gold_labels: list[str], model_labels: list[str], min_confidence: float | None
+) -> dict | None:
+    """With --min-confidence: the reviews at or above it (the rest rs predict labels uncertain) and their scores."""
+    if min_confidence is None:
+        return None
+    confidence = np.round(probabilities.astype(np.float64).max(axis=1), 4)  # as the confidence column shows it
+    predicted = [model_labels[i] for i in probabilities.argmax(axis=1)]
+    correct = np.array(predicted) == np.array(gold_labels)
+    kept = kept_scores(confidence, correct, min_confidence)
+    rows = np.flatnonzero(confidence >= min_confidence)
+    kept["uncertain"] = len(gold_labels) - kept["kept"]
+    kept["scores"] = (
+        classification_scores([gold_labels[i] for i in rows], [predicted[i] for i in rows], model_labels)
+        if len(rows)
+        else None
+    )
+    return kept
 
 
 def _restricted_scores(

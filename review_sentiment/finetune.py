@@ -45,6 +45,7 @@ from review_sentiment.bases import (
     load_base_weights,
     resolve_base,
 )
+from review_sentiment.calibration import calibration_record
 from review_sentiment.checkpoints import (
     RESUME_HINT,
     Checkpoint,
@@ -134,6 +135,7 @@ class FinetuneResult:
     data: dict
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    calibration: dict = field(default_factory=dict)  # the temperature and validation ECE/Brier/NLL before and after
 
 
 def training_data_path(data_path: str | Path | None, processed_dir: str | Path = PROCESSED_DIR) -> Path:
@@ -500,22 +502,25 @@ class _ClassifierTraining:
 
     def validate(self) -> dict:
         """Validation accuracy and macro-F1 of the current weights."""
+        probabilities, gold = self.validation_probabilities()
+        return _scores(gold, probabilities.argmax(axis=1).tolist(), self.label_names)
+
+    def validation_probabilities(self) -> tuple[np.ndarray, list[int]]:
+        """The current weights' class probabilities for the validation reviews, and their gold classes."""
         import torch
 
         self.network.eval()
         if self.processes.world_size > 1:
-            probabilities, gold = self._validation_across_processes()
-        else:
-            with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                probabilities = batched_probabilities(
-                    self.model,
-                    [self.encoded[i] for i in self.validation_rows],
-                    self.pad_token_id,
-                    batch_size=64,
-                    device=self.device,
-                )
-            gold = [self.targets[i] for i in self.validation_rows]
-        return _scores(gold, probabilities.argmax(axis=1).tolist(), self.label_names)
+            return self._validation_across_processes()
+        with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            probabilities = batched_probabilities(
+                self.model,
+                [self.encoded[i] for i in self.validation_rows],
+                self.pad_token_id,
+                batch_size=64,
+                device=self.device,
+            )
+        return probabilities, [self.targets[i] for i in self.validation_rows]
 
     def _validation_across_processes(self):
         """(probabilities, gold) of the validation reviews, each process scoring its share of the batches;
@@ -685,9 +690,10 @@ def train_classifier(
     saved: dict | None = None,
     on_step: Callable[[int, int], None] | None = None,
     processes: Processes | None = None,
-) -> tuple[FinetuneProgress, BestEpoch]:
-    """The training loop. Returns the run's progress (its per-epoch history, how often it was resumed) and the
-    best epoch with its weights.
+) -> tuple[FinetuneProgress, BestEpoch, dict]:
+    """The training loop. Returns the run's progress (its per-epoch history, how often it was resumed), the
+    best epoch with its weights (now in `model`), and its calibration on the validation split (the temperature,
+    `calibration.calibration_record`).
 
     With `checkpoint`, it saves one after every epoch and on Ctrl-C (then raises Interrupted); with `saved` (the
     checkpoint's training.json, read) it first restores it. `on_step(epoch, step)` is called after every step.
@@ -717,7 +723,10 @@ def train_classifier(
         processes=processes,
     )
     loop.run(_classifier_steps(training, loop, reporter))
-    return training.progress, training.best
+    model.load_state_dict(training.best.weights)
+    # after the best epoch is chosen, on the same split (Guo et al. 2017): the temperature keeps every label
+    calibration = calibration_record(*training.validation_probabilities())
+    return training.progress, training.best, calibration
 
 
 # --------------------------------------------------------------------------------------- the trainers
@@ -729,6 +738,7 @@ class Fitted:
 
     history: list[dict]
     best: BestEpoch
+    calibration: dict  # calibration.calibration_record on the validation split
     truncated: int = 0  # reviews cut at the maximum length
 
 
@@ -893,7 +903,7 @@ class TransformerTrainer:
         )
 
     def fit(self, data, label_names, split) -> Fitted:
-        progress, best = train_classifier(
+        progress, best, calibration = train_classifier(
             self.model,
             self.encoded,
             self.targets,
@@ -908,10 +918,10 @@ class TransformerTrainer:
             on_step=self.on_step,
             processes=self.processes,
         )
-        self.model.load_state_dict(best.weights)
         self.model.to("cpu")
         self.resumes = progress.resumes
-        return Fitted(progress.history, best, sum(len(ids) >= self.max_length for ids in self.encoded))
+        truncated = sum(len(ids) >= self.max_length for ids in self.encoded)
+        return Fitted(progress.history, best, calibration, truncated)
 
     def write(self, folder: Path) -> dict | None:
         return save_transformer(self.model, self.tokenizer)(folder)
@@ -990,7 +1000,8 @@ class TfidfTrainer:
         scores = _scores(gold, probabilities.argmax(axis=1).tolist(), label_names)
         self.reporter.message(f"Fitted in {fit_seconds:.1f}s")
         history = [{**scores, "fit_seconds": round(fit_seconds, 1)}]  # one fit: no epochs
-        return Fitted(history, BestEpoch(None, scores["accuracy"], scores["macro_f1"]))
+        best = BestEpoch(None, scores["accuracy"], scores["macro_f1"])
+        return Fitted(history, best, calibration_record(probabilities, gold))
 
     def write(self, folder: Path) -> dict | None:
         from review_sentiment.baseline import WEIGHTS_FILE, weights_digest
@@ -1127,6 +1138,7 @@ def finetune(
         **trainer.metadata(),
         "data": data_info,
         "metrics": metrics,
+        "calibration": fitted.calibration,
         "train_seconds": seconds,
         "warnings": warnings,
         "library_versions": library_versions(),
@@ -1134,7 +1146,9 @@ def finetune(
     with interrupted_as(trainer.interrupted_saving()):  # the other processes wait for the main one's folder
         processes.on_main(lambda: save_model_folder(trainer.write, meta, output_dir, force=force))
     processes.on_main(trainer.finish)
-    return FinetuneResult(output_dir, label_names, best.epoch, metrics, fitted.history, data_info, warnings, seconds)
+    return FinetuneResult(
+        output_dir, label_names, best.epoch, metrics, fitted.history, data_info, warnings, seconds, fitted.calibration
+    )
 
 
 def _data_info(data: TrainingData, label_names: list[str], split: tuple[list[int], list[int]], truncated: int) -> dict:

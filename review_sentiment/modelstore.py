@@ -575,6 +575,7 @@ def model_card(meta: dict) -> str:
         ("- " if metrics.get("best_epoch") is None else f"- Best epoch {metrics['best_epoch']}: ")
         + f"validation accuracy {metrics.get('accuracy', '?')}, "
         f"macro-F1 {metrics.get('macro_f1', '?')} on {data.get('rows_validation', '?')} held-out reviews",
+        f"- Calibration: {describe_calibration(meta)}",
         "",
         "## Use",
         "",
@@ -605,6 +606,18 @@ def model_card(meta: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def describe_calibration(meta: dict) -> str:
+    calibration = meta.get("calibration")
+    if not isinstance(calibration, dict) or "temperature" not in calibration:
+        return "none (trained before rs calibrated its models: confidences are the raw scores)"
+    raw, calibrated = calibration.get("validation_raw", {}), calibration.get("validation_calibrated", {})
+    return (
+        f"temperature {calibration['temperature']:g} (temperature scaling on {calibration.get('fitted_on_rows', '?')} "
+        f"validation reviews; ECE {raw.get('ece', '?')} → {calibrated.get('ece', '?')}, "
+        f"{calibration.get('binning', '')}); rs predict applies it, --no-calibration shows the raw scores"
+    )
 
 
 def list_models(models_dir: str | Path = MODELS_DIR) -> list[dict]:
@@ -697,6 +710,7 @@ def model_details(folder: str | Path) -> tuple[dict[str, str], dict]:
         "validation": f"accuracy {metrics.get('accuracy', '?')}, macro-F1 {metrics.get('macro_f1', '?')}"
         + (f", best epoch {metrics['best_epoch']}" if metrics.get("best_epoch") is not None else ""),
         "normalization": NormalizationRecipe.from_dict(meta["normalization"]).describe(),
+        "calibration": describe_calibration(meta),
         "training arguments": json.dumps(meta.get("training_args", {}), ensure_ascii=False),
         "library versions": ", ".join(f"{k} {v}" for k, v in meta.get("library_versions", {}).items()),
     }

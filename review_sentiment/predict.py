@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from review_sentiment.batch import BatchLabeler
+from review_sentiment.batch import UNCERTAIN, BatchLabeler
 from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.interrupts import stopping_once
 from review_sentiment.io import (
@@ -89,6 +89,7 @@ class PredictPlan:
     sheet: str | None
     normalization: str = ""  # which normalization the texts get (modelstore.describe_normalization)
     checkpoint: str = ""  # for a checkpoint rs did not train, how its classes are named; "" for an rs model
+    calibration: str = ""  # whether the confidences are calibrated, and with which temperature
 
 
 def default_output_path(input_path: Path) -> Path:
@@ -143,6 +144,7 @@ def predict_file(
         text_col=reading.text_col,
         sample=first,
         hint=source.other_sheets_hint,
+        scoring=scoring,
         predictor=predictor,
     )
     choice, text_column = labeler.text_choice, labeler.text_column
@@ -163,6 +165,7 @@ def predict_file(
                 sheet=source.sheet,
                 normalization=predictor.normalization,
                 checkpoint=describe_checkpoint(predictor.meta),
+                calibration=predictor.calibration_note,
             )
         )
     predictor.normalizer.load()
@@ -194,7 +197,10 @@ def predict_file(
         rows=source.rows,
         scored=sum(labeling.counts.values()),
         unscored=labeling.unscored,
-        label_counts={label: labeling.counts.get(label, 0) for label in predictor.labels},
+        label_counts={
+            label: labeling.counts.get(label, 0)
+            for label in [*predictor.labels, *([UNCERTAIN] if scoring.min_confidence is not None else [])]
+        },
         split=labeling.split,
         renamed_columns={wanted: name for wanted, name in labeler.names.items() if wanted != name},
         seconds=round(time.perf_counter() - started, 2),
@@ -273,6 +279,7 @@ def _run_settings(source, predictor, text_column, chunk_rows, batch_tokens, batc
         "chunk_size": chunk_rows,
         "device": predictor.device,
         "precision": predictor.precision,
+        "calibration": None if predictor.temperature is None else predictor.temperature.value,
         "batch_tokens": batch_tokens,
         "batch_size": batch_size,
         "threads": torch.get_num_threads() if predictor.device == "cpu" else None,
@@ -289,6 +296,7 @@ SETTING_NAMES = {
     "chunk_size": "--chunk-size",
     "device": "--device",
     "precision": "--precision / --quantize",
+    "calibration": "--no-calibration (the temperature applied)",
     "batch_tokens": "--batch-tokens",
     "batch_size": "--batch-size",
     "threads": "--threads",

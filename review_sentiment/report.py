@@ -187,7 +187,7 @@ class _Input:
         """Every chunk, labeled; `on_labeled(n)` counts the rows the model labeled."""
         import pandas as pd
 
-        from review_sentiment.batch import CONFIDENCE_COLUMN, LABEL_COLUMN, NOTE_COLUMN
+        from review_sentiment.batch import CONFIDENCE_COLUMN, LABEL_COLUMN, NOTE_COLUMN, UNCERTAIN
 
         first_row = 0
         for table in chain([self._first], self._chunks):
@@ -196,13 +196,12 @@ class _Input:
                 on_labeled(len(table))
             table = table.reset_index(drop=True)
             column = table.get(self.names[CONFIDENCE_COLUMN], pd.Series(float("nan"), index=table.index))
-            yield _Chunk(
-                table,
-                first_row,
-                table[self.names[LABEL_COLUMN]].fillna("").astype(str).str.strip(),
-                pd.to_numeric(column, errors="coerce"),
-                table.get(self.names[NOTE_COLUMN], pd.Series("", index=table.index)).fillna("").astype(str),
-            )
+            predicted = table[self.names[LABEL_COLUMN]].fillna("").astype(str).str.strip()
+            notes = table.get(self.names[NOTE_COLUMN], pd.Series("", index=table.index)).fillna("").astype(str)
+            # rs predict --min-confidence: no sentiment to count, like a row without text
+            uncertain = predicted == UNCERTAIN
+            predicted, notes = predicted.mask(uncertain, ""), notes.mask(uncertain, UNCERTAIN_NOTE)
+            yield _Chunk(table, first_row, predicted, pd.to_numeric(column, errors="coerce"), notes)
             first_row += len(table)
 
     def label_names(self, seen: set[str]) -> list[str]:
@@ -214,6 +213,9 @@ class _Input:
         if not labels:
             raise RsError(f"{self.source.path}: the {LABEL_COLUMN} column is empty: no labeled rows to report.")
         return labels
+
+
+UNCERTAIN_NOTE = "labeled uncertain by rs predict --min-confidence (below that confidence)"
 
 
 # ------------------------------------------------------------------------------------------- tallies
@@ -284,15 +286,18 @@ class _Counts:
 class _Overview:
     def __init__(self):
         self.rows, self.counts, self.not_scored = 0, Counter(), Counter()
-        self.confidence_sum, self.confidence_rows = 0.0, 0
+        self.confidence_nanos, self.confidence_rows = 0, 0
 
     def add(self, chunk: _Chunk) -> None:
+        import numpy as np
+
         scored = chunk.predicted != ""
         self.rows += len(chunk.predicted)
         self.counts.update(chunk.predicted[scored].value_counts().to_dict())
-        confidence = chunk.confidence[scored]
-        self.confidence_sum += float(confidence.sum())
-        self.confidence_rows += int(confidence.notna().sum())
+        confidence = chunk.confidence[scored].dropna().to_numpy(dtype="float64")
+        # in whole billionths, summed as integers: the total does not depend on where the chunks cut the file
+        self.confidence_nanos += int(np.round(confidence * 1e9).astype(np.int64).sum())
+        self.confidence_rows += len(confidence)
         self.not_scored.update(chunk.notes[~scored].replace("", "no label").value_counts().to_dict())
 
     def result(self, labels: list[str]) -> dict:
@@ -304,7 +309,9 @@ class _Overview:
             "labeled": labeled,
             "counts": counts,
             "shares": {label: (counts[label] / labeled if labeled else float("nan")) for label in labels},
-            "mean_confidence": self.confidence_sum / self.confidence_rows if self.confidence_rows else float("nan"),
+            "mean_confidence": self.confidence_nanos / 1e9 / self.confidence_rows
+            if self.confidence_rows
+            else float("nan"),
             "not_scored": {str(why): int(n) for why, n in self.not_scored.most_common()},
         }
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from review_sentiment.calibration import Temperature
 from review_sentiment.errors import RsError
 from review_sentiment.inference import (
     MAX_BATCH_ROWS,
@@ -232,6 +233,7 @@ class Predictor:
             threads=scoring.threads,
             labels=scoring.labels,
             normalization=scoring.normalization,
+            calibration=scoring.calibration,
         )
 
     def __init__(
@@ -245,6 +247,7 @@ class Predictor:
         threads: int | None = None,
         labels: Sequence[str] | None = None,
         normalization: str | None = None,
+        calibration: bool = True,
     ):
         silence_library_logs()
         location = locate_model(model_dir)
@@ -271,6 +274,17 @@ class Predictor:
         self.labels: list[str] = list(self.meta["labels"])
         self.normalizer = normalizer_for(recipe_of(self.meta))
         self.normalization = describe_normalization(self.meta)  # for the user: which normalization applies
+        stored = Temperature.of_model(self.meta)
+        # None: the raw probabilities (a model trained before rs calibrated, or calibration turned off)
+        self.temperature = stored if calibration else None
+        if not calibration:
+            self.calibration_note = "raw scores (--no-calibration)"
+        elif stored is None and "source" in self.meta:
+            self.calibration_note = "raw scores: a checkpoint rs did not train has no temperature"
+        elif stored is None:
+            self.calibration_note = "raw scores: the model has no temperature (trained before rs calibrated)"
+        else:
+            self.calibration_note = f"calibrated confidence (temperature {stored.value:g})"
 
     def prepare(self, texts: Iterable[object], on_progress: Callable[[int], None] | None = None) -> PreparedTexts:
         """Normalize raw texts with the model's recipe and encode the non-empty ones for the classifier;
@@ -288,12 +302,19 @@ class Predictor:
                 notes[row] = f"{SPLIT_NOTE_START} {parts} parts"
         return PreparedTexts(len(normalized), scored, encoded, notes)
 
-    def score(self, prepared: PreparedTexts, on_batch: Callable[[float], None] | None = None) -> np.ndarray:
-        """Class probabilities, one row per prepared text (NaN rows for texts that were empty)."""
+    def score(
+        self, prepared: PreparedTexts, on_batch: Callable[[float], None] | None = None, *, calibrated: bool = True
+    ) -> np.ndarray:
+        """Class probabilities, one row per prepared text (NaN rows for texts that were empty); calibrated with
+        the model's temperature unless `calibrated` is False or the predictor was made with calibration off."""
         result = np.full((prepared.rows, len(self.labels)), np.nan, dtype=np.float32)
         if prepared.scored:
             result[prepared.scored] = self.classifier.predict_proba(prepared.encoded, on_batch)
-        return result
+        return self.calibrate(result) if calibrated else result
+
+    def calibrate(self, probabilities: np.ndarray) -> np.ndarray:
+        """Raw probabilities with the model's temperature applied (unchanged without one)."""
+        return probabilities if self.temperature is None else self.temperature.apply(probabilities)
 
     def probabilities(self, texts: Iterable[object], on_batch: Callable[[float], None] | None = None) -> np.ndarray:
         """Normalize raw texts with the model's recipe and return class probabilities (NaN for empty texts)."""

@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -53,3 +54,28 @@ def test_a_plan_for_a_checkpoint_rs_did_not_train(tiny_model, checkpoints, two_t
     assert labeler.added_columns == list(plan.names.values())
     assert list(labeled.columns) == list(expected.columns)
     assert as_text_cells(labeled)["predicted_label"].equals(expected["predicted_label"])
+
+
+def test_rows_below_the_minimum_confidence_are_set_aside_with_the_reason():
+    from review_sentiment.batch import UNCERTAIN, set_aside_uncertain
+
+    probabilities = np.array(
+        [[0.9, 0.1], [0.55, 0.45], [np.nan, np.nan], [0.300004, 0.699996], [0.3, 0.7], [0.35, 0.65]]
+    )
+    predicted = ["negative", "negative", "", "positive", "positive", "positive"]
+    notes = ["", "", "empty text", "", "", "long text: scored in 3 parts"]
+    labels, reasons = set_aside_uncertain(predicted, probabilities, notes, 0.7)
+    # 0.699996 is shown as 0.7000 in the confidence column, so it is not below 0.7
+    assert labels == ["negative", UNCERTAIN, "", "positive", "positive", UNCERTAIN]
+    assert reasons[:5] == [
+        "",
+        "uncertain: confidence 0.5500 is below --min-confidence 0.7 (the model leans negative)",
+        "empty text",
+        "",
+        "",
+    ]
+    assert reasons[5] == (
+        "long text: scored in 3 parts; uncertain: confidence 0.6500 is below --min-confidence 0.7 (the model leans "
+        "positive)"
+    )
+    assert predicted[1] == "negative" and notes[1] == ""  # the inputs are not changed

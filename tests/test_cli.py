@@ -654,13 +654,16 @@ def _labeled(path):
 def test_predict_with_a_checkpoint_rs_did_not_train(tmp_path, monkeypatch, tiny_model, checkpoints):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "reviews.csv").write_bytes(SAMPLE.read_bytes())
-    assert runner.invoke(app, ["predict", "reviews.csv", "-o", "rs.csv", "--model", str(tiny_model)]).exit_code == 0
+    # a checkpoint rs did not train has no temperature: it scores as the rs model's raw probabilities
+    rs_model = ["predict", "reviews.csv", "-o", "rs.csv", "--model", str(tiny_model), "--no-calibration"]
+    assert runner.invoke(app, rs_model).exit_code == 0
     result = runner.invoke(app, ["predict", "reviews.csv", "-o", "korean.csv", "--model", str(checkpoints["korean"])])
     assert result.exit_code == 0, result.output
     assert (
         "Checkpoint rs did not train: class 0 '긍정' = positive, class 1 '중립' = neutral, class 2 '부정' = negative "
         "(from its id2label) · normalization rs (rs-normalize v2" in result.stderr
     )
+    assert "raw scores: a checkpoint rs did not train has no temperature" in result.stderr
     expected, labeled = _labeled("rs.csv"), _labeled("korean.csv")
     assert list(labeled.columns) == list(expected.columns)  # the same columns, in the same order
     assert labeled["predicted_label"].equals(expected["predicted_label"])
@@ -710,3 +713,53 @@ def test_a_hub_checkpoint_from_the_cache_and_offline(tmp_path, monkeypatch, tiny
     assert report["output_dir"] == "evaluations/rs-test--tiny-korean/reviews"  # not in the Hugging Face cache
     expected = runner.invoke(app, ["evaluate", "reviews.csv", "-m", str(tiny_model), "-o", "rs", "--json"])
     assert report["scores"]["confusion_matrix"] == json.loads(expected.stdout)["scores"]["confusion_matrix"]
+
+
+def test_calibrated_confidence_uncertain_rows_and_the_coverage_table(tmp_path, monkeypatch):
+    """finetune says its temperature; evaluate reports calibration and coverage; predict --min-confidence labels
+    the rows below it uncertain, keeps their probabilities, and says why; report counts them apart."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reviews.csv").write_bytes(SAMPLE.read_bytes())
+    result = runner.invoke(app, ["finetune", "reviews.csv", "--base", "tfidf", "--name", "tf"])
+    assert result.exit_code == 0, result.output
+    assert "Calibrated its confidence: temperature" in result.output
+    temperature = json.loads((tmp_path / "models" / "tf" / "rs_meta.json").read_text())["calibration"]["temperature"]
+    assert f"temperature {temperature:g}" in runner.invoke(app, ["models", "tf"]).output
+
+    result = runner.invoke(app, ["evaluate", "reviews.csv", "--min-confidence", "0.6", "--json"])
+    assert result.exit_code == 0, result.output
+    assert f"calibrated confidence (temperature {temperature:g})" in result.output
+    assert "15 equal-mass bins" in result.output and "Setting aside the least confident" in result.output
+    report = json.loads(result.stdout)
+    kept = report["min_confidence"]
+    assert kept["kept"] + kept["uncertain"] == report["evaluated"] == 360
+    assert {row["min_confidence"] for row in report["coverage"]} > {0.5, 0.9}  # three classes: 0.5 is above chance
+    for name in ("reliability.png", "coverage.png"):
+        assert (tmp_path / "models" / "tf" / "evaluations" / "reviews" / name).read_bytes().startswith(b"\x89PNG")
+
+    assert runner.invoke(app, ["predict", "reviews.csv", "-o", "calibrated.csv"]).exit_code == 0
+    result = runner.invoke(app, ["predict", "reviews.csv", "-o", "uncertain.csv", "--min-confidence", "0.6"])
+    assert result.exit_code == 0, result.output
+    calibrated = pd.read_csv("calibrated.csv", encoding="utf-8-sig", keep_default_na=False)
+    uncertain = pd.read_csv("uncertain.csv", encoding="utf-8-sig", keep_default_na=False)
+    below = calibrated["confidence"] < 0.6
+    assert below.sum() == kept["uncertain"] and 0 < below.sum() < 360
+    assert (uncertain.loc[below, "predicted_label"] == "uncertain").all()
+    assert uncertain.loc[~below, "predicted_label"].equals(calibrated.loc[~below, "predicted_label"])
+    assert uncertain.filter(like="prob_").equals(calibrated.filter(like="prob_"))  # probabilities still written
+    leaned = calibrated.loc[below, "predicted_label"].iloc[0]
+    assert f"(the model leans {leaned})" in uncertain.loc[below, "note"].iloc[0]
+    assert f"uncertain {below.sum()} (" in result.output
+    # accuracy of the kept rows as evaluate says it
+    right = (uncertain["predicted_label"] == uncertain["label"])[~below]
+    assert kept["accuracy"] == pytest.approx(right.mean(), abs=1e-4)
+
+    raw = runner.invoke(app, ["predict", "reviews.csv", "-o", "raw.csv", "--no-calibration"])
+    assert raw.exit_code == 0 and "raw scores (--no-calibration)" in raw.output
+    raw_table = pd.read_csv("raw.csv", encoding="utf-8-sig", keep_default_na=False)
+    assert raw_table["predicted_label"].equals(calibrated["predicted_label"])
+    assert not raw_table["confidence"].equals(calibrated["confidence"])
+
+    result = runner.invoke(app, ["report", "uncertain.csv", "-o", "report.html"])
+    assert result.exit_code == 0, result.output
+    assert f"Reported {360 - below.sum()} labeled of 360 rows" in result.output

@@ -87,6 +87,8 @@ def test_two_processes_train_the_model_one_process_trains(tmp_path, launcher, ba
         # one of the 36 validation reviews may flip where float rounding moves it across a decision boundary
         assert two_epoch["accuracy"] == pytest.approx(one_epoch["accuracy"], abs=1 / 36 + 1e-9)
     assert meta["metrics"]["best_epoch"] == one.best_epoch
+    # the temperature is fitted on the validation probabilities gathered from both processes
+    assert meta["calibration"]["temperature"] == pytest.approx(one.calibration["temperature"], rel=1e-2)
     one_weights, two_weights = weights(tmp_path / "one"), weights(tmp_path / "two")
     assert max(float((one_weights[k] - two_weights[k]).abs().max()) for k in one_weights) < 1e-2
 

@@ -170,7 +170,7 @@ def test_long_review_is_scored_in_parts_with_length_weights(tmp_path, tiny_model
     assert sum(encoded.weights[:parts]) == len(
         classifier.tokenizer(predictor.normalizer.normalize([long_review])[0], add_special_tokens=False)["input_ids"]
     )
-    combined = predictor.score(prepared)
+    combined = predictor.score(prepared, calibrated=False)  # the temperature applies to the combined row
     pieces = batched_probabilities(classifier.model, encoded.ids, classifier.tokenizer.pad_token_id)
     weights = np.asarray(encoded.weights[:parts], dtype=np.float64)
     expected = (pieces[:parts] * weights[:, None]).sum(axis=0) / weights.sum()

@@ -43,7 +43,8 @@ def test_both_model_kinds_are_classifiers(tmp_path, tiny_model):
 
 def test_a_checkpoint_scores_every_review_as_the_rs_model_it_was_made_from(tiny_model, checkpoints, sample_table):
     texts = sample_table["review"].tolist()[:60]
-    expected = Predictor(tiny_model).probabilities(texts)
+    # the checkpoints have no temperature: they score as the rs model's raw probabilities
+    expected = Predictor(tiny_model, calibration=False).probabilities(texts)
     assert not np.allclose(expected, expected[:, ::-1], atol=1e-3)  # a reversed mapping would show
     # 긍정/중립/부정 at classes 0, 1, 2: the columns still come in rs's order (negative, neutral, positive)
     korean = Predictor(checkpoints["korean"])
