@@ -1,14 +1,20 @@
-"""Base checkpoints: aliases with pinned revisions, local folders, and a fast clear failure when offline."""
+"""Checkpoints from the hub or a folder: base aliases with pinned revisions, local folders, hub ids (for --base, and
+for --model a checkpoint rs did not train), and a fast clear failure when offline."""
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 from review_sentiment.errors import RsError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -77,13 +83,20 @@ def resolve_base(name: str, revision: str | None = None) -> ResolvedBase:
     aliases = ", ".join(BASE_ALIASES)
     if path.exists():
         raise RsError(f"--base {name}: {path} is a file, not a checkpoint folder (the folder holds config.json).")
-    # models/my-base (a folder here that holds folders) is a path; beomi/KcELECTRA-base-v2022 is a hub id
-    if name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1 or path.parent.is_dir():
+    if not is_hub_id(name):
         raise RsError(
             f"--base {name}: the folder {path} does not exist. Pass the folder of a downloaded checkpoint, an alias "
             f"({aliases}), tfidf, or a hub id such as beomi/KcELECTRA-base-v2022."
         )
     return ResolvedBase(name, name, revision or "main", False)
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether `name`, which names no file or folder here, is a hub repository id rather than a folder that is
+    missing: models/my-base (a folder here that holds folders) is a path; beomi/KcELECTRA-base-v2022 is a hub id,
+    and so are --base and --model values of that form."""
+    path = Path(name).expanduser()
+    return not (name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1 or path.parent.is_dir())
 
 
 def hub_endpoint() -> str:
@@ -112,12 +125,23 @@ def hub_is_reachable(timeout: float = 5.0) -> bool:
 
 
 def offline_message(base: ResolvedBase, reason: str) -> str:
-    folder = base.source.split("/")[-1]
     return (
         f"Cannot download the base model {base.source} (revision {base.revision}): {reason}. "
-        f"On a machine with internet run `hf download {base.source} --revision {base.revision} "
-        f"--local-dir {folder}`, copy the folder here, and pass it with --base ./{folder} (any local checkpoint "
-        "folder works, e.g. one from `rs pretrain`). Or train without a download: --base tfidf."
+        f"{_download_elsewhere(base.source, base.revision, '--base')} (any local checkpoint folder works, e.g. one "
+        "from `rs pretrain`). Or train without a download: --base tfidf."
+    )
+
+
+def checkpoint_offline_message(repo_id: str, revision: str, reason: str) -> str:
+    instructions = _download_elsewhere(repo_id, revision, "--model")
+    return f"Cannot download the model {repo_id} (revision {revision}): {reason}. {instructions}."
+
+
+def _download_elsewhere(repo_id: str, revision: str | None, option: str) -> str:
+    folder = repo_id.split("/")[-1]
+    return (
+        f"On a machine with internet run `hf download {repo_id} --revision {revision} --local-dir {folder}`, "
+        f"copy the folder here, and pass it with {option} ./{folder}"
     )
 
 
@@ -126,6 +150,23 @@ def _load(loader, source: str, revision: str | None, local_only: bool):
     if revision:
         kwargs["revision"] = revision
     return loader(source, **kwargs)
+
+
+def _cached_or_downloaded(load: Callable[[bool], T], source: str, offline: Callable[[str], str]) -> T:
+    """`load(local_only)` from the Hugging Face cache, else from the hub; offline or unreachable, a message from
+    `offline(reason)` at once instead of transformers' minute of retries."""
+    try:
+        return load(True)  # already in the Hugging Face cache: no network needed
+    except OSError:
+        pass
+    if hub_is_offline():
+        raise RsError(offline("HF_HUB_OFFLINE is set and it is not in the local cache"))
+    if not hub_is_reachable():
+        raise RsError(offline(f"{hub_endpoint()} is unreachable from this machine"))
+    try:
+        return load(False)
+    except OSError as error:
+        raise RsError(f"Downloading {source} failed: {error}") from None
 
 
 def load_base_tokenizer_and_config(base: ResolvedBase):
@@ -142,18 +183,20 @@ def load_base_tokenizer_and_config(base: ResolvedBase):
             return load(True)
         except (OSError, ValueError) as error:
             raise RsError(f"Cannot load the checkpoint folder {base.source}: {error}") from None
-    try:
-        return load(True)  # already in the Hugging Face cache: no network needed
-    except OSError:
-        pass
-    if hub_is_offline():
-        raise RsError(offline_message(base, "HF_HUB_OFFLINE is set and it is not in the local cache"))
-    if not hub_is_reachable():
-        raise RsError(offline_message(base, f"{hub_endpoint()} is unreachable from this machine"))
-    try:
-        return load(False)
-    except OSError as error:
-        raise RsError(f"Downloading {base.source} failed: {error}") from None
+    return _cached_or_downloaded(load, base.source, lambda reason: offline_message(base, reason))
+
+
+def hub_snapshot(repo_id: str, files: Sequence[str], revision: str | None = None) -> Path:
+    """The folder of a hub repository's files in the Hugging Face cache (only those matching the patterns
+    `files`), downloaded first when the cache lacks them; offline, a message that says how to bring a copy."""
+    from huggingface_hub import snapshot_download
+
+    def load(local_only: bool) -> Path:
+        folder = snapshot_download(repo_id, revision=revision, allow_patterns=list(files), local_files_only=local_only)
+        return Path(folder)
+
+    offline = functools.partial(checkpoint_offline_message, repo_id, revision or "main")
+    return _cached_or_downloaded(load, repo_id, offline)
 
 
 def load_base_weights(base: ResolvedBase, model_class=None, **model_kwargs):

@@ -23,7 +23,7 @@ import pandas as pd
 
 from review_sentiment.errors import RsError
 from review_sentiment.io import SAMPLE_ROWS, TextColumnChoice, unique_column_name
-from review_sentiment.modelstore import read_meta
+from review_sentiment.modelstore import locate_model, model_meta
 from review_sentiment.options import ScoringOptions
 from review_sentiment.scoring import Predictor, PreparedTexts, labels_from_probabilities, review_column
 
@@ -144,13 +144,23 @@ def set_aside_uncertain(
 
 class LabelingPlan:
     """What a cluster job needs before any task is scheduled, checked on the driver with the model's metadata
-    only (no model load): the model folder, its labels, the text column and the added columns' names."""
+    only (no model load): the model folder, its labels, the text column and the added columns' names.
+
+    A checkpoint rs did not train is checked with `scoring`'s labels and normalization; a hub id stays a hub id
+    in `model_dir`, for each worker to take from its own Hugging Face cache (or the hub)."""
 
     def __init__(
-        self, model_dir: str | Path, columns: Sequence[str], sample: pd.DataFrame, text_col: str | None = None
+        self,
+        model_dir: str | Path,
+        columns: Sequence[str],
+        sample: pd.DataFrame,
+        text_col: str | None = None,
+        scoring: ScoringOptions = ScoringOptions(),
     ):
-        self.model_dir = str(Path(model_dir).resolve())
-        meta = read_meta(model_dir)  # a folder that is not an rs model fails here, with read_meta's message
+        location = locate_model(model_dir)
+        self.model_dir = location.hub_id or str(location.folder.resolve())
+        # a folder that is neither an rs model nor a checkpoint fails here, with read_meta's message
+        meta = model_meta(location, labels=scoring.labels, normalization=scoring.normalization)
         if sample.empty:
             raise RsError("The DataFrame has no rows: there is nothing to label.")
         self.columns = list(columns)

@@ -113,8 +113,37 @@ JsonOutput = Annotated[
         "--json", metavar="", help="Also print the summary as JSON on stdout (messages and progress stay on stderr)."
     ),
 ]
+# A str, not a Path: Path() turns ./owner/name into owner/name, which would then read as a hub id.
 ModelFolder = Annotated[
-    Path | None, typer.Option("--model", "-m", help="Model folder [default: the newest model under models/].")
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model folder; or a Hugging Face sentiment checkpoint rs did not train: its folder, or a hub id "
+        "(daekeun-ml/koelectra-small-v3-nsmc) [default: the newest model under models/].",
+    ),
+]
+CheckpointLabels = Annotated[
+    str | None,
+    typer.Option(
+        "--labels",
+        metavar="NAMES",
+        help="For a checkpoint rs did not train whose config names its classes LABEL_0, LABEL_1 (or 0, 1): what "
+        "they are, in class order, as its model card says; e.g. --labels negative,positive (class 0 negative, "
+        "class 1 positive). Names: negative/neutral/positive, 부정/중립/긍정, neg/neu/pos [default: from its "
+        "id2label when it says, e.g. 부정/긍정].",
+    ),
+]
+CheckpointNormalization = Annotated[
+    str | None,
+    typer.Option(
+        "--normalization",
+        metavar="rs|none",
+        callback=lambda value: _one_of(value, "--normalization", ("rs", "none")),
+        help="For a checkpoint rs did not train: rs cleans the text as rs models do (NFC, HTML entities, URLs, "
+        "invisible characters, ㅋㅋㅋㅋ → ㅋㅋ, sentences spaced); none scores it as it is in the file. Pick what "
+        "it was trained on [default: rs]. An rs model always applies its own.",
+    ),
 ]
 LabelColumn = Annotated[
     str | None,
@@ -593,6 +622,8 @@ def predict(
         "ones) [default: INPUT.labeled in the input's format, e.g. reviews.labeled.xlsx; .csv for .txt].",
     ),
     model: ModelFolder = None,
+    labels: CheckpointLabels = None,
+    normalization: CheckpointNormalization = None,
     text_col: TextColumn = None,
     quantize: str | None = typer.Option(
         None,
@@ -656,6 +687,10 @@ def predict(
 
     Files of any size are streamed in chunks; the output appears only when complete. Finished chunks are kept
     beside the output until then, so an interrupted run continues with --resume.
+
+    --model also takes a Hugging Face sentiment checkpoint rs did not train, as a folder or a hub id
+    (daekeun-ml/koelectra-small-v3-nsmc): its classes are named from its config's id2label (or --labels where it
+    says LABEL_0, LABEL_1), and --normalization says whether rs cleans its texts first.
     """
     from review_sentiment.predict import predict_file
 
@@ -671,6 +706,7 @@ def predict(
         )
         sheet = f", sheet '{plan.sheet}'" if plan.sheet else ""
         console.print(f"Labeling {plan.rows:,} rows of {input_path}{sheet} · text column {plan.text_column.describe()}")
+        _print_checkpoint(plan)
         _print_warnings(plan.text_column.warnings)
         _print_replacing(plan.output_path, plan.output_exists)
 
@@ -686,6 +722,8 @@ def predict(
                 batch_size,
                 batch_tokens,
                 threads,
+                labels=_names(labels),
+                normalization=normalization,
                 calibration=not no_calibration,
                 min_confidence=min_confidence,
             ),
@@ -719,6 +757,17 @@ def predict(
         print_json({**asdict(summary), "reviews_per_second": _rounded(summary.reviews_per_second)})
 
 
+def _print_checkpoint(plan) -> None:
+    """For a checkpoint rs did not train: which class is which, and the normalization its texts get."""
+    if plan.checkpoint:
+        console.print(f"Checkpoint rs did not train: {plan.checkpoint} · normalization {plan.normalization}")
+
+
+def _names(value: str | None) -> tuple[str, ...] | None:
+    """A comma-separated option (--labels negative,positive) as its names."""
+    return None if value is None else tuple(name.strip() for name in value.split(","))
+
+
 def _one_of(value: str | None, option: str, choices: tuple[str, ...]) -> str | None:
     """A usage error (exit code 2) for a value the option does not take."""
     if value is not None and value not in choices:
@@ -735,8 +784,13 @@ def _print_output_changes(changes: dict[str, int]) -> None:
 def evaluate(
     data: Path = typer.Argument(..., metavar="DATA", help="Labeled review file (label or star-rating column)."),
     model: ModelFolder = None,
+    labels: CheckpointLabels = None,
+    normalization: CheckpointNormalization = None,
     output_dir: Path | None = typer.Option(
-        None, "--output-dir", "-o", help="Where to write the reports [default: MODEL/evaluations/DATA]."
+        None,
+        "--output-dir",
+        "-o",
+        help="Where to write the reports [default: MODEL/evaluations/DATA; for a hub id evaluations/OWNER--NAME/DATA].",
     ),
     text_col: TextColumn = None,
     label_col: LabelColumn = None,
@@ -776,6 +830,9 @@ def evaluate(
     kept when those below a confidence are set aside: choose rs predict --min-confidence P there (the smallest
     P whose accuracy you accept; what it keeps is what a person need not read). With --min-confidence P, the
     reviews kept and their scores.
+
+    --model also takes a Hugging Face sentiment checkpoint rs did not train (a folder or a hub id), as for
+    `rs predict`: see --labels and --normalization.
     """
     from review_sentiment.evaluate import evaluate_file
 
@@ -790,6 +847,7 @@ def evaluate(
             f"Evaluating {plan.labeled:,} labeled of {plan.rows:,} rows of {data} · text column "
             f"{plan.text_column.describe()} · labels from the {plan.label_source}"
         )
+        _print_checkpoint(plan)
         _print_warnings(plan.warnings)
 
     with _reported_errors():
@@ -800,7 +858,13 @@ def evaluate(
             reading=ReadOptions(text_col, encoding, sheet),
             labels=LabelOptions(label_col, rating_col, rating_scale, rating_bins),
             scoring=ScoringOptions(
-                device, quantize, batch_size, calibration=not no_calibration, min_confidence=min_confidence
+                device,
+                quantize,
+                batch_size,
+                calibration=not no_calibration,
+                min_confidence=min_confidence,
+                labels=_names(labels),
+                normalization=normalization,
             ),
             writing=WriteOptions(escape_formulas=not no_escape_formulas),
             on_start=announce,

@@ -38,7 +38,7 @@ from review_sentiment.errors import RsError
 from review_sentiment.io import SAMPLE_ROWS, TextColumnChoice, read_reviews, table_stem, write_table
 from review_sentiment.labels import CANONICAL_LABELS, RatingBins, find_rating_column, read_gold_labels, sort_labels
 from review_sentiment.metrics import classification_scores, plot_confusion_matrices, restricted_argmax
-from review_sentiment.modelstore import model_type_of, newest_model_dir
+from review_sentiment.modelstore import describe_checkpoint, model_type_of, newest_model_dir
 from review_sentiment.options import LabelOptions, ReadOptions, ScoringOptions, WriteOptions
 from review_sentiment.reporting import SILENT, Reporter, per_second
 from review_sentiment.scoring import Predictor
@@ -95,6 +95,8 @@ class EvaluatePlan:
     rows: int
     labeled: int
     warnings: list[str]
+    normalization: str = ""  # which normalization the texts get (modelstore.describe_normalization)
+    checkpoint: str = ""  # for a checkpoint rs did not train, how its classes are named; "" for an rs model
     calibration: str = ""  # whether the confidences are calibrated, and with which temperature
 
 
@@ -190,7 +192,7 @@ def evaluate_file(
     started = time.perf_counter()
     data_path = Path(data_path)
     model_is_default = model_dir is None
-    model_dir = Path(model_dir) if model_dir else newest_model_dir(models_dir)
+    model_dir = model_dir or newest_model_dir(models_dir)  # a str may be a hub id (Path() would drop a leading ./)
     table = read_reviews(data_path, reading.encoding, reading.sheet)
     predictor = Predictor.from_options(model_dir, scoring)
     gold = model_gold_labels(table, predictor.meta, labels)
@@ -222,6 +224,8 @@ def evaluate_file(
                 rows=len(table),
                 labeled=len(labeled),
                 warnings=[*choice.warnings, *gold.warnings],
+                normalization=predictor.normalization,
+                checkpoint=describe_checkpoint(predictor.meta),
                 calibration=predictor.calibration_note,
             )
         )
@@ -239,7 +243,7 @@ def evaluate_file(
     scores = classification_scores(gold_labels, predicted, predictor.labels)
     restricted = _restricted_scores(probabilities, gold_labels, predictor.labels, data_labels)
 
-    output_dir = Path(output_dir) if output_dir else model_dir / "evaluations" / table_stem(data_path)
+    output_dir = Path(output_dir) if output_dir else evaluations_folder(predictor) / table_stem(data_path)
     output_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "metrics": str(output_dir / METRICS_FILE),
@@ -253,7 +257,7 @@ def evaluate_file(
     panels = [(scores, f"all {len(predictor.labels)} model classes")]
     if restricted:
         panels.append((restricted, f"restricted to the data's classes ({', '.join(data_labels)})"))
-    title = f"{model_dir.name} on {data_path.name}"
+    title = f"{Path(model_dir).name} on {data_path.name}"
     plot_confusion_matrices(panels, Path(files["confusion_matrix"]), title)
     curves = [("raw", raw)] + (
         [(f"temperature {predictor.temperature.value:g}", probabilities)] if predictor.temperature else []
@@ -286,6 +290,13 @@ def evaluate_file(
     report.seconds = round(time.perf_counter() - started, 2)
     Path(files["metrics"]).write_text(json.dumps(asdict(report), ensure_ascii=False, indent=2), encoding="utf-8")
     return report
+
+
+def evaluations_folder(predictor: Predictor) -> Path:
+    """Where evaluations go by default: MODEL/evaluations; for a hub checkpoint, whose folder is a snapshot in the
+    Hugging Face cache, evaluations/OWNER--NAME here."""
+    hub_id = (predictor.meta.get("source") or {}).get("hub_id")
+    return Path("evaluations", hub_id.replace("/", "--")) if hub_id else predictor.model_dir / "evaluations"
 
 
 def _score_rows(

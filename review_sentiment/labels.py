@@ -41,6 +41,12 @@ RATING_COLUMN_NAMES = ("rating", "ratings", "star", "stars", "score", "stars_rat
 _RANGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:-\s*(\d+(?:\.\d+)?))?\s*$")
 
 
+def known_label(name: str) -> str | None:
+    """The canonical label a label name stands for (긍정 → positive, NEG → negative), as in a label column; None
+    for a name rs does not know (LABEL_0, 1, very good)."""
+    return _SYNONYM_TO_LABEL.get(unicodedata.normalize("NFC", name).strip().lower())
+
+
 def sort_labels(labels) -> list[str]:
     """Labels in canonical order (negative, neutral, positive)."""
     return [label for label in CANONICAL_LABELS if label in set(labels)]

@@ -5,16 +5,22 @@ models/<name>/
   tokenizer.json, tokenizer_config.json
   rs_meta.json                       labels, normalization recipe, base, training args, data, metrics
   README.md                          model card generated from rs_meta.json
+
+`rs predict` and `rs evaluate` also score Hugging Face sequence-classification checkpoints that rs did not train
+(a folder without rs_meta.json, or a hub id): `model_meta` makes the same metadata from their config.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from review_sentiment.bases import hub_snapshot, is_hub_id
 from review_sentiment.errors import RsError
 from review_sentiment.io import AtomicPath
+from review_sentiment.labels import known_label, sort_labels
 from review_sentiment.normalize import NormalizationRecipe
 
 META_FILENAME = "rs_meta.json"
@@ -37,6 +43,19 @@ TOKENIZER_VOCABULARIES = (
 # Weights in pickle-based formats: rs never opens them, since unpickling can run code
 PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt")
 _RECOPY = "Copy the complete folder again, or re-train it with `rs finetune`."
+# What a checkpoint rs did not train needs, all that is fetched for --model OWNER/NAME: never pickle weights
+CHECKPOINT_FILES = (
+    "config.json",
+    "*.safetensors",
+    "model.safetensors.index.json",
+    TOKENIZER_CONFIG,
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "merges.txt",
+    *TOKENIZER_VOCABULARIES,
+)
+CHECKPOINT_NORMALIZATIONS = ("rs", "none")  # --normalization: rs's default recipe, or the raw text
+CHECKPOINT_LENGTH = 512  # tokens per piece for a checkpoint whose config and tokenizer state no limit
 
 
 def library_versions() -> dict[str, str]:
@@ -161,8 +180,9 @@ def save_transformer(model, tokenizer) -> Callable[[Path], None]:
     return write
 
 
-def load_transformer_folder(model_dir: str | Path):
-    """Load (model, tokenizer, meta) from an rs transformer folder, checking the metadata against the weights.
+def load_transformer_folder(model_dir: str | Path, meta: dict | None = None):
+    """Load (model, tokenizer, meta) from an rs transformer folder, checking the metadata against the weights;
+    `meta`: the folder's metadata when already read (for a checkpoint rs did not train, `checkpoint_meta`'s).
 
     Only safetensors weights are read (never pickle), no code from the folder is run (`auto_map` is refused), and
     every tensor must match the architecture in config.json: transformers would otherwise initialise missing or
@@ -172,10 +192,11 @@ def load_transformer_folder(model_dir: str | Path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model_dir = Path(model_dir)
-    meta = read_meta(model_dir)
+    meta = read_meta(model_dir) if meta is None else meta
+    checkpoint = meta.get("source")  # made from the config of a checkpoint rs did not train
     if model_type_of(meta) != TRANSFORMER:
         raise RsError(f"{model_dir} holds a {model_type_of(meta)} model, not a transformer.")
-    _check_transformer_files(model_dir)
+    _check_transformer_files(model_dir, tokenizer_config_required=checkpoint is None)
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False)
         model, loading = AutoModelForSequenceClassification.from_pretrained(
@@ -194,7 +215,7 @@ def load_transformer_folder(model_dir: str | Path):
         raise RsError(f"Cannot load the model in {model_dir}: {_one_line(error)}. {_RECOPY}") from None
     _check_loaded_weights(model_dir, model, loading)
     config_labels = [model.config.id2label.get(i) for i in range(model.config.num_labels)]
-    if config_labels != meta["labels"]:
+    if checkpoint is None and config_labels != meta["labels"]:
         raise RsError(
             f"{model_dir}: {META_FILENAME} lists labels {meta['labels']} but the weights have {config_labels}."
         )
@@ -210,9 +231,10 @@ def load_transformer_folder(model_dir: str | Path):
     return model, tokenizer, meta
 
 
-def _check_transformer_files(model_dir: Path) -> None:
-    """Refuse an incomplete folder, pickle-only weights and custom code before transformers reads anything."""
-    if not (model_dir / "model.safetensors").exists() and not list(model_dir.glob("model-*.safetensors")):
+def _check_transformer_files(model_dir: Path, *, tokenizer_config_required: bool = True) -> None:
+    """Refuse an incomplete folder, pickle-only weights and custom code before transformers reads anything
+    (`tokenizer_config_required` False: a checkpoint rs did not train may have only a vocabulary, as old ones do)."""
+    if not _has_safetensors(model_dir):
         pickles = sorted({path.name for pattern in PICKLE_WEIGHTS for path in model_dir.glob(pattern)})
         if pickles:
             raise RsError(
@@ -222,7 +244,9 @@ def _check_transformer_files(model_dir: Path) -> None:
             )
         raise RsError(f"{model_dir} is incomplete: model.safetensors is missing. {_RECOPY}")
     config = _json_object(model_dir / "config.json")
-    tokenizer_config = _json_object(model_dir / TOKENIZER_CONFIG)
+    tokenizer_config_path = model_dir / TOKENIZER_CONFIG
+    required = tokenizer_config_required or tokenizer_config_path.exists()
+    tokenizer_config = _json_object(tokenizer_config_path) if required else {}
     if not any((model_dir / name).exists() for name in TOKENIZER_VOCABULARIES):
         raise RsError(
             f"{model_dir} is incomplete: it has no tokenizer vocabulary (tokenizer.json or vocab.txt). {_RECOPY}"
@@ -241,6 +265,10 @@ def _check_transformer_files(model_dir: Path) -> None:
             f"{model_dir / 'config.json'} has model type {model_type!r}, which transformers {__version__} does not "
             f"know; upgrade transformers, or re-train the model with `rs finetune`."
         )
+
+
+def _has_safetensors(model_dir: Path) -> bool:
+    return (model_dir / "model.safetensors").exists() or bool(list(model_dir.glob("model-*.safetensors")))
 
 
 def _json_object(path: Path) -> dict:
@@ -319,8 +347,200 @@ def _one_line(error: object) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def recipe_of(meta: dict) -> NormalizationRecipe:
-    return NormalizationRecipe.from_dict(meta["normalization"])
+def recipe_of(meta: dict) -> NormalizationRecipe | None:
+    """The model's normalization recipe; None: none (a checkpoint rs did not train, with --normalization none)."""
+    stored = meta["normalization"]
+    return None if stored is None else NormalizationRecipe.from_dict(stored)
+
+
+def describe_normalization(meta: dict) -> str:
+    """The normalization a model's texts get, e.g. "rs-normalize v2 (nfc, ...)"; for a checkpoint rs did not
+    train "rs (rs-normalize v2 (...))" or "none (the raw text)", as --normalization chose."""
+    recipe = recipe_of(meta)
+    if "source" not in meta:
+        return recipe.describe()
+    return "none (the raw text)" if recipe is None else f"rs ({recipe.describe()})"
+
+
+# --- Hugging Face checkpoints rs did not train ---
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where the files of --model are: a local folder, or a hub checkpoint's snapshot in the Hugging Face cache."""
+
+    folder: Path
+    hub_id: str | None = None  # owner/name, for a checkpoint from the hub
+    commit: str | None = None  # the hub commit of its snapshot
+
+    @property
+    def name(self) -> str:
+        """The model as the user named it: its folder, or its hub id."""
+        return self.hub_id or str(self.folder)
+
+
+def locate_model(model: str | Path) -> ModelLocation:
+    """--model as a folder or, when it names no file or folder here and reads owner/name (`bases.is_hub_id`, as
+    for --base), as a hub id: a checkpoint fetched into the Hugging Face cache unless it is there already (with a
+    fast, clear error offline). A Path is always a folder; only a str can be a hub id."""
+    if isinstance(model, Path) or Path(model).exists() or not is_hub_id(model):
+        return ModelLocation(Path(model))
+    folder = hub_snapshot(model, CHECKPOINT_FILES)
+    return ModelLocation(folder, model, folder.name)
+
+
+def is_checkpoint_folder(folder: Path) -> bool:
+    """A Hugging Face checkpoint folder (config.json) without rs_meta.json: one rs did not train."""
+    return folder.is_dir() and not (folder / META_FILENAME).exists() and (folder / "config.json").exists()
+
+
+def model_meta(
+    location: ModelLocation, *, labels: Sequence[str] | None = None, normalization: str | None = None
+) -> dict:
+    """What scoring needs to know of a model: an rs model folder's rs_meta.json or, for a Hugging Face checkpoint
+    rs did not train (a folder without rs_meta.json, or a hub id), the same made from its config
+    (`checkpoint_meta`). `labels` and `normalization` (--labels, --normalization) are for the latter only."""
+    if location.hub_id is None and not is_checkpoint_folder(location.folder):
+        meta = read_meta(location.folder)
+        given = " and ".join(
+            option for option, value in (("--labels", labels), ("--normalization", normalization)) if value is not None
+        )
+        if given:
+            raise RsError(
+                f"{location.folder} is a model rs trained: {given} apply only to checkpoints rs did not train. Its "
+                f"labels and normalization are in its {META_FILENAME} and always apply: drop {given}."
+            )
+        return meta
+    return checkpoint_meta(location, labels=labels, normalization=normalization)
+
+
+def checkpoint_meta(
+    location: ModelLocation, *, labels: Sequence[str] | None = None, normalization: str | None = None
+) -> dict:
+    """Metadata shaped like rs_meta.json for a Hugging Face sequence-classification checkpoint rs did not train,
+    so that predict, evaluate and the batch helpers score it as they score an rs model.
+
+    Its classes are named from config.id2label, or from `labels` (in class order) where id2label does not say
+    (LABEL_0, LABEL_1); "labels" lists them in rs's order (negative, neutral, positive) and "source"/"classes" in
+    the checkpoint's. `normalization` "rs" (the default) is rs's default recipe, "none" the raw text (stored as
+    None). max_length is the model's own limit. "source" says where it came from."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    if normalization not in (None, *CHECKPOINT_NORMALIZATIONS):
+        raise RsError(f"--normalization takes {' or '.join(CHECKPOINT_NORMALIZATIONS)}, not {normalization!r}.")
+    name = location.name
+    _check_checkpoint_files(location)
+    try:
+        config = AutoConfig.from_pretrained(location.folder, local_files_only=True, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(location.folder, local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise RsError(f"Cannot load the checkpoint {name}: {_one_line(error)}.") from None
+    id2label = {int(index): str(label) for index, label in config.id2label.items()}
+    classes = checkpoint_classes(name, id2label, labels)
+    recipe = None if normalization == "none" else NormalizationRecipe()
+    return {
+        "format_version": META_FORMAT_VERSION,
+        "name": name,
+        "model_type": TRANSFORMER,
+        "labels": sort_labels(classes),
+        "normalization": None if recipe is None else recipe.to_dict(),
+        "max_length": model_length_limit(config, tokenizer) or CHECKPOINT_LENGTH,
+        "source": {
+            "checkpoint": name,
+            "hub_id": location.hub_id,
+            "revision": location.commit,
+            "id2label": id2label,
+            "classes": classes,
+            "classes_from": "id2label" if labels is None else "--labels",
+            "normalization": normalization or "rs",
+        },
+    }
+
+
+def checkpoint_classes(name: str, id2label: dict[int, str], labels: Sequence[str] | None = None) -> list[str]:
+    """The rs label of each of a checkpoint's classes, in its class order: from `labels` (--labels) when given,
+    else from id2label's names where rs knows them all (긍정, NEGATIVE, pos). Never a guess: LABEL_0 / LABEL_1,
+    0 / 1 or names rs does not know are refused unless `labels` says, and `labels` may not contradict a name rs
+    knows."""
+    shown = {index: id2label.get(index) for index in range(len(id2label))}
+    count = len(id2label)
+    if count not in (2, 3) or set(id2label) != set(range(count)):
+        raise RsError(
+            f"{name} has id2label {shown}: rs labels reviews negative/positive or negative/neutral/positive, so it "
+            "scores checkpoints of 2 or 3 classes only."
+        )
+    example = "negative,positive" if count == 2 else "negative,neutral,positive"
+    order = ", ".join(f"class {index}" for index in range(count))
+    named = [known_label(id2label[index]) for index in range(count)]
+    if labels is None:
+        if None in named or len(set(named)) != count:
+            raise RsError(
+                f"{name} has id2label {shown}, which does not say which class is which: pass --labels {example} (in "
+                f"that order: {order}) with the classes its model card gives, e.g. --labels {example} when class 0 "
+                "is negative. rs never guesses."
+            )
+        return named
+    given = [str(label).strip() for label in labels]
+    if len(given) != count:
+        raise RsError(
+            f"--labels {','.join(given)} names {len(given)} classes but {name} has {count} (id2label {shown}): pass "
+            f"one name per class, in that order ({order}), e.g. --labels {example}."
+        )
+    mapped = [known_label(label) for label in given]
+    unknown = [label for label, canonical in zip(given, mapped, strict=True) if canonical is None]
+    if unknown:
+        raise RsError(
+            f"--labels: {', '.join(repr(label) for label in unknown)} "
+            f"{'is not a label' if len(unknown) == 1 else 'are not labels'} rs knows; use negative, neutral and "
+            "positive (or 부정/중립/긍정, neg/neu/pos)."
+        )
+    if len(set(mapped)) != count:
+        raise RsError(f"--labels {','.join(given)} gives two classes the same label; each class needs its own.")
+    clashes = [
+        f"class {index} is {id2label[index]!r} there, {given[index]!r} here"
+        for index in range(count)
+        if named[index] is not None and named[index] != mapped[index]
+    ]
+    if clashes:
+        raise RsError(
+            f"--labels {','.join(given)} contradicts the id2label of {name} ({'; '.join(clashes)}). Drop --labels: "
+            "its id2label already says which class is which."
+        )
+    return mapped
+
+
+def describe_checkpoint(meta: dict) -> str:
+    """How a checkpoint rs did not train names its classes, e.g. "class 0 'LABEL_0' = negative, class 1 'LABEL_1'
+    = positive (from --labels)"; "" for a model rs trained."""
+    source = meta.get("source")
+    if not source:
+        return ""
+    pairs = [f"class {index} {source['id2label'][index]!r} = {label}" for index, label in enumerate(source["classes"])]
+    named_by = "--labels" if source["classes_from"] == "--labels" else "its id2label"
+    return f"{', '.join(pairs)} (from {named_by})"
+
+
+def _check_checkpoint_files(location: ModelLocation) -> None:
+    """A checkpoint rs did not train: safetensors weights, no custom code, and a sequence classifier (a base
+    model has no trained head to score with)."""
+    folder, name = location.folder, location.name
+    if location.hub_id and not _has_safetensors(folder):
+        raise RsError(
+            f"The hub checkpoint {name} (commit {location.commit}) has no safetensors weights (model.safetensors); "
+            "rs never opens pickle weights such as pytorch_model.bin, because unpickling can run code. Where you "
+            "trust it, load it with transformers, save it with `save_pretrained(folder, safe_serialization=True)` "
+            "and pass --model with that folder."
+        )
+    _check_transformer_files(folder, tokenizer_config_required=False)
+    architectures = _json_object(folder / "config.json").get("architectures")
+    architectures = [str(a) for a in architectures] if isinstance(architectures, list) else []
+    rs_base = [marker for marker in ("rs_pretrain.json", "rs_base.json") if (folder / marker).exists()]
+    if rs_base or (architectures and not any(a.endswith("ForSequenceClassification") for a in architectures)):
+        kind = ", ".join(architectures) or rs_base[0]
+        raise RsError(
+            f"{name} is a base model ({kind}), not a sentiment classifier: it has no trained classification head "
+            f"to score reviews with. Fine-tune it first: rs finetune REVIEWS --base {name}."
+        )
 
 
 def newest_model_dir(models_dir: str | Path = MODELS_DIR) -> Path:

@@ -359,6 +359,30 @@ class ReviewNormalizer:
         return out
 
 
+class RawTextNormalizer:
+    """No normalization (`rs predict --normalization none`, for a checkpoint rs did not train): each text as it
+    is in the file. Only what a tokenizer cannot take changes: None, NaN and other non-text cells become text ("")
+    as in step 1, lone UTF-16 surrogates are removed, and a text of only whitespace counts as empty."""
+
+    recipe = None
+    uses_kiwi = False
+
+    def load(self) -> None:
+        """Nothing to build (there for the same interface as ReviewNormalizer)."""
+
+    def normalize(self, texts: Iterable[object], on_progress: Callable[[int], None] | None = None) -> list[str]:
+        out = [_LONE_SURROGATES.sub("", coerce_text(text)) for text in texts]
+        out = [text if text.strip() else "" for text in out]
+        if on_progress is not None and out:
+            on_progress(len(out))
+        return out
+
+
+def normalizer_for(recipe: NormalizationRecipe | None) -> ReviewNormalizer | RawTextNormalizer:
+    """The normalizer of a recipe; None: no normalization (RawTextNormalizer)."""
+    return RawTextNormalizer() if recipe is None else ReviewNormalizer(recipe)
+
+
 SENTENCE_BLOCK_CHARS = 5000  # kiwipiepy's sentence splitting slows down sharply on longer texts
 
 

@@ -32,7 +32,7 @@ from review_sentiment.io import (
     table_stem,
     write_bytes_atomically,
 )
-from review_sentiment.modelstore import model_type_of, newest_model_dir
+from review_sentiment.modelstore import describe_checkpoint, model_type_of, newest_model_dir
 from review_sentiment.options import ReadOptions, ScoringOptions, WriteOptions
 from review_sentiment.reporting import SILENT, Reporter, per_second
 from review_sentiment.scoring import Predictor, split_rows
@@ -87,6 +87,8 @@ class PredictPlan:
     output_path: str
     output_exists: bool  # it will be replaced once the run is complete
     sheet: str | None
+    normalization: str = ""  # which normalization the texts get (modelstore.describe_normalization)
+    checkpoint: str = ""  # for a checkpoint rs did not train, how its classes are named; "" for an rs model
     calibration: str = ""  # whether the confidences are calibrated, and with which temperature
 
 
@@ -129,7 +131,7 @@ def predict_file(
         raise RsError(f"The output {output_path} is the input file; rs never overwrites its input. Pass another -o.")
     check_output_path(output_path)
     model_is_default = model_dir is None
-    model_dir = Path(model_dir) if model_dir else newest_model_dir(models_dir)
+    model_dir = model_dir or newest_model_dir(models_dir)  # a str may be a hub id (Path() would drop a leading ./)
     source = open_reviews(input_path, reading.encoding, reading.sheet)
     check_output_path(output_path, rows=source.rows)
     predictor = Predictor.from_options(model_dir, scoring)
@@ -161,6 +163,8 @@ def predict_file(
                 output_path=str(output_path),
                 output_exists=output_exists,
                 sheet=source.sheet,
+                normalization=predictor.normalization,
+                checkpoint=describe_checkpoint(predictor.meta),
                 calibration=predictor.calibration_note,
             )
         )
@@ -267,6 +271,7 @@ def _run_settings(source, predictor, text_column, chunk_rows, batch_tokens, batc
     """What decides a run's numbers: a resumed run must match the interrupted one in all of it."""
     import torch
 
+    checkpoint = predictor.meta.get("source") or {}
     return {
         "input": {"path": str(source.path.resolve()), "sha256": file_digest(source.path)},
         "model": {"path": str(predictor.model_dir.resolve()), "files": folder_digest(predictor.model_dir)},
@@ -278,6 +283,9 @@ def _run_settings(source, predictor, text_column, chunk_rows, batch_tokens, batc
         "batch_tokens": batch_tokens,
         "batch_size": batch_size,
         "threads": torch.get_num_threads() if predictor.device == "cpu" else None,
+        # a checkpoint rs did not train: how its classes were named and its texts normalized (None for rs models)
+        "labels": checkpoint.get("classes"),
+        "normalization": checkpoint.get("normalization"),
     }
 
 
@@ -292,6 +300,8 @@ SETTING_NAMES = {
     "batch_tokens": "--batch-tokens",
     "batch_size": "--batch-size",
     "threads": "--threads",
+    "labels": "--labels",
+    "normalization": "--normalization",
 }
 
 

@@ -53,7 +53,7 @@ def label_ray_dataset(
     from review_sentiment.batch import LabelingPlan
     from review_sentiment.io import SAMPLE_ROWS
 
-    plan = LabelingPlan(model_dir, dataset.columns(), dataset.limit(SAMPLE_ROWS).to_pandas(), text_col)
+    plan = LabelingPlan(model_dir, dataset.columns(), dataset.limit(SAMPLE_ROWS).to_pandas(), text_col, scoring)
     # Rows keep their order, as in rs predict. A Dataset runs with the context it was made with, so both are set.
     for context in (dataset.context, DataContext.get_current()):
         context.execution_options.preserve_order = True

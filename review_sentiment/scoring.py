@@ -4,7 +4,7 @@ class probabilities. `rs predict` labels files with it, `rs evaluate` measures i
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -22,8 +22,16 @@ from review_sentiment.inference import (
     set_cpu_threads,
 )
 from review_sentiment.io import TextColumnChoice, choose_text_column
-from review_sentiment.modelstore import TFIDF, load_transformer_folder, model_type_of, read_meta, recipe_of
-from review_sentiment.normalize import ReviewNormalizer, coerce_text
+from review_sentiment.modelstore import (
+    TFIDF,
+    describe_normalization,
+    load_transformer_folder,
+    locate_model,
+    model_meta,
+    model_type_of,
+    recipe_of,
+)
+from review_sentiment.normalize import coerce_text, normalizer_for
 from review_sentiment.options import ScoringOptions
 from review_sentiment.reporting import silence_library_logs
 
@@ -50,6 +58,9 @@ class TransformerClassifier:
     A text longer than the model reads at once is cut into sentences with kiwipiepy, the sentences are packed
     into pieces that fit, each piece is scored, and the text's probabilities are the pieces' average weighted
     by their number of tokens. A sentence longer than a piece on its own is cut between tokens.
+
+    `meta`: the folder's metadata when already read (for a checkpoint rs did not train, the one made from its
+    config); its classes may come in another order than rs's, so the probabilities' columns follow `labels`.
     """
 
     def __init__(
@@ -60,9 +71,12 @@ class TransformerClassifier:
         batch_tokens: int | None = None,
         precision: str | None = None,
         threads: int | None = None,
+        meta: dict | None = None,
     ):
-        model, self.tokenizer, meta = load_transformer_folder(model_dir)
+        model, self.tokenizer, meta = load_transformer_folder(model_dir, meta)
         self.labels: list[str] = list(meta["labels"])
+        classes = (meta.get("source") or {}).get("classes", self.labels)  # the label of each output, in order
+        self._columns = None if classes == self.labels else [classes.index(label) for label in self.labels]
         self.max_length = int(meta.get("max_length", 128))
         self._prefix, self._suffix = special_tokens_around(self.tokenizer)
         self.piece_tokens = self.max_length - len(self._prefix) - len(self._suffix)
@@ -112,7 +126,8 @@ class TransformerClassifier:
             batch_size=self.batch_size,
             on_batch=(lambda pieces: on_batch(pieces * texts_per_piece)) if on_batch else None,
         )
-        return combine_pieces(probabilities, encoded)
+        combined = combine_pieces(probabilities, encoded)
+        return combined if self._columns is None else combined[:, self._columns]
 
 
 @dataclass
@@ -197,7 +212,9 @@ def split_rows(notes: list[str]) -> int:
 
 
 class Predictor:
-    """A loaded model folder (transformer or TF-IDF baseline) that labels lists of raw review texts.
+    """A loaded model folder (transformer or TF-IDF baseline) that labels lists of raw review texts; or a Hugging
+    Face checkpoint rs did not train (a folder without rs_meta.json, or a hub id as a str), with `labels` naming
+    its classes where its id2label does not and `normalization` "rs" (default) or "none" (`modelstore.model_meta`).
 
     `prepare` (normalization and tokenization, CPU) and `score` (the model) are separate so that a file can be
     prepared one chunk ahead in a thread while the model scores the current one.
@@ -205,7 +222,8 @@ class Predictor:
 
     @classmethod
     def from_options(cls, model_dir: str | Path, scoring: ScoringOptions) -> Predictor:
-        """A predictor that scores as `scoring` says (device, precision, batch sizes, threads)."""
+        """A predictor that scores as `scoring` says (device, precision, batch sizes, threads; for a checkpoint rs
+        did not train its labels and normalization)."""
         return cls(
             model_dir,
             scoring.device,
@@ -213,6 +231,8 @@ class Predictor:
             batch_tokens=scoring.batch_tokens,
             precision=scoring.precision,
             threads=scoring.threads,
+            labels=scoring.labels,
+            normalization=scoring.normalization,
             calibration=scoring.calibration,
         )
 
@@ -225,11 +245,14 @@ class Predictor:
         batch_tokens: int | None = None,
         precision: str | None = None,
         threads: int | None = None,
+        labels: Sequence[str] | None = None,
+        normalization: str | None = None,
         calibration: bool = True,
     ):
         silence_library_logs()
-        self.model_dir = Path(model_dir)
-        self.meta = read_meta(self.model_dir)
+        location = locate_model(model_dir)
+        self.model_dir = location.folder  # for a hub id, its snapshot in the Hugging Face cache
+        self.meta = model_meta(location, labels=labels, normalization=normalization)
         if model_type_of(self.meta) == TFIDF:
             from review_sentiment.baseline import TfidfClassifier
 
@@ -245,16 +268,19 @@ class Predictor:
             self.device, self.precision = "cpu", ""  # no number format to choose
         else:
             self.classifier = TransformerClassifier(
-                self.model_dir, device, batch_size, batch_tokens, precision, threads
+                self.model_dir, device, batch_size, batch_tokens, precision, threads, meta=self.meta
             )
             self.device, self.precision = self.classifier.device, self.classifier.precision
         self.labels: list[str] = list(self.meta["labels"])
-        self.normalizer = ReviewNormalizer(recipe_of(self.meta))
+        self.normalizer = normalizer_for(recipe_of(self.meta))
+        self.normalization = describe_normalization(self.meta)  # for the user: which normalization applies
         stored = Temperature.of_model(self.meta)
         # None: the raw probabilities (a model trained before rs calibrated, or calibration turned off)
         self.temperature = stored if calibration else None
         if not calibration:
             self.calibration_note = "raw scores (--no-calibration)"
+        elif stored is None and "source" in self.meta:
+            self.calibration_note = "raw scores: a checkpoint rs did not train has no temperature"
         elif stored is None:
             self.calibration_note = "raw scores: the model has no temperature (trained before rs calibrated)"
         else:

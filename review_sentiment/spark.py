@@ -9,8 +9,9 @@ Each Python worker loads the model once (`batch.cached_labeler`) and labels its 
 in batches of `batch_rows`, exactly as `rs predict` labels a file's chunks: the same columns are added
 (predicted_label, confidence, prob_LABEL..., note), every row is kept in order, and a row without text gets an
 empty label and the reason in note. The model folder must be readable at the same path on every executor
-(a shared file system, or copied beside the job). Bad input (a missing text column, a folder that is not an
-rs model, an empty DataFrame) fails on the driver before any task is scheduled.
+(a shared file system, or copied beside the job); a hub id comes from each worker's Hugging Face cache or the hub. Bad
+input (a missing text column, a folder that is not a model, a checkpoint rs did not train whose classes need
+`ScoringOptions(labels=...)`, an empty DataFrame) fails on the driver before any task is scheduled.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def label_spark_dataframe(
     from review_sentiment.batch import CONFIDENCE_COLUMN, LABEL_COLUMN, NOTE_COLUMN, LabelingPlan, cached_labeler
     from review_sentiment.io import SAMPLE_ROWS
 
-    plan = LabelingPlan(model_dir, frame.columns, frame.limit(SAMPLE_ROWS).toPandas(), text_col)
+    plan = LabelingPlan(model_dir, frame.columns, frame.limit(SAMPLE_ROWS).toPandas(), text_col, scoring)
     kinds = {LABEL_COLUMN: StringType(), CONFIDENCE_COLUMN: DoubleType(), NOTE_COLUMN: StringType()}
     added = [StructField(name, kinds.get(wanted, DoubleType()), True) for wanted, name in plan.names.items()]
     schema = StructType([*frame.schema.fields, *added])

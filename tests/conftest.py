@@ -64,6 +64,60 @@ def tiny_model(tmp_path_factory, tiny_base) -> Path:
 
 
 @pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory, tiny_model) -> dict[str, Path]:
+    """Hugging Face checkpoints rs did not train (no rs_meta.json), made from `tiny_model`'s weights and tokenizer:
+    "numbered" calls its classes LABEL_0, LABEL_1, LABEL_2 (tiny_model's order: negative, neutral, positive);
+    "korean" has them the other way round, 0 긍정, 1 중립, 2 부정 (the classifier's output rows swapped to match), so
+    that both score every review exactly as tiny_model does."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    folders = tmp_path_factory.mktemp("checkpoints")
+
+    def save(name: str, id2label: dict[int, str], order: list[int]) -> Path:
+        model = AutoModelForSequenceClassification.from_pretrained(tiny_model)
+        head = model.classifier.out_proj
+        with torch.no_grad():
+            head.weight.copy_(head.weight[order].clone())
+            head.bias.copy_(head.bias[order].clone())
+        model.config.id2label = id2label
+        model.config.label2id = {label: index for index, label in id2label.items()}
+        model.save_pretrained(folders / name, safe_serialization=True)
+        tokenizer.save_pretrained(folders / name)
+        return folders / name
+
+    return {
+        "numbered": save("numbered", {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}, [0, 1, 2]),
+        "korean": save("korean", {0: "긍정", 1: "중립", 2: "부정"}, [2, 1, 0]),
+    }
+
+
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face cache for this test; `hub_cache(repo_id, folder)` puts a checkpoint folder in it, as a
+    download would (refs/main and snapshots/COMMIT), so that a hub id can be tested without a hub."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf-cache"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+
+    def put(repo_id: str, folder: Path) -> Path:
+        repo = cache / f"models--{repo_id.replace('/', '--')}"
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text(HUB_COMMIT)
+        return shutil.copytree(folder, repo / "snapshots" / HUB_COMMIT)
+
+    return put
+
+
+@pytest.fixture(scope="session")
 def two_thousand_reviews(tmp_path_factory, sample_table) -> Path:
     """2,000 rows made from the sample (each review with its row number, so rows differ), an id column, and a few
     rows without text, as a CSV: what the cluster helpers must label exactly as `rs predict` does."""

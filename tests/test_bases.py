@@ -56,3 +56,13 @@ def test_unreachable_hub_fails_fast(monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")  # closed port: refused at once
     with pytest.raises(RsError, match="unreachable"):
         load_base_tokenizer_and_config(resolve_base("koelectra"))
+
+
+def test_a_hub_id_is_told_from_a_missing_folder(tmp_path, monkeypatch):
+    from review_sentiment.bases import is_hub_id
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    assert is_hub_id("daekeun-ml/koelectra-small-v3-nsmc") and is_hub_id("beomi/KcELECTRA-base-v2022")
+    for path in ("./owner/name", "/owner/name", "~/name", "models/nope", "a/b/c", "name", "a\\b"):
+        assert not is_hub_id(path), path

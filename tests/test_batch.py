@@ -39,6 +39,23 @@ def test_a_plan_refuses_bad_input_before_any_model_is_loaded(tmp_path, tiny_mode
     assert LabelingPlan(tiny_model, reviews.columns, reviews).text_column == "review"
 
 
+def test_a_plan_for_a_checkpoint_rs_did_not_train(tiny_model, checkpoints, two_thousand_reviews, tmp_path):
+    from review_sentiment.options import ScoringOptions
+
+    reviews = pd.read_csv(two_thousand_reviews, dtype=str, keep_default_na=False)
+    with pytest.raises(RsError, match="--labels negative,neutral,positive"):
+        LabelingPlan(checkpoints["numbered"], reviews.columns, reviews)
+    scoring = ScoringOptions(labels=("negative", "neutral", "positive"))
+    plan = LabelingPlan(checkpoints["numbered"], reviews.columns, reviews, scoring=scoring)
+    assert plan.labels == ["negative", "neutral", "positive"] and plan.text_column == "review"
+    labeler = BatchLabeler(plan.model_dir, plan.columns, text_col=plan.text_column, scoring=scoring)
+    expected = labeled_by_rs_predict(two_thousand_reviews, tiny_model, tmp_path / "out.csv")
+    labeled = labeler.label(reviews)
+    assert labeler.added_columns == list(plan.names.values())
+    assert list(labeled.columns) == list(expected.columns)
+    assert as_text_cells(labeled)["predicted_label"].equals(expected["predicted_label"])
+
+
 def test_rows_below_the_minimum_confidence_are_set_aside_with_the_reason():
     from review_sentiment.batch import UNCERTAIN, set_aside_uncertain
 

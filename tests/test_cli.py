@@ -5,6 +5,7 @@ import os
 import signal
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -640,6 +641,78 @@ def test_help_shows_no_value_for_flags_nor_braces():
         assert "<bool>" not in text and "{" not in text.splitlines()[1], command
         assert "[[" not in text
     assert "<bool>" not in runner.invoke(app, ["--help"], terminal_width=200).output
+
+
+# ------------------------------------------------------------------ checkpoints rs did not train (issue 17)
+
+
+def _labeled(path):
+    return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+
+
+@pytest.mark.slow
+def test_predict_with_a_checkpoint_rs_did_not_train(tmp_path, monkeypatch, tiny_model, checkpoints):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reviews.csv").write_bytes(SAMPLE.read_bytes())
+    # a checkpoint rs did not train has no temperature: it scores as the rs model's raw probabilities
+    rs_model = ["predict", "reviews.csv", "-o", "rs.csv", "--model", str(tiny_model), "--no-calibration"]
+    assert runner.invoke(app, rs_model).exit_code == 0
+    result = runner.invoke(app, ["predict", "reviews.csv", "-o", "korean.csv", "--model", str(checkpoints["korean"])])
+    assert result.exit_code == 0, result.output
+    assert (
+        "Checkpoint rs did not train: class 0 '긍정' = positive, class 1 '중립' = neutral, class 2 '부정' = negative "
+        "(from its id2label) · normalization rs (rs-normalize v2" in result.stderr
+    )
+    assert "raw scores: a checkpoint rs did not train has no temperature" in result.stderr
+    expected, labeled = _labeled("rs.csv"), _labeled("korean.csv")
+    assert list(labeled.columns) == list(expected.columns)  # the same columns, in the same order
+    assert labeled["predicted_label"].equals(expected["predicted_label"])
+    probabilities = ["confidence", "prob_negative", "prob_neutral", "prob_positive"]
+    assert np.allclose(labeled[probabilities].astype(float), expected[probabilities].astype(float), atol=2e-4)
+
+    numbered = ["predict", "reviews.csv", "-o", "numbered.csv", "--model", str(checkpoints["numbered"])]
+    result = runner.invoke(app, numbered)
+    assert result.exit_code == 1 and not (tmp_path / "numbered.csv").exists()
+    assert "has id2label {0: 'LABEL_0', 1: 'LABEL_1', 2: 'LABEL_2'}, which does not say which class is which" in (
+        result.stderr
+    )
+    assert "--labels negative,neutral,positive (in that order: class 0, class 1, class 2)" in result.stderr
+    result = runner.invoke(app, [*numbered, "--labels", "negative, neutral, positive", "--normalization", "none"])
+    assert result.exit_code == 0, result.output
+    assert "class 0 'LABEL_0' = negative" in result.stderr and "(from --labels) · normalization none" in result.stderr
+    assert list(_labeled("numbered.csv").columns) == list(expected.columns)
+    result = runner.invoke(app, [*numbered, "--labels", "negative,positive"])
+    assert result.exit_code == 1 and "names 2 classes but" in result.stderr
+    result = runner.invoke(app, [*numbered, "--normalization", "nfc"])
+    assert result.exit_code == 2 and "takes rs or none" in result.output
+
+    result = runner.invoke(app, ["predict", "reviews.csv", "--model", str(tiny_model), "--normalization", "none"])
+    assert result.exit_code == 1 and "apply only to checkpoints rs did not train" in result.stderr
+    result = runner.invoke(app, ["predict", "reviews.csv", "-m", str(tiny_model)])
+    assert result.exit_code == 0 and "Checkpoint rs did not train" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_hub_checkpoint_from_the_cache_and_offline(tmp_path, monkeypatch, tiny_model, checkpoints, hub_cache):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "reviews.csv").write_bytes(SAMPLE.read_bytes())
+    started = time.perf_counter()
+    result = runner.invoke(app, ["predict", "reviews.csv", "--model", "daekeun-ml/koelectra-small-v3-nsmc"])
+    assert result.exit_code == 1 and time.perf_counter() - started < 10
+    assert "hf download daekeun-ml/koelectra-small-v3-nsmc" in result.stderr
+    assert "--model ./koelectra-small-v3-nsmc" in result.stderr and "Traceback" not in result.output
+    result = runner.invoke(app, ["predict", "reviews.csv", "--model", "./daekeun-ml/koelectra-small-v3-nsmc"])
+    assert result.exit_code == 1 and "No model folder at daekeun-ml/koelectra-small-v3-nsmc" in result.stderr
+
+    hub_cache("rs-test/tiny-korean", checkpoints["korean"])
+    result = runner.invoke(app, ["evaluate", "reviews.csv", "--model", "rs-test/tiny-korean", "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("Model: rs-test/tiny-korean (transformer, negative/neutral/positive")
+    report = json.loads(result.stdout)
+    assert report["output_dir"] == "evaluations/rs-test--tiny-korean/reviews"  # not in the Hugging Face cache
+    expected = runner.invoke(app, ["evaluate", "reviews.csv", "-m", str(tiny_model), "-o", "rs", "--json"])
+    assert report["scores"]["confusion_matrix"] == json.loads(expected.stdout)["scores"]["confusion_matrix"]
 
 
 def test_calibrated_confidence_uncertain_rows_and_the_coverage_table(tmp_path, monkeypatch):

@@ -386,3 +386,136 @@ def test_damaged_tfidf_vocabularies_are_refused(tfidf_copy, edit, match):
     _load_tfidf(tfidf_copy)  # the intact copy loads
     _edit_vocabulary(tfidf_copy, edit)
     _refused(_load_tfidf, tfidf_copy, match)
+
+
+# --- Hugging Face checkpoints rs did not train ---
+
+LABELS3 = ("negative", "neutral", "positive")
+
+
+def _checkpoint_meta(folder, **options):
+    from review_sentiment.modelstore import locate_model, model_meta
+
+    return model_meta(locate_model(folder), **options)
+
+
+def test_a_checkpoint_named_label_0_is_refused_without_labels(checkpoints):
+    message = _refused(_checkpoint_meta, checkpoints["numbered"], "does not say which class is which")
+    assert "id2label {0: 'LABEL_0', 1: 'LABEL_1', 2: 'LABEL_2'}" in message
+    assert "--labels negative,neutral,positive (in that order: class 0, class 1, class 2)" in message
+
+
+def test_labels_name_the_classes_in_the_checkpoints_order(checkpoints):
+    from review_sentiment.modelstore import describe_checkpoint
+
+    meta = _checkpoint_meta(checkpoints["numbered"], labels=("부정", "중립", "긍정"))
+    assert meta["labels"] == list(LABELS3) and meta["source"]["classes"] == list(LABELS3)
+    assert meta["model_type"] == "transformer" and meta["max_length"] == 128  # the tiny model's own limit
+    assert "rs_meta.json" not in {path.name for path in checkpoints["numbered"].iterdir()}
+    reversed_meta = _checkpoint_meta(checkpoints["numbered"], labels=("positive", "neutral", "negative"))
+    assert reversed_meta["labels"] == list(LABELS3)  # rs's order for the columns, the checkpoint's below
+    assert reversed_meta["source"]["classes"] == ["positive", "neutral", "negative"]
+    assert describe_checkpoint(reversed_meta).startswith("class 0 'LABEL_0' = positive, class 1 'LABEL_1' = neutral")
+    assert describe_checkpoint(reversed_meta).endswith("(from --labels)")
+
+
+def test_korean_class_names_are_read_from_id2label(checkpoints):
+    from review_sentiment.modelstore import describe_checkpoint
+
+    meta = _checkpoint_meta(checkpoints["korean"])
+    assert meta["source"]["id2label"] == {0: "긍정", 1: "중립", 2: "부정"}
+    assert meta["source"]["classes"] == ["positive", "neutral", "negative"] and meta["labels"] == list(LABELS3)
+    assert meta["normalization"] == NormalizationRecipe().to_dict() and meta["source"]["normalization"] == "rs"
+    assert describe_checkpoint(meta) == (
+        "class 0 '긍정' = positive, class 1 '중립' = neutral, class 2 '부정' = negative (from its id2label)"
+    )
+    assert _checkpoint_meta(checkpoints["korean"], normalization="none")["normalization"] is None
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (("negative", "positive"), r"names 2 classes but .* has 3 \(id2label \{0: 'LABEL_0'.*e.g. --labels negative"),
+        (("negative", "so-so", "positive"), "'so-so' is not a label rs knows"),
+        (("negative", "neg", "positive"), "gives two classes the same label"),
+    ],
+)
+def test_labels_that_do_not_fit_are_refused(checkpoints, labels, match):
+    _refused(lambda folder: _checkpoint_meta(folder, labels=labels), checkpoints["numbered"], match)
+
+
+def test_labels_may_not_contradict_a_known_id2label(checkpoints):
+    def load(folder):
+        return _checkpoint_meta(folder, labels=LABELS3)
+
+    _refused(load, checkpoints["korean"], r"contradicts the id2label .* \(class 0 is '긍정' there, 'negative' here")
+    assert _checkpoint_meta(checkpoints["korean"], labels=("pos", "neu", "neg"))["labels"] == list(LABELS3)
+
+
+def test_labels_and_normalization_are_refused_for_an_rs_model(tiny_model):
+    message = _refused(lambda folder: _checkpoint_meta(folder, labels=LABELS3), tiny_model, "apply only to checkpoints")
+    assert "--labels" in message and "rs_meta.json" in message
+    _refused(lambda folder: _checkpoint_meta(folder, normalization="none"), tiny_model, "drop --normalization")
+
+
+def test_a_checkpoint_of_five_classes_is_refused(tmp_path, checkpoints):
+    folder = shutil.copytree(checkpoints["numbered"], tmp_path / "stars")
+    _edit_json(folder / "config.json", id2label={str(i): f"{i + 1} stars" for i in range(5)})
+    _refused(lambda f: _checkpoint_meta(f, labels=LABELS3), folder, "scores checkpoints of 2 or 3 classes only")
+
+
+def test_a_pickle_only_checkpoint_is_refused_without_unpickling(tmp_path, checkpoints, no_unpickling):
+    folder = shutil.copytree(checkpoints["numbered"], tmp_path / "pickled")
+    (folder / "model.safetensors").unlink()
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(_RunsCode(tmp_path / "ran")))
+    load = lambda f: _checkpoint_meta(f, labels=LABELS3)  # noqa: E731
+    _refused(load, folder, r"weights only in pickle format \(pytorch_model.bin\), which rs never opens")
+    assert not (tmp_path / "ran").exists()
+
+
+def test_custom_code_in_a_checkpoint_is_refused(tmp_path, checkpoints):
+    folder = shutil.copytree(checkpoints["korean"], tmp_path / "custom")
+    _edit_json(folder / "config.json", auto_map={"AutoModelForSequenceClassification": "modeling_x.XModel"})
+    _refused(_checkpoint_meta, folder, "asks for custom code")
+
+
+def test_a_base_model_is_not_a_classifier(tiny_base):
+    _refused(_checkpoint_meta, tiny_base, r"is a base model \(ElectraForPreTraining\).*rs finetune REVIEWS --base")
+
+
+def test_a_hub_id_offline_fails_fast_and_says_how_to_bring_a_copy(monkeypatch, hub_cache):
+    import time
+
+    from review_sentiment.modelstore import locate_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
+    message = _refused(locate_model, "daekeun-ml/koelectra-small-v3-nsmc", "HF_HUB_OFFLINE is set")
+    assert time.perf_counter() - started < 10
+    assert "hf download daekeun-ml/koelectra-small-v3-nsmc --revision main" in message
+    assert "--model ./koelectra-small-v3-nsmc" in message
+
+
+def test_a_hub_id_is_taken_from_the_hugging_face_cache_offline(monkeypatch, hub_cache, checkpoints):
+    from review_sentiment.modelstore import locate_model
+    from tests.conftest import HUB_COMMIT
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    snapshot = hub_cache("rs-test/tiny-korean", checkpoints["korean"])
+    location = locate_model("rs-test/tiny-korean")
+    assert (location.folder, location.hub_id, location.commit) == (snapshot, "rs-test/tiny-korean", HUB_COMMIT)
+    meta = _checkpoint_meta("rs-test/tiny-korean")
+    assert meta["name"] == "rs-test/tiny-korean" and meta["source"]["revision"] == HUB_COMMIT
+    assert meta["source"]["classes"] == ["positive", "neutral", "negative"]
+
+
+def test_a_missing_folder_is_not_taken_for_a_hub_id(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from review_sentiment.modelstore import locate_model
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    for name in ("./owner/name", "models/nope", Path("owner/name")):
+        assert locate_model(name).hub_id is None
+        _refused(_checkpoint_meta, name, "No model folder")

@@ -331,3 +331,16 @@ def test_a_repeated_header_row_gets_no_label_and_says_why(tmp_path, tiny_model):
     assert out["id"].tolist() == ["1", "id", "2"] and summary.rows == 3
     assert out["predicted_label"][1] == "" and out["note"][1] == REPEATED_HEADER
     assert out["predicted_label"][0] and out["predicted_label"][2]
+
+
+def test_resume_refuses_another_normalization_of_a_checkpoint(tmp_path, checkpoints, sample_table):
+    sample_table.to_csv(tmp_path / "in.csv", index=False)
+    run = {"model_dir": checkpoints["korean"], "chunk_rows": 100}
+    with pytest.raises(Interrupted):
+        predict_file(tmp_path / "in.csv", tmp_path / "out.csv", on_chunk_done=_interrupt_after(1), **run)
+    with pytest.raises(RsError, match=r"--normalization \(rs there, none now\)"):
+        predict_file(
+            tmp_path / "in.csv", tmp_path / "out.csv", resume=True, scoring=ScoringOptions(normalization="none"), **run
+        )
+    summary = predict_file(tmp_path / "in.csv", tmp_path / "out.csv", resume=True, **run)
+    assert summary.resumed_chunks == 1 and summary.scored == len(sample_table)
