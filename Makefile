@@ -61,7 +61,7 @@ bench: install
 	if [ -d bench/results/finetuned-random-init-mini-seed0 ]; then $(BIN)/python bench/long_reviews.py; \
 	else echo "skipped bench/long_reviews.py: run make bench-pretrain first (it makes the model)"; fi
 	@# calibration of TF-IDF and of a transformer fine-tuned from the base that make bench-pretrain pretrains
-	if [ -d bench/results/pretrained-mini ]; then $(BIN)/python bench/calibration.py --train-size 40000 --test-size 20000; \
+	if [ -d bench/results/pretrained-mini ]; then $(BIN)/python bench/calibration.py --train-size 40000 --test-size 20000 --ablate-class-weights; \
 	else echo "skipped bench/calibration.py: run make bench-pretrain first (it makes the base)"; fi
 
 # About 100 minutes on 2 cores (needs ../shared/data): an hour of ELECTRA pretraining; then the pretrained model (two

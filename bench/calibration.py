@@ -9,7 +9,10 @@ For the TF-IDF baseline and a fine-tuned transformer (a `mini` ELECTRA that `rs 
 3. the alternative the issue asked to weigh: isotonic regression (one per class, on the same validation split,
    rows renormalized), which can fit any monotone shape but may change labels.
 
-    python bench/calibration.py --train-size 40000 --test-size 20000
+    python bench/calibration.py --train-size 40000 --test-size 20000 --ablate-class-weights
+
+--ablate-class-weights adds the binary transformer fine-tuned without class weights: the experiment that showed
+why one temperature does not calibrate the class-weighted transformers (README: Benchmarks → Calibration).
 
 Needs ../shared/data/nsmc_reviews.csv.gz. Work files go to bench/results/calibration/ (ignored by git); prints
 markdown tables and saves the numbers to bench/results/calibration/calibration.json; copies the three-class
@@ -83,7 +86,9 @@ def test_probabilities(model: Path, test_path: Path) -> tuple[np.ndarray, np.nda
     return probabilities[scored], gold[scored]
 
 
-def run(kind: str, task: str, train: pd.DataFrame, test_path: Path, base: str, epochs: int) -> dict:
+def run(
+    kind: str, task: str, train: pd.DataFrame, test_path: Path, base: str, epochs: int, class_weights: bool = True
+) -> dict:
     from review_sentiment.calibration import Temperature, calibration_scores, fit_temperature
     from review_sentiment.config import FinetuneArguments
     from review_sentiment.evaluate import evaluate_file
@@ -92,7 +97,8 @@ def run(kind: str, task: str, train: pd.DataFrame, test_path: Path, base: str, e
     folder = RESULTS / f"{kind}-{task}"
     train_path = RESULTS / f"train-{task}.csv"
     started = time.perf_counter()
-    finetune(train_path, base, FinetuneArguments(epochs=epochs), output_dir=folder, force=True)
+    arguments = FinetuneArguments(epochs=epochs, class_weights=class_weights)
+    finetune(train_path, base, arguments, output_dir=folder, force=True)
     train_seconds = time.perf_counter() - started
     meta = json.loads((folder / "rs_meta.json").read_text())
     report = evaluate_file(test_path, folder, output_dir=folder / "evaluation")
@@ -122,6 +128,7 @@ def run(kind: str, task: str, train: pd.DataFrame, test_path: Path, base: str, e
                 "accuracy": round(float((by_isotonic.argmax(axis=1) == gold).mean()), 4),
             },
         },
+        "by_predicted_label": report.calibration["by_predicted_label"],
         "coverage": report.coverage,
         "files": report.files,
     }
@@ -135,6 +142,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, default=NSMC)
+    parser.add_argument(
+        "--ablate-class-weights",
+        action="store_true",
+        help="Also fine-tune the binary transformer with --no-class-weights (the cause of its miscalibration).",
+    )
     options = parser.parse_args()
     if not Path(options.base).is_dir():
         raise SystemExit(f"{options.base} does not exist: run `make bench-pretrain` first, or pass --base FOLDER.")
@@ -151,8 +163,11 @@ def main() -> None:
         train[["review", "label"]].to_csv(RESULTS / f"train-{task}.csv", index=False)
         test_path = RESULTS / f"test-{task}.csv"
         test[["review", "label"]].to_csv(test_path, index=False)
-        for kind, base in (("tfidf", "tfidf"), ("transformer", options.base)):
-            rows.append(run(kind, task, train, test_path, base, options.epochs))
+        runs = [("tfidf", "tfidf", True), ("transformer", options.base, True)]
+        if options.ablate_class_weights and not three_class:
+            runs.append(("transformer-no-class-weights", options.base, False))
+        for kind, base, class_weights in runs:
+            rows.append(run(kind, task, train, test_path, base, options.epochs, class_weights))
             print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
     (RESULTS / "calibration.json").write_text(json.dumps(rows, indent=2, ensure_ascii=False))
 
@@ -174,6 +189,14 @@ def main() -> None:
             f"| {raw['nll']:.4f} → {calibrated['nll']:.4f} | {iso['ece']:.4f}, {iso['nll']:.4f} "
             f"({iso['labels_changed']:.1%}) |"
         )
+    print("\n| model | task | per predicted label: reviews, mean confidence, share right (calibrated) |")
+    print("|---|---|---|")
+    for row in rows:
+        cells = "; ".join(
+            f"{label} {entry['rows']:,}, {entry['confidence']:.3f}, {entry['accuracy']:.1%}"
+            for label, entry in row["by_predicted_label"].items()
+        )
+        print(f"| {row['model']} | {row['task']} | {cells} |")
     print("\n| model | task | " + " | ".join(f"≥ {row['min_confidence']:g}" for row in rows[-1]["coverage"]) + " |")
     print("|---|---|" + "---:|" * len(rows[-1]["coverage"]))
     for row in rows:
