@@ -206,13 +206,33 @@ def load_base_weights(base: ResolvedBase, model_class=None, **model_kwargs):
         from transformers import AutoModelForSequenceClassification as model_class
 
     cached_only = base.is_local or hub_is_offline()
-    kwargs = {"trust_remote_code": False, "local_files_only": cached_only, **model_kwargs}
+    # A base that is itself a classifier with another number of classes (a 3-class model fine-tuned again on
+    # two) gets a new head: its shapes differ from the config asked for, and transformers would refuse them.
+    # Only the head may differ; a mismatch in the encoder means the folder is damaged.
+    kwargs = {
+        "trust_remote_code": False,
+        "local_files_only": cached_only,
+        "ignore_mismatched_sizes": True,
+        "output_loading_info": True,
+        **model_kwargs,
+    }
     if base.revision:
         kwargs["revision"] = base.revision
     try:
-        return model_class.from_pretrained(base.source, **kwargs)
+        model, loading = model_class.from_pretrained(base.source, **kwargs)
     except OSError as error:
         raise RsError(f"Cannot load the weights of {base.source}: {error}") from None
+    prefix = model.base_model_prefix
+    encoder = [key for key, *_ in loading.get("mismatched_keys") or () if key.split(".")[0] == prefix]
+    if encoder:
+        shown = ", ".join(str(key) for key in encoder[:3]) + (
+            f" and {len(encoder) - 3} more" if len(encoder) > 3 else ""
+        )
+        raise RsError(
+            f"The weights of {base.source} do not match its config.json ({shown} have other shapes): the folder "
+            "mixes files of different models or is damaged. Copy or download it again."
+        )
+    return model
 
 
 def expected_vocab_size(base: ResolvedBase) -> int | None:

@@ -92,7 +92,10 @@ def test_same_seed_same_result(tmp_path, tiny_base):
     second = finetune(SAMPLE, str(tiny_base), QUICK, output_dir=tmp_path / "b")
 
     def without_timing(history):
-        return [{k: v for k, v in epoch.items() if k != "train_tokens_per_second"} for epoch in history]
+        return [
+            {k: v for k, v in epoch.items() if k not in ("train_tokens_per_second", "train_seconds")}
+            for epoch in history
+        ]
 
     assert without_timing(first.history) == without_timing(second.history)
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
@@ -154,7 +157,9 @@ def _interrupt_at(wanted: int):
 
 
 def _without_timing(history):
-    return [{k: v for k, v in epoch.items() if k != "train_tokens_per_second"} for epoch in history]
+    return [
+        {k: v for k, v in epoch.items() if k not in ("train_tokens_per_second", "train_seconds")} for epoch in history
+    ]
 
 
 def test_interrupted_runs_resume_to_the_same_model(tmp_path, tiny_base, easy_reviews, monkeypatch):
@@ -254,3 +259,21 @@ def test_tfidf_resume_just_trains_again(tmp_path, easy_reviews):
     finetune(easy_reviews, "tfidf", args, output_dir=tmp_path / "tf", resume=True, reporter=reporter)
     assert reporter.said("keeps no checkpoint")
     assert (tmp_path / "tf" / "rs_meta.json").exists() and not (tmp_path / "tf.rs-checkpoint").exists()
+
+
+@pytest.mark.slow
+def test_a_classifier_with_other_classes_can_be_the_base(tmp_path, tiny_model, sample_table):
+    """A three-class model fine-tuned again on two classes gets a new head (transformers refuses the old one's
+    shapes); its encoder is the base's."""
+    from safetensors.torch import load_file
+
+    sample_table[sample_table["label"] != "neutral"].to_csv(tmp_path / "binary.csv", index=False)
+    arguments = FinetuneArguments(epochs=1, learning_rate=1e-6)
+    result = finetune(tmp_path / "binary.csv", str(tiny_model), arguments, output_dir=tmp_path / "two")
+    assert result.labels == ["negative", "positive"]
+    config = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+    before, after = load_file(tiny_model / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
+    assert after["classifier.out_proj.weight"].shape[0] == 2 and before["classifier.out_proj.weight"].shape[0] == 3
+    word_embeddings = "electra.embeddings.word_embeddings.weight"
+    assert (after[word_embeddings] - before[word_embeddings]).abs().max() < 1e-3  # the base's, barely moved
