@@ -57,6 +57,7 @@ bench: install
 	$(BIN)/python bench/baseline_tfidf.py --train-size 150000
 	$(BIN)/python bench/predict_speed.py --million
 	$(BIN)/python bench/report_speed.py --rows 100000 --rows 1000000
+	$(BIN)/python bench/training_speed.py
 	@# long reviews: truncation vs scored parts, on the NSMC model that make bench-pretrain fine-tunes
 	if [ -d bench/results/finetuned-random-init-mini-seed0 ]; then $(BIN)/python bench/long_reviews.py; \
 	else echo "skipped bench/long_reviews.py: run make bench-pretrain first (it makes the model)"; fi

@@ -41,6 +41,12 @@ LABELS = ["negative", "neutral", "positive"]
 SHAPES = {  # KcELECTRA-base-v2022's shape; "tiny" for the million-row memory run on a CPU
     "base": {"hidden_size": 768, "layers": 12, "heads": 12, "vocab_size": 54343},
     "tiny": {"hidden_size": 64, "layers": 2, "heads": 2, "vocab_size": 8000},
+    "mini": {
+        "hidden_size": 128,
+        "layers": 4,
+        "heads": 2,
+        "vocab_size": 16000,
+    },  # rs pretrain --size mini (training_speed)
 }
 
 

@@ -556,6 +556,8 @@ class _ClassifierTraining:
                 "epoch": epoch,
                 "train_loss": round(float(np.mean(progress.losses)), 4),
                 **scores,
+                "train_tokens": progress.tokens,  # real tokens trained on (padding not counted)
+                "train_seconds": round(progress.epoch_seconds, 2),  # the epoch's steps alone (no validation)
                 "train_tokens_per_second": round(progress.tokens / max(progress.epoch_seconds, 1e-9), 1),
                 "padding_share": round(1 - progress.tokens / progress.slots, 4),
             }

@@ -45,7 +45,10 @@ def weights(folder):
 
 
 def history_without_timing(meta: dict) -> list[dict]:
-    return [{k: v for k, v in epoch.items() if k != "train_tokens_per_second"} for epoch in meta["metrics"]["history"]]
+    return [
+        {k: v for k, v in epoch.items() if k not in ("train_tokens_per_second", "train_seconds")}
+        for epoch in meta["metrics"]["history"]
+    ]
 
 
 @pytest.fixture(scope="module")

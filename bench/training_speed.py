@@ -1,0 +1,244 @@
+"""Fine-tuning speed: rs finetune against transformers.Trainer, as tokens/s and as a share of the fp32 peak.
+
+    python bench/training_speed.py                      # base and mini shapes, 2,000 reviews (about 25 min)
+    python bench/training_speed.py --shapes mini --reviews 500      # a quick look
+
+Same model, same reviews (--reviews of NSMC at random, rs-normalized once, labels 1-4 negative / 9-10 positive), the
+same validation split (rs finetune's: stratified 10 %, seed 42), batch 32, max length 128, one epoch, AdamW at
+5e-5; each variant in its own process, one after the other:
+- `transformers.Trainer` with its defaults (random batches padded to their longest review by
+  DataCollatorWithPadding), what the KoELECTRA/KcBERT fine-tuning recipes and most tutorials use;
+- the same with `group_by_length=True` (in transformers 5: `train_sampling_strategy="group_by_length"`);
+- `rs finetune` as it is (length-grouped batches, class weights, warmup).
+Models: KcELECTRA-base's shape (12 x 768, vocabulary 54,343) and rs pretrain's `mini` (4 x 128), random weights,
+built as the prediction benchmark builds them (bench/predict_speed.py).
+
+Reported per variant: the training loop's seconds (the epoch alone: start-up, loading and validation excluded),
+real tokens/s (the training split's tokens, [CLS]/[SEP] included, padding not), the share of the fp32 matmul peak
+(tokens/s x 6 x non-embedding parameters, the forward and backward FLOPs of a token, over the peak of
+bench/predict_speed.py's matmul_peak measured in the same process right after the epoch), the process's whole
+wall time and peak RSS, and the validation accuracy after the epoch (speed must not come from doing less).
+The machine's instruction set (AVX2 / AVX-512 / AMX) is printed with the table. Results:
+bench/results/training_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+from predict_speed import NSMC, build_checkpoint, matmul_peak, nonembedding_parameters, peak_rss_mb  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+WORK = RESULTS / "training_speed"
+VARIANTS = ("trainer-default", "trainer-group-by-length", "rs-finetune")
+BATCH_SIZE, MAX_LENGTH, LEARNING_RATE, SEED = 32, 128, 5e-5, 42
+
+
+def instruction_set() -> str:
+    flags = set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    if "amx_tile" in flags:
+        return "AMX"
+    if "avx512f" in flags:
+        return "AVX-512"
+    return "AVX2" if "avx2" in flags else "other"
+
+
+def prepare_data(reviews: int) -> Path:
+    """`reviews` NSMC reviews drawn at random (seed 0) among those rated 1-4 (negative) or 9-10 (positive), in
+    their natural mix, rs-normalized, as review,label: what every variant reads."""
+    import pandas as pd
+
+    from review_sentiment.normalize import normalize_texts
+
+    path = WORK / f"reviews-{reviews}.csv"
+    if path.exists():
+        return path
+    table = pd.read_csv(NSMC, dtype=str, keep_default_na=False)
+    rating = table["rating"].astype(int)
+    table = table[(rating <= 4) | (rating >= 9)].sample(n=reviews * 2, random_state=0)
+    table["label"] = ["negative" if int(r) <= 4 else "positive" for r in table["rating"]]
+    table["review"] = normalize_texts(table["review"].tolist())
+    table = table[table["review"].str.strip() != ""].head(reviews)
+    WORK.mkdir(parents=True, exist_ok=True)
+    table[["review", "label"]].to_csv(path, index=False)
+    return path
+
+
+def split_and_encode(data: Path, model: Path):
+    """The labels, token ids and rs finetune's train/validation split, for the Trainer variants."""
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    from review_sentiment.finetune import stratified_split
+
+    table = pd.read_csv(data, dtype=str, keep_default_na=False)
+    labels = table["label"].tolist()
+    train, validation = stratified_split(labels, 0.1, SEED)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    encoded = tokenizer(table["review"].tolist(), truncation=True, max_length=MAX_LENGTH)["input_ids"]
+    return labels, encoded, train, validation, tokenizer
+
+
+def child(variant: str, model: Path, data: Path) -> dict:
+    from review_sentiment.inference import set_cpu_threads
+    from review_sentiment.reporting import silence_library_logs
+
+    silence_library_logs()
+    set_cpu_threads()
+    started = time.perf_counter()
+    if variant == "rs-finetune":
+        result = _rs_finetune(model, data)
+    else:
+        result = _trainer(model, data, group_by_length=variant == "trainer-group-by-length")
+    result["wall_seconds"] = time.perf_counter() - started
+    result["peak"] = matmul_peak()  # right after the epoch, in this process: the machine's speed drifts
+    result["rss_mb"] = peak_rss_mb()
+    return result
+
+
+def _rs_finetune(model: Path, data: Path) -> dict:
+    from review_sentiment.config import FinetuneArguments
+    from review_sentiment.finetune import finetune
+
+    arguments = FinetuneArguments(
+        epochs=1, batch_size=BATCH_SIZE, max_length=MAX_LENGTH, learning_rate=LEARNING_RATE, seed=SEED
+    )
+    output = WORK / "rs-model"
+    result = finetune(data, str(model), arguments, output_dir=output, force=True)
+    epoch = result.history[0]
+    return {
+        "train_seconds": epoch["train_seconds"],
+        "tokens": epoch["train_tokens"],
+        "validation_accuracy": epoch["accuracy"],
+        "padding_share": epoch["padding_share"],
+    }
+
+
+def _trainer(model: Path, data: Path, group_by_length: bool) -> dict:
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments
+
+    labels, encoded, train, validation, tokenizer = split_and_encode(data, model)
+    names = sorted(set(labels))
+
+    class Rows(torch.utils.data.Dataset):
+        def __init__(self, rows):
+            self.rows = rows
+
+        def __len__(self):
+            return len(self.rows)
+
+        def __getitem__(self, index):
+            row = self.rows[index]
+            return {"input_ids": encoded[row], "labels": names.index(labels[row])}
+
+    classifier = AutoModelForSequenceClassification.from_pretrained(
+        model,
+        num_labels=len(names),
+        id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)},
+        ignore_mismatched_sizes=True,  # the benchmark checkpoint has a 3-class head: a new one for 2
+    )
+    arguments = TrainingArguments(
+        output_dir=str(WORK / "trainer"),
+        per_device_train_batch_size=BATCH_SIZE,
+        per_device_eval_batch_size=64,
+        num_train_epochs=1,
+        learning_rate=LEARNING_RATE,
+        # transformers 5's name for group_by_length=True
+        train_sampling_strategy="group_by_length" if group_by_length else "random",
+        save_strategy="no",
+        report_to="none",
+        seed=SEED,
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=classifier,
+        args=arguments,
+        train_dataset=Rows(train),
+        eval_dataset=Rows(validation),
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
+    metrics = trainer.train().metrics
+    predictions = trainer.predict(Rows(validation))
+    accuracy = float((np.argmax(predictions.predictions, axis=1) == predictions.label_ids).mean())
+    return {
+        "train_seconds": metrics["train_runtime"],
+        "tokens": sum(len(encoded[i]) for i in train),
+        "validation_accuracy": round(accuracy, 4),
+    }
+
+
+def in_child(variant: str, model: Path, data: Path) -> dict:
+    command = [sys.executable, __file__, "--child", variant, "--model", str(model), "--data", str(data)]
+    run = subprocess.run(command, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise SystemExit(f"{variant} failed:\n{run.stderr[-3000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reviews", type=int, default=2000)
+    parser.add_argument("--shapes", nargs="+", default=["base", "mini"], choices=["base", "mini"])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--child")
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--data", type=Path)
+    options = parser.parse_args()
+    if options.child:
+        print(json.dumps(child(options.child, options.model, options.data)))
+        return
+
+    data = prepare_data(options.reviews)
+    rows = []
+    for shape in options.shapes:
+        model = build_checkpoint(shape)
+        flops_per_token = 6 * nonembedding_parameters(model)
+        for variant in options.variants:
+            result = in_child(variant, model, data)
+            tokens_per_second = result["tokens"] / result["train_seconds"]
+            result.update(
+                shape=shape,
+                variant=variant,
+                tokens_per_second=round(tokens_per_second, 1),
+                gflops=round(tokens_per_second * flops_per_token / 1e9, 1),
+                share_of_peak=round(tokens_per_second * flops_per_token / 1e9 / result["peak"]["peak"], 3),
+                gflop_per_token=round(flops_per_token / 1e9, 4),
+            )
+            rows.append(result)
+            print(json.dumps(result), flush=True)
+    isa = instruction_set()
+    (RESULTS / "training_speed.json").write_text(json.dumps({"instruction_set": isa, "rows": rows}, indent=2))
+    print(f"\n{options.reviews:,} reviews, 1 epoch, batch {BATCH_SIZE}, max length {MAX_LENGTH}; CPU with {isa}")
+    print(
+        "| model | variant | epoch | tokens/s | GFLOP/s | % of fp32 peak (peak) | process wall | peak RSS "
+        "| validation accuracy |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(
+            f"| {row['shape']} | {row['variant']} | {row['train_seconds']:.1f} s | {row['tokens_per_second']:,.0f} "
+            f"| {row['gflops']:.1f} | {row['share_of_peak']:.0%} ({row['peak']['peak']:.0f}) "
+            f"| {row['wall_seconds']:.0f} s | {row['rss_mb']:,.0f} MB | {row['validation_accuracy']:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
