@@ -201,3 +201,26 @@ def test_processes_stop_together_when_any_one_got_ctrl_c():
     with pytest.raises(Interrupted, match="Stopped at step 2 of 3 \\(toy\\); checkpoint saved"):
         loop.run(toy.steps(loop))
     assert toy.step == 2 and toy.saves == [2]
+
+
+def test_fused_adamw_steps_as_the_plain_one():
+    """rs finetune's AdamW is the fused kernel: the same update as PyTorch's loop of tensor ops, to float
+    rounding, with weight decay on one group and none on the other, as finetune sets them up."""
+    import torch
+
+    torch.manual_seed(0)
+    weights = [torch.randn(64, 32), torch.randn(32)]
+    gradients = [[torch.randn_like(w) for w in weights] for _ in range(5)]
+    results = []
+    for fused in (False, True):
+        parameters = [torch.nn.Parameter(w.clone()) for w in weights]
+        groups = [{"params": parameters[:1], "weight_decay": 0.01}, {"params": parameters[1:], "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, lr=5e-3, fused=fused, foreach=False if not fused else None)
+        for step in gradients:
+            for parameter, gradient in zip(parameters, step, strict=True):
+                parameter.grad = gradient.clone()
+            optimizer.step()
+        results.append([p.detach() for p in parameters])
+    for plain, fused in zip(*results, strict=True):
+        assert not torch.equal(plain, weights[0] if plain.dim() == 2 else weights[1])  # it moved
+        torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
