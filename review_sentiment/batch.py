@@ -25,7 +25,13 @@ from review_sentiment.errors import RsError
 from review_sentiment.io import SAMPLE_ROWS, TextColumnChoice, unique_column_name
 from review_sentiment.modelstore import locate_model, model_meta
 from review_sentiment.options import ScoringOptions
-from review_sentiment.scoring import Predictor, PreparedTexts, labels_from_probabilities, review_column
+from review_sentiment.scoring import (
+    Predictor,
+    PreparedTexts,
+    labels_from_probabilities,
+    review_column,
+    shown_confidence,
+)
 
 LABEL_COLUMN = "predicted_label"
 CONFIDENCE_COLUMN = "confidence"
@@ -99,7 +105,7 @@ class BatchLabeler:
         # float64 before rounding, so JSON output shows 0.4928 rather than float32's 0.4927999973
         probabilities = probabilities.astype(np.float64)
         frame[self.names[LABEL_COLUMN]] = predicted
-        frame[self.names[CONFIDENCE_COLUMN]] = np.round(probabilities.max(axis=1), 4)
+        frame[self.names[CONFIDENCE_COLUMN]] = shown_confidence(probabilities)
         for index, label in enumerate(self.labels):
             frame[self.names[f"prob_{label}"]] = np.round(probabilities[:, index], 4)
         frame[self.names[NOTE_COLUMN]] = notes
@@ -130,8 +136,7 @@ def set_aside_uncertain(
 ) -> tuple[list[str], list[str]]:
     """The labels with those below `min_confidence` replaced by `uncertain`, and the notes saying why."""
     predicted, notes = list(predicted), list(notes)
-    # as the confidence column shows it (a row shown as 0.7000 is not below 0.7); unscored rows keep their ""
-    confidence = np.nan_to_num(np.round(probabilities.astype(np.float64).max(axis=1), 4), nan=1.0)
+    confidence = np.nan_to_num(shown_confidence(probabilities), nan=1.0)  # unscored rows keep their ""
     for row in np.flatnonzero(confidence < min_confidence):
         reason = (
             f"uncertain: confidence {confidence[row]:.4f} is below --min-confidence {min_confidence:g} "

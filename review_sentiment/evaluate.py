@@ -41,7 +41,7 @@ from review_sentiment.metrics import classification_scores, plot_confusion_matri
 from review_sentiment.modelstore import describe_checkpoint, model_type_of, newest_model_dir
 from review_sentiment.options import LabelOptions, ReadOptions, ScoringOptions, WriteOptions
 from review_sentiment.reporting import SILENT, Reporter, per_second
-from review_sentiment.scoring import Predictor
+from review_sentiment.scoring import Predictor, shown_confidence
 
 METRICS_FILE = "metrics.json"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -330,7 +330,7 @@ def _kept(
     """With --min-confidence: the reviews at or above it (the rest rs predict labels uncertain) and their scores."""
     if min_confidence is None:
         return None
-    confidence = np.round(probabilities.astype(np.float64).max(axis=1), 4)  # as the confidence column shows it
+    confidence = shown_confidence(probabilities)
     predicted = [model_labels[i] for i in probabilities.argmax(axis=1)]
     correct = np.array(predicted) == np.array(gold_labels)
     kept = kept_scores(confidence, correct, min_confidence)

@@ -559,7 +559,6 @@ class _Aspects:
             self.flush()
 
     def flush(self) -> None:
-        import numpy as np
         import pandas as pd
 
         if not self._pending:
@@ -567,13 +566,12 @@ class _Aspects:
         rows, texts, aspects, labels, confidences = (list(column) for column in zip(*self._pending, strict=True))
         self._pending = []
         if self.predictor is not None:
-            from review_sentiment.scoring import labels_from_probabilities
+            from review_sentiment.scoring import labels_from_probabilities, shown_confidence
 
             probabilities = self.predictor.probabilities(texts)
             labels = labels_from_probabilities(probabilities, self.predictor.labels)
-            # confidence as rs predict writes it: the top probability to 4 places (none for an unscored clause)
-            top = np.round(probabilities.astype(np.float64).max(axis=1), 4)
-            confidences = [None if value != value else float(value) for value in top]
+            # as rs predict writes it (none for an unscored clause)
+            confidences = [None if value != value else float(value) for value in shown_confidence(probabilities)]
         self.counts.add(aspects, labels)
         self.mentions += len(texts)
         for values in zip(aspects, rows, texts, labels, confidences, strict=True):

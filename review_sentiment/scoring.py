@@ -349,6 +349,13 @@ def review_column(
     return choose_text_column(columns, sample, text_col, trained_on, hint)
 
 
+def shown_confidence(probabilities: np.ndarray) -> np.ndarray:
+    """The confidence as rs predict writes it: the top probability, in float64 (JSON shows 0.4928 rather than
+    float32's 0.4927999973), to 4 places; NaN for a row without a label. Thresholds compare this number, so a row
+    shown as 0.7000 is not below 0.7."""
+    return np.round(probabilities.astype(np.float64).max(axis=1), 4)
+
+
 def labels_from_probabilities(probabilities: np.ndarray, labels: list[str]) -> list[str]:
     scored = ~np.isnan(probabilities).any(axis=1)
     best = np.where(scored, np.nan_to_num(probabilities, nan=-1.0).argmax(axis=1), -1)
