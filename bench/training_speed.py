@@ -1,7 +1,9 @@
-"""Fine-tuning speed: rs finetune against transformers.Trainer, as tokens/s and as a share of the fp32 peak.
+"""Training speed: rs finetune against transformers.Trainer and rs pretrain against a plain ELECTRA loop, as
+tokens/s and as a share of the fp32 peak.
 
-    python bench/training_speed.py                      # base and mini shapes, 2,000 reviews (about 25 min)
-    python bench/training_speed.py --shapes mini --reviews 500      # a quick look
+    python bench/training_speed.py                      # base and mini shapes, 2,000 reviews (about 30 min)
+    python bench/training_speed.py --shapes mini --reviews 500 --pretrain-sizes      # a quick look
+    python bench/training_speed.py --shapes --pretrain-sizes mini small              # pretraining only
 
 Same model, same reviews (--reviews of NSMC at random, rs-normalized once, labels 1-4 negative / 9-10 positive), the
 same validation split (rs finetune's: stratified 10 %, seed 42), batch 32, max length 128, one epoch, AdamW at
@@ -18,7 +20,13 @@ real tokens/s (the training split's tokens, [CLS]/[SEP] included, padding not), 
 (tokens/s x 6 x non-embedding parameters, the forward and backward FLOPs of a token, over the peak of
 bench/predict_speed.py's matmul_peak measured in the same process right after the epoch), the process's whole
 wall time and peak RSS, and the validation accuracy after the epoch (speed must not come from doing less).
-The machine's instruction set (AVX2 / AVX-512 / AMX) is printed with the table. Results:
+Pretraining (--pretrain-sizes, rs pretrain's presets from scratch, random weights): PRETRAIN_STEPS steps of 32 x 128
+tokens on the same reviews, `rs pretrain` (packed reviews, generator logits at the masked positions only) against
+`_plain_electra_loop`, the loop a user writes over transformers' ElectraForMaskedLM and ElectraForPreTraining
+(run_mlm.py's concatenated blocks, logits over every position), with the same models and sizes. FLOPs per token:
+`pretrain_flops_per_token` (the work the method needs, not what a variant spends), over the same peak.
+
+The machine's instruction set (AVX2 / AVX-512 / AMX) is printed with the tables. Results:
 bench/results/training_speed.json.
 """
 
@@ -39,6 +47,8 @@ from predict_speed import NSMC, build_checkpoint, matmul_peak, nonembedding_para
 RESULTS = REPO / "bench" / "results"
 WORK = RESULTS / "training_speed"
 VARIANTS = ("trainer-default", "trainer-group-by-length", "rs-finetune")
+PRETRAIN_VARIANTS = ("plain-electra-loop", "rs-pretrain")
+PRETRAIN_STEPS, PRETRAIN_BATCH, PRETRAIN_LENGTH = 40, 32, 128
 BATCH_SIZE, MAX_LENGTH, LEARNING_RATE, SEED = 32, 128, 5e-5, 42
 
 
@@ -102,6 +112,8 @@ def child(variant: str, model: Path, data: Path) -> dict:
     started = time.perf_counter()
     if variant == "rs-finetune":
         result = _rs_finetune(model, data)
+    elif variant in PRETRAIN_VARIANTS:
+        result = _pretrain(variant, str(model), data)
     else:
         result = _trainer(model, data, group_by_length=variant == "trainer-group-by-length")
     result["wall_seconds"] = time.perf_counter() - started
@@ -185,6 +197,92 @@ def _trainer(model: Path, data: Path, group_by_length: bool) -> dict:
     }
 
 
+def _pretrain(variant: str, size: str, data: Path) -> dict:
+    """PRETRAIN_STEPS steps of ELECTRA replaced-token detection on the reviews, from scratch at `size`."""
+    from review_sentiment.config import PretrainArguments
+    from review_sentiment.pretrain import pretrain
+
+    arguments = PretrainArguments(
+        size=size, max_steps=PRETRAIN_STEPS, batch_size=PRETRAIN_BATCH, max_length=PRETRAIN_LENGTH, seed=SEED
+    )
+    output = WORK / f"rs-pretrain-{size}"
+    if variant == "rs-pretrain":
+        result = pretrain(data, arguments, output_dir=output, force=True)
+        train_seconds, tokens = result.tokens_seen / result.tokens_per_second, result.tokens_seen
+        loss = result.final.get("loss")
+    else:
+        train_seconds, tokens, loss = _plain_electra_loop(arguments, output, data)
+    flops = pretrain_flops_per_token(output, arguments.mask_prob)
+    return {"train_seconds": train_seconds, "tokens": tokens, "loss": loss, "flops_per_token": flops}
+
+
+def pretrain_flops_per_token(output: Path, mask_prob: float) -> float:
+    """Forward + backward FLOPs of a token's matmuls in replaced-token detection: 6 x the discriminator's and
+    the generator encoder's non-embedding parameters, plus the generator's output layers (vocabulary projection
+    included) at the masked share of the tokens, where they run. Attention's score matmuls are not counted."""
+    from transformers import ElectraForMaskedLM, ElectraForPreTraining
+
+    discriminator = ElectraForPreTraining.from_pretrained(output)
+    generator = ElectraForMaskedLM.from_pretrained(output / "generator")
+    per_token = sum(p.numel() for n, p in discriminator.named_parameters() if "embeddings" not in n)
+    head = generator.config.vocab_size * generator.config.embedding_size
+    for name, parameter in generator.named_parameters():
+        if "embeddings" in name or name.endswith("generator_lm_head.weight"):
+            continue
+        in_head = name.startswith(("generator_predictions", "generator_lm_head"))
+        per_token += parameter.numel() * (mask_prob if in_head else 1)
+    return 6 * (per_token + head * mask_prob)
+
+
+def _plain_electra_loop(arguments, output: Path, data: Path) -> tuple[float, int, float]:
+    """The loop a user writes over transformers' ELECTRA classes: the reviews concatenated and cut into
+    max-length blocks (run_mlm.py's group_texts), 15 % masked, the generator's logits over every position (what
+    ElectraForMaskedLM computes), replacements sampled at the masked positions, loss MLM + 50 x RTD, torch's
+    AdamW. Same models, sizes and batch as rs pretrain's (rs pretrain has just written them to `output`)."""
+    import pandas as pd
+    import torch
+    from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
+
+    torch.manual_seed(SEED)
+    tokenizer = AutoTokenizer.from_pretrained(output)
+    discriminator = ElectraForPreTraining(ElectraForPreTraining.config_class.from_pretrained(output))
+    generator = ElectraForMaskedLM(ElectraForMaskedLM.config_class.from_pretrained(output / "generator"))
+    generator.electra.embeddings = discriminator.electra.embeddings
+    generator.generator_lm_head.weight = discriminator.electra.embeddings.word_embeddings.weight
+    texts = pd.read_csv(data, dtype=str, keep_default_na=False)["review"].tolist()  # already rs-normalized
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    stream = [token for ids in encoded for token in [*ids, tokenizer.sep_token_id]]
+    block = arguments.max_length
+    blocks = torch.tensor(stream[: len(stream) // block * block]).view(-1, block)
+    blocks = blocks[torch.randperm(len(blocks))]
+    parameters = list({id(p): p for m in (generator, discriminator) for p in m.parameters()}.values())
+    optimizer = torch.optim.AdamW(parameters, lr=arguments.model_size.learning_rate, weight_decay=0.01)
+    generator.train()
+    discriminator.train()
+    seconds, tokens, loss = 0.0, 0, None
+    for step in range(PRETRAIN_STEPS):
+        started = time.perf_counter()
+        ids = blocks[(step * PRETRAIN_BATCH) % len(blocks) :][:PRETRAIN_BATCH]
+        masked = torch.rand(ids.shape) < arguments.mask_prob
+        generator_input = ids.masked_fill(masked, tokenizer.mask_token_id)
+        logits = generator(input_ids=generator_input).logits
+        mlm = torch.nn.functional.cross_entropy(logits[masked], ids[masked])
+        with torch.no_grad():
+            sampled = torch.distributions.Categorical(logits=logits[masked]).sample()
+        corrupted = ids.clone()
+        corrupted[masked] = sampled
+        replaced = (corrupted != ids).float()
+        rtd = discriminator(input_ids=corrupted).logits
+        loss = mlm + 50 * torch.nn.functional.binary_cross_entropy_with_logits(rtd, replaced)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        seconds += time.perf_counter() - started
+        tokens += ids.numel()
+    return seconds, tokens, loss.item()
+
+
 def in_child(variant: str, model: Path, data: Path) -> dict:
     command = [sys.executable, __file__, "--child", variant, "--model", str(model), "--data", str(data)]
     run = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -196,8 +294,9 @@ def in_child(variant: str, model: Path, data: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reviews", type=int, default=2000)
-    parser.add_argument("--shapes", nargs="+", default=["base", "mini"], choices=["base", "mini"])
+    parser.add_argument("--shapes", nargs="*", default=["base", "mini"], choices=["base", "mini"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--pretrain-sizes", nargs="*", default=["mini", "small"], choices=["mini", "small", "base"])
     parser.add_argument("--child")
     parser.add_argument("--model", type=Path)
     parser.add_argument("--data", type=Path)
@@ -224,8 +323,24 @@ def main() -> None:
             )
             rows.append(result)
             print(json.dumps(result), flush=True)
+    pretrain_rows = []
+    for size in options.pretrain_sizes:
+        for variant in PRETRAIN_VARIANTS[::-1]:  # rs pretrain first: it writes the models the plain loop copies
+            result = in_child(variant, Path(size), data)
+            tokens_per_second = result["tokens"] / result["train_seconds"]
+            gflops = tokens_per_second * result["flops_per_token"] / 1e9
+            result.update(
+                size=size,
+                variant=variant,
+                tokens_per_second=round(tokens_per_second, 1),
+                gflops=round(gflops, 1),
+                share_of_peak=round(gflops / result["peak"]["peak"], 3),
+            )
+            pretrain_rows.append(result)
+            print(json.dumps(result), flush=True)
     isa = instruction_set()
-    (RESULTS / "training_speed.json").write_text(json.dumps({"instruction_set": isa, "rows": rows}, indent=2))
+    results = {"instruction_set": isa, "rows": rows, "pretrain_rows": pretrain_rows}
+    (RESULTS / "training_speed.json").write_text(json.dumps(results, indent=2))
     print(f"\n{options.reviews:,} reviews, 1 epoch, batch {BATCH_SIZE}, max length {MAX_LENGTH}; CPU with {isa}")
     print(
         "| model | variant | epoch | tokens/s | GFLOP/s | % of fp32 peak (peak) | process wall | peak RSS "
@@ -237,6 +352,17 @@ def main() -> None:
             f"| {row['shape']} | {row['variant']} | {row['train_seconds']:.1f} s | {row['tokens_per_second']:,.0f} "
             f"| {row['gflops']:.1f} | {row['share_of_peak']:.0%} ({row['peak']['peak']:.0f}) "
             f"| {row['wall_seconds']:.0f} s | {row['rss_mb']:,.0f} MB | {row['validation_accuracy']:.3f} |"
+        )
+
+    if pretrain_rows:
+        steps = f"{PRETRAIN_STEPS} steps of {PRETRAIN_BATCH} x {PRETRAIN_LENGTH} tokens from scratch"
+        print(f"\nrs pretrain: {steps}; CPU with {isa}")
+        print("| size | variant | tokens/s | GFLOP/s | % of fp32 peak (peak) | peak RSS | loss after the steps |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+    for row in pretrain_rows:
+        print(
+            f"| {row['size']} | {row['variant']} | {row['tokens_per_second']:,.0f} | {row['gflops']:.1f} "
+            f"| {row['share_of_peak']:.0%} ({row['peak']['peak']:.0f}) | {row['rss_mb']:,.0f} MB | {row['loss']:.2f} |"
         )
 
 

@@ -65,6 +65,12 @@ from review_sentiment.checkpoints import (
     rng_states,
 )
 from review_sentiment.config import FinetuneArguments
+from review_sentiment.cpu_training import (
+    PackedReviews,
+    can_pack_classifier,
+    packed_classifier_logits,
+    use_fast_training_kernels,
+)
 from review_sentiment.distributed import Processes, launched_world_size, training_processes
 from review_sentiment.errors import RsError
 from review_sentiment.inference import batched_probabilities, pad_batch, use_fast_attention
@@ -437,6 +443,7 @@ class _ClassifierTraining:
     shuffler: object  # the generator that shuffles the batches
     batch_order: object  # its state before the current epoch drew its batches
     total_steps: int
+    packed: bool = False  # several reviews to a row (cpu_training.PackedReviews) instead of one padded row each
     progress: FinetuneProgress = field(default_factory=FinetuneProgress)
     best: BestEpoch = field(default_factory=BestEpoch)
 
@@ -475,10 +482,17 @@ class _ClassifierTraining:
         mine, share = processes.part_of(rows), 1.0
         if not mine:  # fewer reviews than processes: a stand-in keeps this one in step, counting for nothing
             mine, share = rows[:1], 0.0
-        ids, mask = pad_batch([self.encoded[r] for r in mine], self.pad_token_id)
+        if self.packed:
+            batch = PackedReviews.of([self.encoded[r] for r in mine], self.pad_token_id)
+            mine = [mine[i] for i in batch.order]
+            logits = packed_classifier_logits(self.model, batch)
+            tokens, slots = batch.tokens, batch.input_ids.numel()
+        else:
+            ids, mask = pad_batch([self.encoded[r] for r in mine], self.pad_token_id)
+            with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                logits = self.network(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            tokens, slots = int(mask.sum()), mask.numel()
         gold = torch.tensor([self.targets[r] for r in mine], device=self.device)
-        with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            logits = self.network(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
         if processes.world_size == 1:
             loss = self.loss_function(logits.float(), gold)
         else:
@@ -493,7 +507,7 @@ class _ClassifierTraining:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        loss_value, tokens, slots = loss.item(), int(mask.sum()) * share, mask.numel() * share
+        loss_value, tokens, slots = loss.item(), tokens * share, slots * share
         if processes.world_size > 1:
             loss_value, tokens, slots = processes.sum([loss_value / processes.world_size, tokens, slots])
         self.progress.tokens += int(tokens)
@@ -676,6 +690,7 @@ def _set_up_training(
         shuffler=shuffler,
         batch_order=shuffler.get_state(),
         total_steps=total_steps,
+        packed=can_pack_classifier(model, device, processes.world_size),
     )
 
 
@@ -895,6 +910,7 @@ class TransformerTrainer:
         if processes.rank:  # the same head everywhere (above), but each process its own dropout
             set_seed(self.args.seed + processes.rank)
         use_fast_attention(self.model, self.device)
+        use_fast_training_kernels(self.model, self.device, processes.world_size)
         self.model.to(self.device)
         self.encoded = self.tokenizer(data.texts, truncation=True, max_length=self.max_length)["input_ids"]
         self.targets = [label_ids[label] for label in data.labels]

@@ -210,13 +210,14 @@ def test_finetune_ctrl_c_then_resume(tmp_path, monkeypatch, tiny_base):
     (tmp_path / "reviews.csv").write_bytes(SAMPLE.read_bytes())
     command = ["finetune", "reviews.csv", "--base", str(tiny_base), "--name", "m", "--epochs", "2", "--lr", "1e-3"]
     assert "--resume" in runner.invoke(app, ["finetune", "--help"]).output
-    pad_batch = finetune_module.pad_batch
-    monkeypatch.setattr(finetune_module, "pad_batch", _ctrl_c_on_call(15, pad_batch))
+    for name in ("pad_batch", "packed_classifier_logits"):  # a step calls one of them (packed batches on a CPU)
+        monkeypatch.setattr(finetune_module, name, _ctrl_c_on_call(15, getattr(finetune_module, name)))
     result = runner.invoke(app, command)
     assert result.exit_code == 130, result.output
     assert "Stopped at step 15 of 22" in result.output and "rerun the same command with --resume" in result.output
     assert (tmp_path / "models" / "m.rs-checkpoint").is_dir() and not (tmp_path / "models" / "m").exists()
-    monkeypatch.setattr(finetune_module, "pad_batch", pad_batch)
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, command)
     assert result.exit_code == 1 and "--resume" in result.output and "--force" in result.output
     result = runner.invoke(app, [*command, "--resume"])
