@@ -209,11 +209,11 @@ def _pretrain(variant: str, size: str, data: Path) -> dict:
     if variant == "rs-pretrain":
         result = pretrain(data, arguments, output_dir=output, force=True)
         train_seconds, tokens = result.tokens_seen / result.tokens_per_second, result.tokens_seen
-        loss = result.final.get("loss")
+        losses = [result.final["generator_loss"], result.final["discriminator_loss"]]
     else:
-        train_seconds, tokens, loss = _plain_electra_loop(arguments, output, data)
+        train_seconds, tokens, losses = _plain_electra_loop(arguments, output, data)
     flops = pretrain_flops_per_token(output, arguments.mask_prob)
-    return {"train_seconds": train_seconds, "tokens": tokens, "loss": loss, "flops_per_token": flops}
+    return {"train_seconds": train_seconds, "tokens": tokens, "losses": losses, "flops_per_token": flops}
 
 
 def pretrain_flops_per_token(output: Path, mask_prob: float) -> float:
@@ -234,7 +234,7 @@ def pretrain_flops_per_token(output: Path, mask_prob: float) -> float:
     return 6 * (per_token + head * mask_prob)
 
 
-def _plain_electra_loop(arguments, output: Path, data: Path) -> tuple[float, int, float]:
+def _plain_electra_loop(arguments, output: Path, data: Path) -> tuple[float, int, list[float]]:
     """The loop a user writes over transformers' ELECTRA classes: the reviews concatenated and cut into
     max-length blocks (run_mlm.py's group_texts), 15 % masked, the generator's logits over every position (what
     ElectraForMaskedLM computes), replacements sampled at the masked positions, loss MLM + 50 x RTD, torch's
@@ -259,7 +259,7 @@ def _plain_electra_loop(arguments, output: Path, data: Path) -> tuple[float, int
     optimizer = torch.optim.AdamW(parameters, lr=arguments.model_size.learning_rate, weight_decay=0.01)
     generator.train()
     discriminator.train()
-    seconds, tokens, loss = 0.0, 0, None
+    seconds, tokens, losses = 0.0, 0, []
     for step in range(PRETRAIN_STEPS):
         started = time.perf_counter()
         ids = blocks[(step * PRETRAIN_BATCH) % len(blocks) :][:PRETRAIN_BATCH]
@@ -272,15 +272,16 @@ def _plain_electra_loop(arguments, output: Path, data: Path) -> tuple[float, int
         corrupted = ids.clone()
         corrupted[masked] = sampled
         replaced = (corrupted != ids).float()
-        rtd = discriminator(input_ids=corrupted).logits
-        loss = mlm + 50 * torch.nn.functional.binary_cross_entropy_with_logits(rtd, replaced)
+        rtd = torch.nn.functional.binary_cross_entropy_with_logits(discriminator(input_ids=corrupted).logits, replaced)
+        loss = mlm + arguments.disc_weight * rtd
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
         seconds += time.perf_counter() - started
         tokens += ids.numel()
-    return seconds, tokens, loss.item()
+        losses.append([mlm.item(), rtd.item()])
+    return seconds, tokens, [round(sum(step[i] for step in losses[-10:]) / 10, 4) for i in range(2)]
 
 
 def in_child(variant: str, model: Path, data: Path) -> dict:
@@ -357,12 +358,16 @@ def main() -> None:
     if pretrain_rows:
         steps = f"{PRETRAIN_STEPS} steps of {PRETRAIN_BATCH} x {PRETRAIN_LENGTH} tokens from scratch"
         print(f"\nrs pretrain: {steps}; CPU with {isa}")
-        print("| size | variant | tokens/s | GFLOP/s | % of fp32 peak (peak) | peak RSS | loss after the steps |")
+        print(
+            "| size | variant | tokens/s | GFLOP/s | % of fp32 peak (peak) | peak RSS "
+            "| generator / discriminator loss (last 10 steps) |"
+        )
         print("|---|---|---:|---:|---:|---:|---:|")
     for row in pretrain_rows:
         print(
             f"| {row['size']} | {row['variant']} | {row['tokens_per_second']:,.0f} | {row['gflops']:.1f} "
-            f"| {row['share_of_peak']:.0%} ({row['peak']['peak']:.0f}) | {row['rss_mb']:,.0f} MB | {row['loss']:.2f} |"
+            f"| {row['share_of_peak']:.0%} ({row['peak']['peak']:.0f}) | {row['rss_mb']:,.0f} MB "
+            f"| {row['losses'][0]:.3f} / {row['losses'][1]:.3f} |"
         )
 
 
