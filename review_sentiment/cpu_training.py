@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from review_sentiment.inference import onednn_available
+from review_sentiment.inference import onednn_available, reviews_apart_mask
 
 
 def _written_gradient(weight):
@@ -187,7 +187,7 @@ PACKED_ROW_TOKENS = 128
 @dataclass
 class PackedReviews:
     """A batch of whole reviews packed several to a row, each attending only to itself from position 0: the
-    same computation as one padded row per review, with no compute spent on padding (`rs pretrain`'s
+    same computation as one padded row per review, with little compute spent on padding (`rs pretrain`'s
     PackedBatch, for classification: the reviews' first tokens are where the classifier reads)."""
 
     order: list[int]  # the batch's reviews in the order their first tokens appear (row by row)
@@ -224,10 +224,9 @@ class PackedReviews:
                 column += size
         # padding attends to itself only, so no row of the softmax is empty
         review = torch.where(review > 0, review, -torch.arange(length).expand_as(review) - 1)
-        apart = review.unsqueeze(2) != review.unsqueeze(1)
-        attention_mask = torch.zeros(apart.shape).masked_fill(apart, torch.finfo(torch.float32).min).unsqueeze(1)
         first_tokens = (torch.tensor(first_rows), torch.tensor(first_columns))
-        return cls(order, input_ids, position_ids, attention_mask, first_tokens, sum(map(len, sequences)))
+        mask = reviews_apart_mask(review)
+        return cls(order, input_ids, position_ids, mask, first_tokens, sum(map(len, sequences)))
 
 
 def packed_classifier_logits(model, batch: PackedReviews):

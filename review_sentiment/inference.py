@@ -84,6 +84,15 @@ def pad_batch(sequences: list[list[int]], pad_token_id: int, multiple_of: int = 
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
+def reviews_apart_mask(review):
+    """The additive attention mask [rows, 1, length, length] for packed rows: 0 where two tokens belong to the
+    same review (`review`: long [rows, length], the review number of each token), a large negative elsewhere."""
+    import torch
+
+    apart = review.unsqueeze(2) != review.unsqueeze(1)
+    return torch.zeros(apart.shape).masked_fill(apart, torch.finfo(torch.float32).min).unsqueeze(1)
+
+
 def token_budget_batches(lengths: list[int], max_tokens: int, max_rows: int = MAX_BATCH_ROWS) -> list[list[int]]:
     """Indices grouped into batches, longest first, each with rows x longest <= max_tokens (a review longer than
     the budget gets a batch of its own) and at most max_rows rows."""

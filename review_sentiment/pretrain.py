@@ -172,7 +172,7 @@ class PackedBatch:
     def from_sequences(cls, sequences: list[list[int]], pad_token_id: int, cls_token_id: int) -> PackedBatch:
         import torch
 
-        from review_sentiment.inference import pad_batch
+        from review_sentiment.inference import pad_batch, reviews_apart_mask
 
         input_ids, padding_mask = pad_batch(sequences, pad_token_id)
         real = padding_mask.bool()
@@ -180,10 +180,7 @@ class PackedBatch:
         index = torch.arange(input_ids.shape[1]).expand_as(input_ids)
         review_start = torch.cummax(torch.where(input_ids == cls_token_id, index, 0), dim=1).values
         position_ids = torch.where(real, index - review_start, 0)
-        same_review = review.unsqueeze(2) == review.unsqueeze(1)
-        attention_mask = torch.zeros(same_review.shape, dtype=torch.float32)
-        attention_mask = attention_mask.masked_fill(~same_review, torch.finfo(torch.float32).min).unsqueeze(1)
-        return cls(input_ids, real, position_ids, attention_mask)
+        return cls(input_ids, real, position_ids, reviews_apart_mask(review))
 
     def to(self, device) -> PackedBatch:
         return PackedBatch(*(getattr(self, name).to(device) for name in self.__dataclass_fields__))
