@@ -12,7 +12,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from review_sentiment.config import FinetuneArguments, PretrainArguments
 from review_sentiment.console import ConsoleReporter, console, print_json, results
-from review_sentiment.distributed import is_main_process
+from review_sentiment.distributed import end_launched_process, is_main_process, launched_world_size
 from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.options import LabelOptions, ReadOptions, ScoringOptions, WriteOptions
 from review_sentiment.reporting import rate
@@ -1082,6 +1082,7 @@ def report(
 
 def main() -> None:
     import signal
+    import sys
 
     global _EXITS_AFTER_COMMAND
     _EXITS_AFTER_COMMAND = True
@@ -1090,7 +1091,17 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     if not is_main_process():  # torchrun / accelerate launch: one process speaks for all
         console.quiet = results.quiet = True
-    app()
+    if launched_world_size() == 1:
+        app()
+        return
+    try:
+        app()
+    except SystemExit as exit_request:  # typer ends every command this way
+        code = exit_request.code
+        if code is not None and not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = 1
+        end_launched_process(code or 0)
 
 
 if __name__ == "__main__":  # torchrun -m review_sentiment.cli, accelerate launch -m review_sentiment.cli

@@ -181,3 +181,14 @@ def test_a_launch_without_accelerate_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "accelerate", None)  # as if not installed: importing it raises ImportError
     with pytest.raises(RsError, match=r'launched as 2 processes.*pip install "review-sentiment\[distributed\]"'):
         training_processes(None)
+
+
+def test_a_launched_process_ends_with_the_exit_status_of_its_command(tmp_path):
+    """A process of a launch ends through end_launched_process (exit handlers, then no interpreter teardown):
+    the status and the error message of the command still come out, 2 for a usage error."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WORLD_SIZE": "2", "RANK": "0"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    command = [sys.executable, *rs("finetune", SAMPLE, "--epochs", "0", "-o", tmp_path / "model")]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "--epochs" in run.stderr and not (tmp_path / "model").exists()
