@@ -11,7 +11,8 @@ same validation split (rs finetune's: stratified 10 %, seed 42), batch 32, max l
 - `transformers.Trainer` with its defaults (random batches padded to their longest review by
   DataCollatorWithPadding), what the KoELECTRA/KcBERT fine-tuning recipes and most tutorials use;
 - the same with `group_by_length=True` (in transformers 5: `train_sampling_strategy="group_by_length"`);
-- `rs finetune` as it is (length-grouped batches, class weights, warmup).
+- `rs finetune` as it is (length-grouped batches, class weights, warmup; --precision auto: bf16 on a CPU with AMX).
+On a CPU with AMX also Trainer with group_by_length in bf16 (bf16=True: CPU autocast) and rs finetune in fp32.
 Models: KcELECTRA-base's shape (12 x 768, vocabulary 54,343) and rs pretrain's `mini` (4 x 128), random weights,
 built as the prediction benchmark builds them (bench/predict_speed.py).
 
@@ -47,6 +48,9 @@ from predict_speed import NSMC, build_checkpoint, matmul_peak, nonembedding_para
 RESULTS = REPO / "bench" / "results"
 WORK = RESULTS / "training_speed"
 VARIANTS = ("trainer-default", "trainer-group-by-length", "rs-finetune")
+# on a CPU with AMX rs finetune trains in bf16 by default (--precision auto): Trainer in bf16 (bf16=True, CPU
+# autocast) is then the fair comparison, and rs in fp32 shows what bf16 gives
+AMX_VARIANTS = ("trainer-group-by-length-bf16", "rs-finetune-fp32")
 PRETRAIN_VARIANTS = ("plain-electra-loop", "rs-pretrain")
 PRETRAIN_STEPS, PRETRAIN_BATCH, PRETRAIN_LENGTH = 40, 32, 128
 BATCH_SIZE, MAX_LENGTH, LEARNING_RATE, SEED = 32, 128, 5e-5, 42
@@ -110,24 +114,29 @@ def child(variant: str, model: Path, data: Path) -> dict:
     silence_library_logs()
     set_cpu_threads()
     started = time.perf_counter()
-    if variant == "rs-finetune":
-        result = _rs_finetune(model, data)
+    if variant in ("rs-finetune", "rs-finetune-fp32"):
+        result = _rs_finetune(model, data, "fp32" if variant == "rs-finetune-fp32" else "auto")
     elif variant in PRETRAIN_VARIANTS:
         result = _pretrain(variant, str(model), data)
     else:
-        result = _trainer(model, data, group_by_length=variant == "trainer-group-by-length")
+        result = _trainer(model, data, group_by_length=variant != "trainer-default", bf16=variant.endswith("bf16"))
     result["wall_seconds"] = time.perf_counter() - started
     result["peak"] = matmul_peak()  # right after the epoch, in this process: the machine's speed drifts
     result["rss_mb"] = peak_rss_mb()
     return result
 
 
-def _rs_finetune(model: Path, data: Path) -> dict:
+def _rs_finetune(model: Path, data: Path, precision: str) -> dict:
     from review_sentiment.config import FinetuneArguments
     from review_sentiment.finetune import finetune
 
     arguments = FinetuneArguments(
-        epochs=1, batch_size=BATCH_SIZE, max_length=MAX_LENGTH, learning_rate=LEARNING_RATE, seed=SEED
+        epochs=1,
+        batch_size=BATCH_SIZE,
+        max_length=MAX_LENGTH,
+        learning_rate=LEARNING_RATE,
+        seed=SEED,
+        precision=precision,
     )
     output = WORK / "rs-model"
     result = finetune(data, str(model), arguments, output_dir=output, force=True)
@@ -137,10 +146,11 @@ def _rs_finetune(model: Path, data: Path) -> dict:
         "tokens": epoch["train_tokens"],
         "validation_accuracy": epoch["accuracy"],
         "padding_share": epoch["padding_share"],
+        "precision": json.loads((output / "rs_meta.json").read_text())["precision"],
     }
 
 
-def _trainer(model: Path, data: Path, group_by_length: bool) -> dict:
+def _trainer(model: Path, data: Path, group_by_length: bool, bf16: bool) -> dict:
     import numpy as np
     import torch
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments
@@ -178,6 +188,7 @@ def _trainer(model: Path, data: Path, group_by_length: bool) -> dict:
         report_to="none",
         seed=SEED,
         use_cpu=True,
+        bf16=bf16,
         disable_tqdm=True,
     )
     trainer = Trainer(
@@ -194,6 +205,7 @@ def _trainer(model: Path, data: Path, group_by_length: bool) -> dict:
         "train_seconds": metrics["train_runtime"],
         "tokens": sum(len(encoded[i]) for i in train),
         "validation_accuracy": round(accuracy, 4),
+        "precision": "bf16" if bf16 else "fp32",
     }
 
 
@@ -296,7 +308,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reviews", type=int, default=2000)
     parser.add_argument("--shapes", nargs="*", default=["base", "mini"], choices=["base", "mini"])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=VARIANTS + AMX_VARIANTS,
+        help="[default: the first three, and the bf16 comparisons on a CPU with AMX]",
+    )
     parser.add_argument("--pretrain-sizes", nargs="*", default=["mini", "small"], choices=["mini", "small", "base"])
     parser.add_argument("--child")
     parser.add_argument("--model", type=Path)
@@ -306,12 +323,15 @@ def main() -> None:
         print(json.dumps(child(options.child, options.model, options.data)))
         return
 
+    from review_sentiment.training import has_amx
+
+    variants = options.variants or [*VARIANTS, *(AMX_VARIANTS if has_amx() else ())]
     data = prepare_data(options.reviews)
     rows = []
     for shape in options.shapes:
         model = build_checkpoint(shape)
         flops_per_token = 6 * nonembedding_parameters(model)
-        for variant in options.variants:
+        for variant in variants:
             result = in_child(variant, model, data)
             tokens_per_second = result["tokens"] / result["train_seconds"]
             result.update(
@@ -344,13 +364,14 @@ def main() -> None:
     (RESULTS / "training_speed.json").write_text(json.dumps(results, indent=2))
     print(f"\n{options.reviews:,} reviews, 1 epoch, batch {BATCH_SIZE}, max length {MAX_LENGTH}; CPU with {isa}")
     print(
-        "| model | variant | epoch | tokens/s | GFLOP/s | % of fp32 peak (peak) | process wall | peak RSS "
+        "| model | variant | precision | epoch | tokens/s | GFLOP/s | % of fp32 peak (peak) | process wall | peak RSS "
         "| validation accuracy |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(
-            f"| {row['shape']} | {row['variant']} | {row['train_seconds']:.1f} s | {row['tokens_per_second']:,.0f} "
+            f"| {row['shape']} | {row['variant']} | {row['precision']} | {row['train_seconds']:.1f} s "
+            f"| {row['tokens_per_second']:,.0f} "
             f"| {row['gflops']:.1f} | {row['share_of_peak']:.0%} ({row['peak']['peak']:.0f}) "
             f"| {row['wall_seconds']:.0f} s | {row['rss_mb']:,.0f} MB | {row['validation_accuracy']:.3f} |"
         )

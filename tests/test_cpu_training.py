@@ -233,3 +233,20 @@ def test_a_packed_batch_gives_the_padded_batchs_logits():
         padded = model(input_ids=ids, attention_mask=mask).logits
         packed = packed_classifier_logits(model, batch)
     torch.testing.assert_close(packed, padded[batch.order], rtol=1e-4, atol=1e-5)
+
+
+def test_under_bf16_only_the_embeddings_change_and_autocast_keeps_the_linear_layers():
+    """`linear=False` (bf16 training): autocast runs nn.Linear on oneDNN's bf16 kernels, which a swapped layer
+    would bypass; the embeddings still write their gradient in place."""
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Embedding(30, 8), torch.nn.Linear(8, 4))
+    changed = use_fast_training_kernels(model, "cpu", linear=False)
+    if changed == 0:
+        pytest.skip("no oneDNN in this torch build")
+    assert changed == 1 and type(model[1]) is torch.nn.Linear and type(model[0]) is not torch.nn.Embedding
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = model(torch.tensor([[1, 2, 3]]))
+    assert output.dtype == torch.bfloat16
+    output.float().sum().backward()
+    assert model[0].weight.grad.dtype == torch.float32 and model[0].weight.grad[1].abs().sum() > 0

@@ -162,19 +162,21 @@ def _without_timing(history):
     ]
 
 
-def test_interrupted_runs_resume_to_the_same_model(tmp_path, tiny_base, easy_reviews, monkeypatch):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: autocast on a CPU (auto's choice with AMX)
+def test_interrupted_runs_resume_to_the_same_model(tmp_path, tiny_base, easy_reviews, monkeypatch, precision):
     import os
     import signal
 
     import review_sentiment.finetune as finetune_module
 
-    straight = finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=tmp_path / "straight")
+    resumable = FinetuneArguments(**{**RESUMABLE.to_dict(), "precision": precision})
+    straight = finetune(easy_reviews, str(tiny_base), resumable, output_dir=tmp_path / "straight")
     assert straight.best_epoch == 3
     out, checkpoint = tmp_path / "resumed", tmp_path / "resumed.rs-checkpoint"
 
     # 1. Stopped after the last step of epoch 1, before its validation.
     with pytest.raises(Interrupted, match="step 12 of 36.*rerun the same command with --resume"):
-        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, on_step=_interrupt_at(12))
+        finetune(easy_reviews, str(tiny_base), resumable, output_dir=out, on_step=_interrupt_at(12))
     assert not out.exists() and (checkpoint / "training.json").exists() and (checkpoint / "model.safetensors").exists()
 
     # 2. A real Ctrl-C (SIGINT) in the middle of epoch 2: the step finishes, then the checkpoint is saved there.
@@ -183,7 +185,7 @@ def test_interrupted_runs_resume_to_the_same_model(tmp_path, tiny_base, easy_rev
             os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(Interrupted, match="step 18 of 36"):
-        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, resume=True, on_step=ctrl_c_at_18)
+        finetune(easy_reviews, str(tiny_base), resumable, output_dir=out, resume=True, on_step=ctrl_c_at_18)
     state = json.loads((checkpoint / "training.json").read_text())
     assert (state["run"]["epoch"], state["run"]["position"], state["run"]["step"]) == (2, 6, 18)
     assert state["best_weights"] == "best"  # epoch 1's weights, kept apart from the current ones
@@ -203,16 +205,17 @@ def test_interrupted_runs_resume_to_the_same_model(tmp_path, tiny_base, easy_rev
     for name in ("pad_batch", "packed_classifier_logits"):
         monkeypatch.setattr(finetune_module, name, interrupted(getattr(finetune_module, name)))
     with pytest.raises(Interrupted, match="during step 27 .*checkpoint of step 24"):
-        finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, resume=True)
+        finetune(easy_reviews, str(tiny_base), resumable, output_dir=out, resume=True)
     monkeypatch.undo()
     assert json.loads((checkpoint / "training.json").read_text())["run"]["step"] == 24
 
-    resumed = finetune(easy_reviews, str(tiny_base), RESUMABLE, output_dir=out, resume=True)
+    resumed = finetune(easy_reviews, str(tiny_base), resumable, output_dir=out, resume=True)
     assert not checkpoint.exists()  # deleted once the model folder is saved
     assert _without_timing(resumed.history) == _without_timing(straight.history)
     assert resumed.best_epoch == straight.best_epoch
     assert (out / "model.safetensors").read_bytes() == (tmp_path / "straight" / "model.safetensors").read_bytes()
-    assert json.loads((out / "rs_meta.json").read_text())["resumed"] == 3
+    meta = json.loads((out / "rs_meta.json").read_text())
+    assert meta["resumed"] == 3 and meta["precision"] == precision
 
 
 def test_resume_refuses_other_options_and_force_starts_over(tmp_path, tiny_base, easy_reviews):

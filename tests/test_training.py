@@ -13,7 +13,15 @@ from review_sentiment.checkpoints import (
 )
 from review_sentiment.distributed import Processes
 from review_sentiment.errors import Interrupted, RsError
-from review_sentiment.training import EpochEnd, StepEnd, StopWords, TrainingEnd, TrainingLoop
+from review_sentiment.training import (
+    EpochEnd,
+    StepEnd,
+    StopWords,
+    TrainingEnd,
+    TrainingLoop,
+    has_amx,
+    training_precision,
+)
 from tests.conftest import RecordingReporter
 
 
@@ -224,3 +232,12 @@ def test_fused_adamw_steps_as_the_plain_one():
     for plain, fused in zip(*results, strict=True):
         assert not torch.equal(plain, weights[0] if plain.dim() == 2 else weights[1])  # it moved
         torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_training_precision_on_a_cpu():
+    # auto: bf16 only where AMX makes it fast (fp32 elsewhere: without AMX bf16 is slower than fp32)
+    assert training_precision("cpu", "auto") == (torch.bfloat16 if has_amx() else None)
+    assert training_precision("cpu", "fp32") is None
+    assert training_precision("cpu", "bf16") == torch.bfloat16  # asked for: runs everywhere, if slowly
+    with pytest.raises(RsError, match="fp16 is for GPUs.*use bf16"):
+        training_precision("cpu", "fp16")
