@@ -51,7 +51,8 @@ VARIANTS = ("trainer-default", "trainer-group-by-length", "rs-finetune")
 # on a CPU with AMX rs finetune trains in bf16 by default (--precision auto): Trainer in bf16 (bf16=True, CPU
 # autocast) is then the fair comparison, and rs in fp32 shows what bf16 gives
 AMX_VARIANTS = ("trainer-group-by-length-bf16", "rs-finetune-fp32")
-PRETRAIN_VARIANTS = ("plain-electra-loop", "rs-pretrain")
+PRETRAIN_VARIANTS = ("rs-pretrain", "plain-electra-loop")  # rs first: it writes the models the plain loop copies
+AMX_PRETRAIN_VARIANTS = ("rs-pretrain-fp32", "plain-electra-loop-bf16")
 PRETRAIN_STEPS, PRETRAIN_BATCH, PRETRAIN_LENGTH = 40, 32, 128
 BATCH_SIZE, MAX_LENGTH, LEARNING_RATE, SEED = 32, 128, 5e-5, 42
 
@@ -116,7 +117,7 @@ def child(variant: str, model: Path, data: Path) -> dict:
     started = time.perf_counter()
     if variant in ("rs-finetune", "rs-finetune-fp32"):
         result = _rs_finetune(model, data, "fp32" if variant == "rs-finetune-fp32" else "auto")
-    elif variant in PRETRAIN_VARIANTS:
+    elif variant in PRETRAIN_VARIANTS + AMX_PRETRAIN_VARIANTS:
         result = _pretrain(variant, str(model), data)
     else:
         result = _trainer(model, data, group_by_length=variant != "trainer-default", bf16=variant.endswith("bf16"))
@@ -215,17 +216,32 @@ def _pretrain(variant: str, size: str, data: Path) -> dict:
     from review_sentiment.pretrain import pretrain
 
     arguments = PretrainArguments(
-        size=size, max_steps=PRETRAIN_STEPS, batch_size=PRETRAIN_BATCH, max_length=PRETRAIN_LENGTH, seed=SEED
+        size=size,
+        max_steps=PRETRAIN_STEPS,
+        batch_size=PRETRAIN_BATCH,
+        max_length=PRETRAIN_LENGTH,
+        seed=SEED,
+        precision="fp32" if variant == "rs-pretrain-fp32" else "auto",
     )
     output = WORK / f"rs-pretrain-{size}"
-    if variant == "rs-pretrain":
-        result = pretrain(data, arguments, output_dir=output, force=True)
+    if variant.startswith("rs-pretrain"):
+        written = WORK / f"{variant}-{size}"  # the fp32 run apart: the plain loop copies the default run's models
+        result = pretrain(data, arguments, output_dir=written, force=True)
         train_seconds, tokens = result.tokens_seen / result.tokens_per_second, result.tokens_seen
         losses = [result.final["generator_loss"], result.final["discriminator_loss"]]
+        precision = json.loads((written / "rs_pretrain.json").read_text())["precision"]
     else:
-        train_seconds, tokens, losses = _plain_electra_loop(arguments, output, data)
+        bf16 = variant.endswith("bf16")
+        train_seconds, tokens, losses = _plain_electra_loop(arguments, output, data, bf16)
+        precision = "bf16" if bf16 else "fp32"
     flops = pretrain_flops_per_token(output, arguments.mask_prob)
-    return {"train_seconds": train_seconds, "tokens": tokens, "losses": losses, "flops_per_token": flops}
+    return {
+        "train_seconds": train_seconds,
+        "tokens": tokens,
+        "losses": losses,
+        "flops_per_token": flops,
+        "precision": precision,
+    }
 
 
 def pretrain_flops_per_token(output: Path, mask_prob: float) -> float:
@@ -246,11 +262,12 @@ def pretrain_flops_per_token(output: Path, mask_prob: float) -> float:
     return 6 * (per_token + head * mask_prob)
 
 
-def _plain_electra_loop(arguments, output: Path, data: Path) -> tuple[float, int, list[float]]:
+def _plain_electra_loop(arguments, output: Path, data: Path, bf16: bool) -> tuple[float, int, list[float]]:
     """The loop a user writes over transformers' ELECTRA classes: the reviews concatenated and cut into
     max-length blocks (run_mlm.py's group_texts), 15 % masked, the generator's logits over every position (what
     ElectraForMaskedLM computes), replacements sampled at the masked positions, loss MLM + 50 x RTD, torch's
-    AdamW. Same models, sizes and batch as rs pretrain's (rs pretrain has just written them to `output`)."""
+    AdamW; `bf16`: the forward passes under CPU autocast. Same models, sizes and batch as rs pretrain's (rs
+    pretrain has just written them to `output`)."""
     import pandas as pd
     import torch
     from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
@@ -277,14 +294,17 @@ def _plain_electra_loop(arguments, output: Path, data: Path) -> tuple[float, int
         ids = blocks[(step * PRETRAIN_BATCH) % len(blocks) :][:PRETRAIN_BATCH]
         masked = torch.rand(ids.shape) < arguments.mask_prob
         generator_input = ids.masked_fill(masked, tokenizer.mask_token_id)
-        logits = generator(input_ids=generator_input).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = generator(input_ids=generator_input).logits.float()
         mlm = torch.nn.functional.cross_entropy(logits[masked], ids[masked])
         with torch.no_grad():
             sampled = torch.distributions.Categorical(logits=logits[masked]).sample()
         corrupted = ids.clone()
         corrupted[masked] = sampled
         replaced = (corrupted != ids).float()
-        rtd = torch.nn.functional.binary_cross_entropy_with_logits(discriminator(input_ids=corrupted).logits, replaced)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            rtd_logits = discriminator(input_ids=corrupted).logits.float()
+        rtd = torch.nn.functional.binary_cross_entropy_with_logits(rtd_logits, replaced)
         loss = mlm + arguments.disc_weight * rtd
         optimizer.zero_grad()
         loss.backward()
@@ -326,6 +346,7 @@ def main() -> None:
     from review_sentiment.training import has_amx
 
     variants = options.variants or [*VARIANTS, *(AMX_VARIANTS if has_amx() else ())]
+    pretrain_variants = [*PRETRAIN_VARIANTS, *(AMX_PRETRAIN_VARIANTS if has_amx() else ())]
     data = prepare_data(options.reviews)
     rows = []
     for shape in options.shapes:
@@ -346,7 +367,7 @@ def main() -> None:
             print(json.dumps(result), flush=True)
     pretrain_rows = []
     for size in options.pretrain_sizes:
-        for variant in PRETRAIN_VARIANTS[::-1]:  # rs pretrain first: it writes the models the plain loop copies
+        for variant in pretrain_variants:
             result = in_child(variant, Path(size), data)
             tokens_per_second = result["tokens"] / result["train_seconds"]
             gflops = tokens_per_second * result["flops_per_token"] / 1e9
@@ -380,13 +401,14 @@ def main() -> None:
         steps = f"{PRETRAIN_STEPS} steps of {PRETRAIN_BATCH} x {PRETRAIN_LENGTH} tokens from scratch"
         print(f"\nrs pretrain: {steps}; CPU with {isa}")
         print(
-            "| size | variant | tokens/s | GFLOP/s | % of fp32 peak (peak) | peak RSS "
+            "| size | variant | precision | tokens/s | GFLOP/s | % of fp32 peak (peak) | peak RSS "
             "| generator / discriminator loss (last 10 steps) |"
         )
-        print("|---|---|---:|---:|---:|---:|---:|")
+        print("|---|---|---|---:|---:|---:|---:|---:|")
     for row in pretrain_rows:
         print(
-            f"| {row['size']} | {row['variant']} | {row['tokens_per_second']:,.0f} | {row['gflops']:.1f} "
+            f"| {row['size']} | {row['variant']} | {row['precision']} | {row['tokens_per_second']:,.0f} "
+            f"| {row['gflops']:.1f} "
             f"| {row['share_of_peak']:.0%} ({row['peak']['peak']:.0f}) | {row['rss_mb']:,.0f} MB "
             f"| {row['losses'][0]:.3f} / {row['losses'][1]:.3f} |"
         )

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from review_sentiment.config import PRECISIONS, FinetuneArguments, PretrainArguments
+from review_sentiment.config import PRECISIONS, PRETRAIN_PRECISIONS, FinetuneArguments, PretrainArguments
 from review_sentiment.console import ConsoleReporter, console, print_json, results
 from review_sentiment.distributed import end_launched_process, is_main_process, launched_world_size
 from review_sentiment.errors import Interrupted, RsError
@@ -545,6 +545,14 @@ def pretrain(
     ),
     seed: Seed = PRETRAINING.seed,
     device: Device = None,
+    precision: str = typer.Option(
+        PRETRAINING.precision,
+        "--precision",
+        metavar="auto|fp32|bf16",
+        callback=lambda value: _one_of(value, "--precision", PRETRAIN_PRECISIONS),
+        help="Matmul precision (weights stay fp32) [default: auto: bf16 on a GPU that has it and on a CPU with "
+        "AMX; fp32 elsewhere].",
+    ),
     encoding: Encoding = None,
     sheet: Sheet = None,
     json_output: JsonOutput = False,
@@ -582,6 +590,7 @@ def pretrain(
             seed=seed,
             vocab_size=vocab_size,
             sampling_temperature=sampling_temperature,
+            precision=precision,
         )
         output_dir = output or (Path("models") / name if name else None)
         result = run_pretrain(

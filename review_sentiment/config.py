@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from review_sentiment.errors import RsError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRETRAIN_PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -126,10 +127,14 @@ class PretrainArguments:
     """Seed for initialization, packing order, masking and sampling."""
     vocab_size: int | None = None
     """WordPiece vocabulary size when pretraining from scratch [default: the size preset's]."""
+    precision: str = "auto"
+    """Matmul precision: fp32, bf16 (mixed: fp32 weights) or auto (bf16 on a GPU that has it and on a CPU with
+    AMX; fp32 elsewhere: fp16 would need loss scaling)."""
 
     def __post_init__(self) -> None:
         checks = [
             (self.size in MODEL_SIZES, f"size must be one of {', '.join(MODEL_SIZES)}"),
+            (self.precision in PRETRAIN_PRECISIONS, f"precision must be one of {', '.join(PRETRAIN_PRECISIONS)}"),
             (self.max_length >= 16, "max_length must be at least 16"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
             (self.learning_rate is None or self.learning_rate > 0, "learning_rate must be positive"),

@@ -104,6 +104,7 @@ from review_sentiment.training import (
     TrainingLoop,
     before_resume,
     interrupted_as,
+    precision_name,
     training_precision,
     while_writing,
 )
@@ -919,15 +920,12 @@ class TransformerTrainer:
         self.encoded = self.tokenizer(data.texts, truncation=True, max_length=self.max_length)["input_ids"]
         self.targets = [label_ids[label] for label in data.labels]
 
-    def _precision_name(self) -> str:
-        return {"torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(str(self.precision), "fp32")
-
     def describe(self, label_names, split) -> str:
         revision = " @ " + self.base.revision if self.base.revision else ""
         spread = self.processes.describe()
         return (
             f"Base: {self.base.source}{revision} · labels {label_names} · train {len(split[0])} / validation "
-            f"{len(split[1])} · max length {self.max_length} · {self.device} {self._precision_name()}"
+            f"{len(split[1])} · max length {self.max_length} · {self.device} {precision_name(self.precision)}"
             f"{' · ' + spread if spread else ''}"
         )
 
@@ -966,7 +964,7 @@ class TransformerTrainer:
             },
             "training_args": self.args.to_dict(),
             "device": self.device,
-            "precision": self._precision_name(),  # what --precision (auto by default) was on this machine
+            "precision": precision_name(self.precision),  # what --precision (auto by default) was on this machine
             **({"processes": self.processes.world_size} if self.processes.world_size > 1 else {}),
             "resumed": self.resumes,
         }

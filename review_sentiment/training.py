@@ -253,6 +253,11 @@ def has_amx() -> bool:
     return bool(checks and checks())
 
 
+def precision_name(dtype) -> str:
+    """fp32, bf16 or fp16: how --precision spells an autocast dtype (None: fp32)."""
+    return {"torch.bfloat16": "bf16", "torch.float16": "fp16"}.get(str(dtype), "fp32")
+
+
 def training_precision(device: str, requested: str = "auto"):
     """The autocast dtype training uses on `device` for --precision `requested` (None: fp32); fails with the fix
     where the device cannot run it."""

@@ -91,6 +91,7 @@ def test_replacements_follow_the_sampling_temperature():
     cold, standard, warm = shares(0.01), shares(1.0), shares(2.0)
     assert cold[5] == 1.0  # a temperature near 0: the most likely token only
     assert 0.97 < standard[5] < 0.99  # softmax: e^8 / (e^8 + e^4 + 8) = 0.98
+    assert 0.012 < standard[6] < 0.024  # e^4 / (e^8 + e^4 + 8) = 0.018: the tail is drawn as often as it should be
     assert 0.75 < warm[5] < 0.81 and warm[6] > standard[6]  # flatter: e^4 / (e^4 + e^2 + 8) = 0.78
     uniform = shares(1.0, uniform=1.0)
     assert float(uniform[:5].sum()) == 0.0 and float(uniform[5:].min()) > 0.15  # never a special token
@@ -198,7 +199,10 @@ def test_loss_decreases_on_a_fixed_batch(tiny_pair, sample_table):
         loss.backward()
         optimizer.step()
         losses.append(result.loss)
-    assert losses[-1] < 0.5 * losses[0]
+    # measured 0.55-0.56 over seeds 1-5. (0.26-0.30 with torch.multinomial: with its per-token draws fixed, the
+    # same replacements came back every step and the discriminator memorized them; with the draws advancing, as
+    # in training, both samplers gave the same losses, 0.590-0.593 of the first after 40 steps.)
+    assert losses[-1] < 0.65 * losses[0]
 
 
 QUICK = dict(size="mini", max_length=64, batch_size=8, max_steps=4, seed=3, vocab_size=800)
@@ -287,13 +291,14 @@ def _checkpoint_state(folder):
 
 
 @pytest.mark.slow
-def test_resume_after_interruptions_reaches_the_same_state(tmp_path, monkeypatch):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: autocast on a CPU (auto's choice with AMX)
+def test_resume_after_interruptions_reaches_the_same_state(tmp_path, monkeypatch, precision):
     import review_sentiment.pretrain as pretrain_module
 
     # the held-out measures every 2 steps: a measurement that used training's RNGs would break the equality below
     monkeypatch.setattr(pretrain_module, "HISTORY_EVERY", 2)
     monkeypatch.setattr(pretrain_module, "MEASURE_EVERY", 2)
-    args = PretrainArguments(**{**QUICK, "max_steps": 8})
+    args = PretrainArguments(**{**QUICK, "max_steps": 8, "precision": precision})
     straight = pretrain(SAMPLE, args, output_dir=tmp_path / "straight")
     assert [entry["step"] for entry in straight.history if "held_out_auc" in entry] == [2, 4, 6, 8]
     out = tmp_path / "resumed"
@@ -332,6 +337,7 @@ def test_resume_after_interruptions_reaches_the_same_state(tmp_path, monkeypatch
     meta = json.loads((out / "rs_pretrain.json").read_text())
     assert meta["steps"] == 8 and meta["history"] == straight.history
     assert meta["resumed"] == 2  # the third run saved nothing: its resume does not count
+    assert meta["precision"] == precision
 
 
 @pytest.mark.slow
@@ -442,6 +448,8 @@ def test_a_checkpoint_without_calibration_step_resumes_with_the_speed_since_step
 def test_arguments_are_validated():
     with pytest.raises(RsError, match="size must be one of"):
         PretrainArguments(size="huge")
+    with pytest.raises(RsError, match="precision must be one of auto, fp32, bf16"):
+        PretrainArguments(precision="fp16")  # no loss scaling in rs pretrain
 
 
 def test_offline_alias_says_how_to_get_the_discriminator_and_generator(monkeypatch):
