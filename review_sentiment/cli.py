@@ -106,6 +106,19 @@ Sheet = Annotated[
 ]
 NoEscapeFormulas = Annotated[bool, typer.Option("--no-escape-formulas", metavar="", help=ESCAPE_HELP)]
 Device = Annotated[str | None, typer.Option("--device", help="cpu or cuda [default: cuda when available].")]
+
+
+def _training_precision(choices: tuple[str, ...], auto: str):
+    """The --precision option of a training command, `auto` saying what auto picks."""
+    return typer.Option(
+        "auto",
+        "--precision",
+        metavar="|".join(choices),
+        callback=lambda value: _one_of(value, "--precision", choices),
+        help=f"Matmul precision (weights stay fp32) [default: auto: {auto}].",
+    )
+
+
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
 JsonOutput = Annotated[
     bool,
@@ -392,13 +405,10 @@ def finetune(
     ),
     seed: Seed = TRAINING.seed,
     device: Device = None,
-    precision: str = typer.Option(
-        TRAINING.precision,
-        "--precision",
-        metavar="auto|fp32|bf16|fp16",
-        callback=lambda value: _one_of(value, "--precision", PRECISIONS),
-        help="Matmul precision (weights stay fp32) [default: auto: bf16 on a GPU that has it, else fp16; bf16 on "
-        "a CPU with AMX, several times faster there; fp32 on other CPUs, where bf16 is slow].",
+    precision: str = _training_precision(
+        PRECISIONS,
+        "bf16 on a GPU that has it, else fp16; bf16 on a CPU with AMX, several times faster there; fp32 on other "
+        "CPUs, where bf16 is slow",
     ),
     encoding: Encoding = None,
     sheet: Sheet = None,
@@ -545,13 +555,8 @@ def pretrain(
     ),
     seed: Seed = PRETRAINING.seed,
     device: Device = None,
-    precision: str = typer.Option(
-        PRETRAINING.precision,
-        "--precision",
-        metavar="auto|fp32|bf16",
-        callback=lambda value: _one_of(value, "--precision", PRETRAIN_PRECISIONS),
-        help="Matmul precision (weights stay fp32) [default: auto: bf16 on a GPU that has it and on a CPU with "
-        "AMX; fp32 elsewhere].",
+    precision: str = _training_precision(
+        PRETRAIN_PRECISIONS, "bf16 on a GPU that has it and on a CPU with AMX; fp32 elsewhere"
     ),
     encoding: Encoding = None,
     sheet: Sheet = None,
