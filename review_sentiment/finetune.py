@@ -898,7 +898,7 @@ class TransformerTrainer:
             "base": {"source": base.source, "revision": base.revision, "commit": getattr(config, "_commit_hash", None)},
             "max_length": self.max_length,
             "device": torch.device(self.device).type,
-            "precision": str(precision).removeprefix("torch.") if precision else "fp32",
+            "precision": precision_name(precision),
         }
         if processes.world_size > 1:  # each process's dropout is in the checkpoint: resume with as many
             fingerprint["processes"] = processes.world_size
