@@ -127,6 +127,19 @@ def build_checkpoint(size: str) -> Path:
     return save_model_folder(save_transformer(model, tokenizer), meta, folder, force=True)
 
 
+def instruction_set() -> str:
+    """The CPU's widest matmul instructions, as the benchmark tables name them: AMX, AVX-512 (with AVX512-BF16
+    where it has bf16 dot products), AVX2."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+    if "amx_tile" in flags:
+        return "AMX"
+    if "avx512f" in flags:
+        return "AVX-512 with AVX512-BF16" if "avx512_bf16" in flags else "AVX-512"
+    return "AVX2" if "avx2" in flags else "other"
+
+
 def matmul_peak() -> dict:
     """fp32 GFLOP/s of the model's largest matmul (tokens x 768 x 3072) with torch's default kernel (MKL on x86)
     and with oneDNN; the peak is the better of the two."""

@@ -25,13 +25,6 @@ CORPUS = REPO.parent / "shared" / "data" / "nsmc_reviews.csv.gz"
 sys.path.insert(0, str(REPO / "bench"))
 
 
-def instruction_set() -> str:
-    flags = Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0] if Path("/proc/cpuinfo").exists() else ""
-    if "amx_tile" in flags:
-        return "AMX"
-    return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "other"
-
-
 def child(labeled: str, output: str, model: str | None) -> dict:
     from predict_speed import peak_rss_mb
 
@@ -54,7 +47,7 @@ def main() -> None:
         print(json.dumps(child(labeled, output, model if model != "-" else None)))
         return
     import pandas as pd
-    from predict_speed import matmul_peak
+    from predict_speed import instruction_set, matmul_peak
 
     from review_sentiment.finetune import finetune
     from review_sentiment.predict import predict_file

@@ -11,8 +11,9 @@ same validation split (rs finetune's: stratified 10 %, seed 42), batch 32, max l
 - `transformers.Trainer` with its defaults (random batches padded to their longest review by
   DataCollatorWithPadding), what the KoELECTRA/KcBERT fine-tuning recipes and most tutorials use;
 - the same with `group_by_length=True` (in transformers 5: `train_sampling_strategy="group_by_length"`);
-- `rs finetune` as it is (length-grouped batches, class weights, warmup; --precision auto: bf16 on a CPU with AMX).
-On a CPU with AMX also Trainer with group_by_length in bf16 (bf16=True: CPU autocast) and rs finetune in fp32.
+- `rs finetune` as it is (length-grouped batches, class weights, warmup; --precision auto: bf16 on a CPU with AMX
+  or AVX512-BF16).
+On such a CPU also Trainer with group_by_length in bf16 (bf16=True: CPU autocast) and rs finetune in fp32.
 Models: KcELECTRA-base's shape (12 x 768, vocabulary 54,343) and rs pretrain's `mini` (4 x 128), random weights,
 built as the prediction benchmark builds them (bench/predict_speed.py).
 
@@ -27,7 +28,7 @@ tokens on the same reviews, `rs pretrain` (packed reviews, generator logits at t
 (run_mlm.py's concatenated blocks, logits over every position), with the same models and sizes. FLOPs per token:
 `pretrain_flops_per_token` (the work the method needs, not what a variant spends), over the same peak.
 
-The machine's instruction set (AVX2 / AVX-512 / AMX) is printed with the tables. Results:
+The machine's instruction set (AVX2 / AVX-512 / AVX-512 with AVX512-BF16 / AMX) is printed with the tables. Results:
 bench/results/training_speed.json.
 """
 
@@ -43,33 +44,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-from predict_speed import NSMC, build_checkpoint, matmul_peak, nonembedding_parameters, peak_rss_mb  # noqa: E402
+from predict_speed import (  # noqa: E402
+    NSMC,
+    build_checkpoint,
+    instruction_set,
+    matmul_peak,
+    nonembedding_parameters,
+    peak_rss_mb,
+)
 
 RESULTS = REPO / "bench" / "results"
 WORK = RESULTS / "training_speed"
 VARIANTS = ("trainer-default", "trainer-group-by-length", "rs-finetune")
-# on a CPU with AMX rs finetune trains in bf16 by default (--precision auto): Trainer in bf16 (bf16=True, CPU
-# autocast) is then the fair comparison, and rs in fp32 shows what bf16 gives
-AMX_VARIANTS = ("trainer-group-by-length-bf16", "rs-finetune-fp32")
+# on a CPU with AMX or AVX512-BF16 rs finetune trains in bf16 by default (--precision auto): Trainer in bf16
+# (bf16=True, CPU autocast) is then the fair comparison, and rs in fp32 shows what bf16 gives
+BF16_VARIANTS = ("trainer-group-by-length-bf16", "rs-finetune-fp32")
 PRETRAIN_VARIANTS = ("rs-pretrain", "plain-electra-loop")  # rs first: it writes the models the plain loop copies
-AMX_PRETRAIN_VARIANTS = ("rs-pretrain-fp32", "plain-electra-loop-bf16")
+BF16_PRETRAIN_VARIANTS = ("rs-pretrain-fp32", "plain-electra-loop-bf16")
 PRETRAIN_STEPS, PRETRAIN_BATCH, PRETRAIN_LENGTH = 40, 32, 128
 BATCH_SIZE, MAX_LENGTH, LEARNING_RATE, SEED = 32, 128, 5e-5, 42
-
-
-def instruction_set() -> str:
-    flags = set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    if "amx_tile" in flags:
-        return "AMX"
-    if "avx512f" in flags:
-        return "AVX-512"
-    return "AVX2" if "avx2" in flags else "other"
 
 
 def prepare_data(reviews: int) -> Path:
@@ -115,9 +108,9 @@ def child(variant: str, model: Path, data: Path) -> dict:
     silence_library_logs()
     set_cpu_threads()
     started = time.perf_counter()
-    if variant in ("rs-finetune", "rs-finetune-fp32"):
-        result = _rs_finetune(model, data, "fp32" if variant == "rs-finetune-fp32" else "auto")
-    elif variant in PRETRAIN_VARIANTS + AMX_PRETRAIN_VARIANTS:
+    if variant.startswith("rs-finetune"):
+        result = _rs_finetune(model, data, variant.removeprefix("rs-finetune").lstrip("-") or "auto")
+    elif variant in PRETRAIN_VARIANTS + BF16_PRETRAIN_VARIANTS:
         result = _pretrain(variant, str(model), data)
     else:
         result = _trainer(model, data, group_by_length=variant != "trainer-default", bf16=variant.endswith("bf16"))
@@ -331,8 +324,8 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         nargs="+",
-        choices=VARIANTS + AMX_VARIANTS,
-        help="[default: the first three, and the bf16 comparisons on a CPU with AMX]",
+        choices=(*VARIANTS, *BF16_VARIANTS, "rs-finetune-bf16"),
+        help="[default: the first three, and the bf16 comparisons on a CPU with AMX or AVX512-BF16]",
     )
     parser.add_argument("--pretrain-sizes", nargs="*", default=["mini", "small"], choices=["mini", "small", "base"])
     parser.add_argument("--child")
@@ -343,10 +336,10 @@ def main() -> None:
         print(json.dumps(child(options.child, options.model, options.data)))
         return
 
-    from review_sentiment.training import has_amx
+    from review_sentiment.training import has_fast_cpu_bf16
 
-    variants = options.variants or [*VARIANTS, *(AMX_VARIANTS if has_amx() else ())]
-    pretrain_variants = [*PRETRAIN_VARIANTS, *(AMX_PRETRAIN_VARIANTS if has_amx() else ())]
+    variants = options.variants or [*VARIANTS, *(BF16_VARIANTS if has_fast_cpu_bf16() else ())]
+    pretrain_variants = [*PRETRAIN_VARIANTS, *(BF16_PRETRAIN_VARIANTS if has_fast_cpu_bf16() else ())]
     data = prepare_data(options.reviews)
     rows = []
     for shape in options.shapes:

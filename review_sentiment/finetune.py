@@ -914,7 +914,7 @@ class TransformerTrainer:
         if processes.rank:  # the same head everywhere (above), but each process its own dropout
             set_seed(self.args.seed + processes.rank)
         use_fast_attention(self.model, self.device)
-        # in bf16 autocast runs the Linear layers on oneDNN's bf16 kernels (AMX); the fast fp32 ones would skip it
+        # in bf16 autocast sends the Linear layers to oneDNN's bf16 kernels (AMX, AVX512-BF16); fp32 ones skip that
         use_fast_training_kernels(self.model, self.device, processes.world_size, linear=precision is None)
         self.model.to(self.device)
         self.encoded = self.tokenizer(data.texts, truncation=True, max_length=self.max_length)["input_ids"]

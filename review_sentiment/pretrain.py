@@ -1145,7 +1145,7 @@ def _set_up(
     amp_dtype = pretrain_precision(device, args.precision)
     for model in (generator, discriminator):
         use_fast_attention(model, device)
-        # in bf16 autocast runs the Linear layers on oneDNN's bf16 kernels (AMX); the fast fp32 ones would skip it
+        # in bf16 autocast sends the Linear layers to oneDNN's bf16 kernels (AMX, AVX512-BF16); fp32 ones skip that
         use_fast_training_kernels(model, device, processes.world_size, linear=amp_dtype is None)
         model.to(device)
     if processes.rank:  # the same models everywhere (above), but each process its own dropout

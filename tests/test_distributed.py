@@ -19,8 +19,8 @@ from tests.conftest import REPO, SAMPLE, optional_module
 # As tests/distributed_worker.py trains: 324 training reviews in batches of 19 make 17 full batches and one of a
 # single review per epoch, which one of the two processes trains alone (the other a stand-in counting nothing).
 FINETUNE_OPTIONS = ["--epochs", "3", "--lr", "8e-3", "--batch-size", "19", "--patience", "0"]
-# the comparison of 2 processes with 1 is one of float32 rounding: in bf16 (auto's choice on a CPU with AMX) the
-# halves round differently (train losses 1.4e-3 apart, measured)
+# the comparison of 2 processes with 1 is one of float32 rounding: in bf16 (auto's choice on a CPU with AMX or
+# AVX512-BF16) the halves round differently (train losses 1.4e-3 apart, measured)
 FP32_OPTIONS = [*FINETUNE_OPTIONS, "--precision", "fp32"]
 FP32_ARGS = FinetuneArguments(epochs=3, learning_rate=8e-3, batch_size=19, early_stopping_patience=0, precision="fp32")
 STEPS = 54

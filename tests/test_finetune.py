@@ -162,7 +162,7 @@ def _without_timing(history):
     ]
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: autocast on a CPU (auto's choice with AMX)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: autocast on a CPU (auto's choice with AMX, AVX512-BF16)
 def test_interrupted_runs_resume_to_the_same_model(tmp_path, tiny_base, easy_reviews, monkeypatch, precision):
     import os
     import signal

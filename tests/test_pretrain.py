@@ -291,7 +291,7 @@ def _checkpoint_state(folder):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: autocast on a CPU (auto's choice with AMX)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: autocast on a CPU (auto's choice with AMX, AVX512-BF16)
 def test_resume_after_interruptions_reaches_the_same_state(tmp_path, monkeypatch, precision):
     import review_sentiment.pretrain as pretrain_module
 

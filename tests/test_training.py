@@ -19,7 +19,7 @@ from review_sentiment.training import (
     StopWords,
     TrainingEnd,
     TrainingLoop,
-    has_amx,
+    has_fast_cpu_bf16,
     training_precision,
 )
 from tests.conftest import RecordingReporter
@@ -235,8 +235,8 @@ def test_fused_adamw_steps_as_the_plain_one():
 
 
 def test_training_precision_on_a_cpu():
-    # auto: bf16 only where AMX makes it fast (fp32 elsewhere: without AMX bf16 is slower than fp32)
-    assert training_precision("cpu", "auto") == (torch.bfloat16 if has_amx() else None)
+    # auto: bf16 only where AMX or AVX512-BF16 make it fast (fp32 elsewhere, where bf16 is slower than fp32)
+    assert training_precision("cpu", "auto") == (torch.bfloat16 if has_fast_cpu_bf16() else None)
     assert training_precision("cpu", "fp32") is None
     assert training_precision("cpu", "bf16") == torch.bfloat16  # asked for: runs everywhere, if slowly
     with pytest.raises(RsError, match="fp16 is for GPUs.*use bf16"):
