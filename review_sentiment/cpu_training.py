@@ -185,6 +185,86 @@ def _probe_agrees() -> bool:
         return False
 
 
+# Dropout keeps an element where a 16-bit random lane is at least this share of 2^16 (p rounded to 1/65536)
+_LANES = 65536
+
+
+def cheap_dropout(inputs, p: float):
+    """Dropout whose mask comes from 64-bit random numbers cut into four 16-bit lanes, one lane per element:
+    a quarter of the generator calls `bernoulli_` makes, and no float noise tensor. Same law as torch's dropout
+    with p rounded to 1/65536 (0.1 becomes 0.100006); the mask (bool) is what backward keeps, as torch's."""
+    import torch
+
+    if p <= 0:
+        return inputs
+    if p >= 1:
+        return inputs * 0
+    cut = round(p * _LANES)
+    words = torch.empty(-(-inputs.numel() // 4), dtype=torch.int64).random_(-(2**63), None)  # all 64 bits
+    keep = words.view(torch.int16)[: inputs.numel()].view(inputs.shape) >= cut - _LANES // 2
+    return (inputs * keep).mul_(_LANES / (_LANES - cut))
+
+
+def _eager_attention_with_cheap_dropout(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **_):
+    """transformers' eager attention (modeling_electra.eager_attention_forward) with `cheap_dropout` on the
+    attention probabilities, the largest tensor dropout sees (batch x heads x length x length)."""
+    import torch
+
+    scaling = query.size(-1) ** -0.5 if scaling is None else scaling
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = torch.nn.functional.softmax(weights, dim=-1)
+    if module.training:
+        weights = cheap_dropout(weights, dropout)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+CHEAP_DROPOUT_ATTENTION = "rs_eager_cheap_dropout"
+
+
+@functools.lru_cache(maxsize=1)
+def _cheap_dropout_type():
+    import torch
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    AttentionInterface.register(CHEAP_DROPOUT_ATTENTION, _eager_attention_with_cheap_dropout)
+    # the eager (additive float) mask too: an attention name without one gets no mask at all, padding included
+    AttentionMaskInterface.register(CHEAP_DROPOUT_ATTENTION, eager_mask)
+
+    class CheapDropout(torch.nn.Dropout):
+        """nn.Dropout drawing its mask with `cheap_dropout`."""
+
+        def forward(self, inputs):
+            if not self.training or self.inplace:
+                return super().forward(inputs)
+            return cheap_dropout(inputs, self.p)
+
+    return CheapDropout
+
+
+def use_cheap_dropout(model, device: str) -> int:
+    """Switch a model's dropout on a CPU to `cheap_dropout`: its nn.Dropout layers and, where attention is
+    transformers' eager one, the attention probabilities' (same state dict, same config on disk). Returns how
+    many layers changed. On a CPU torch draws dropout masks with one `bernoulli_` call per element, which cost
+    23 % of a small pretraining step in bf16 (profiler); on a GPU its fused dropout is already cheap."""
+    import torch
+
+    if device != "cpu":
+        return 0
+    dropout_type = _cheap_dropout_type()
+    changed = 0
+    for module in model.modules():
+        if type(module) is torch.nn.Dropout:
+            module.__class__ = dropout_type
+            changed += 1
+    config = getattr(model, "config", None)
+    if getattr(config, "_attn_implementation", None) == "eager":
+        model.set_attn_implementation(CHEAP_DROPOUT_ATTENTION)
+    return changed
+
+
 # The longest row packed reviews may share: attention over a row grows with its length squared, and up to here
 # it stays cheap next to the Linear layers (2 % of a base-shaped layer's FLOPs at 128 tokens).
 PACKED_ROW_TOKENS = 128

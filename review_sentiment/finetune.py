@@ -69,6 +69,7 @@ from review_sentiment.cpu_training import (
     PackedReviews,
     can_pack_classifier,
     packed_classifier_logits,
+    use_cheap_dropout,
     use_fast_training_kernels,
 )
 from review_sentiment.distributed import Processes, launched_world_size, training_processes
@@ -916,6 +917,7 @@ class TransformerTrainer:
         use_fast_attention(self.model, self.device)
         # in bf16 autocast sends the Linear layers to oneDNN's bf16 kernels (AMX, AVX512-BF16); fp32 ones skip that
         use_fast_training_kernels(self.model, self.device, processes.world_size, linear=precision is None)
+        use_cheap_dropout(self.model, self.device)
         self.model.to(self.device)
         self.encoded = self.tokenizer(data.texts, truncation=True, max_length=self.max_length)["input_ids"]
         self.targets = [label_ids[label] for label in data.labels]

@@ -1117,7 +1117,7 @@ def _set_up(
     import torch
     from transformers import set_seed
 
-    from review_sentiment.cpu_training import use_fast_training_kernels
+    from review_sentiment.cpu_training import use_cheap_dropout, use_fast_training_kernels
     from review_sentiment.inference import use_fast_attention
 
     device = processes.device
@@ -1147,6 +1147,7 @@ def _set_up(
         use_fast_attention(model, device)
         # in bf16 autocast sends the Linear layers to oneDNN's bf16 kernels (AMX, AVX512-BF16); fp32 ones skip that
         use_fast_training_kernels(model, device, processes.world_size, linear=amp_dtype is None)
+        use_cheap_dropout(model, device)
         model.to(device)
     if processes.rank:  # the same models everywhere (above), but each process its own dropout
         set_seed(args.seed + processes.rank)

@@ -249,3 +249,68 @@ def test_under_bf16_only_the_embeddings_change_and_autocast_keeps_the_linear_lay
     assert output.dtype == torch.bfloat16
     output.float().sum().backward()
     assert model[0].weight.grad.dtype == torch.float32 and model[0].weight.grad[1].abs().sum() > 0
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_cheap_dropout_drops_a_share_p_in_every_lane_and_scales_the_rest(p):
+    import torch
+
+    torch.manual_seed(0)
+    dropped = cpu_training.cheap_dropout(torch.ones(400_000), p) == 0
+    # each of the four 16-bit lanes of a 64-bit draw on its own (a lane stuck on one bit, as the sign of a
+    # non-negative int64 is, would drop none or all): binomial, 100,000 draws, 5 standard deviations
+    for lane in range(4):
+        assert abs(dropped[lane::4].float().mean().item() - p) < 5 * (p * (1 - p) / 100_000) ** 0.5
+    scale = 1 / (1 - round(p * 65536) / 65536)
+    kept = cpu_training.cheap_dropout(torch.ones(1000), p).unique().tolist()
+    assert kept[0] == 0.0 and kept[1:] == [pytest.approx(scale)]
+
+
+def test_cheap_dropout_masks_the_gradient_as_the_output_and_follows_the_seed():
+    import torch
+
+    inputs = torch.ones(3, 1000, requires_grad=True)
+    torch.manual_seed(5)
+    output = cpu_training.cheap_dropout(inputs, 0.2)
+    output.backward(torch.ones_like(output))
+    torch.testing.assert_close(inputs.grad, output.detach())  # d(x * keep * scale)/dx = keep * scale
+    torch.manual_seed(5)
+    assert torch.equal(cpu_training.cheap_dropout(inputs, 0.2), output)
+    assert not torch.equal(cpu_training.cheap_dropout(inputs, 0.2), output)  # the generator moved on
+    assert cpu_training.cheap_dropout(inputs, 0.0) is inputs
+    assert cpu_training.cheap_dropout(torch.ones(4, dtype=torch.bfloat16), 0.1).dtype == torch.bfloat16
+
+
+def test_cheap_dropout_replaces_the_models_dropout_and_leaves_evaluation_and_the_saved_config_alone():
+    import torch
+
+    plain = tiny_electra("classifier").eval()
+    cheap = copy.deepcopy(plain)
+    dropouts = sum(type(m) is torch.nn.Dropout for m in plain.modules())
+    assert cpu_training.use_cheap_dropout(cheap, "cpu") == dropouts > 0
+    assert cheap.config._attn_implementation == cpu_training.CHEAP_DROPOUT_ATTENTION
+    assert cheap.config.to_dict() == plain.config.to_dict()  # what save_pretrained writes
+    ids, mask, _ = batch()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            cheap(input_ids=ids, attention_mask=mask).logits, plain(input_ids=ids, attention_mask=mask).logits
+        )
+    assert cpu_training.use_cheap_dropout(tiny_electra("classifier"), "cuda") == 0
+
+
+def test_the_attention_probabilities_get_cheap_dropout_in_training():
+    import torch
+
+    model = tiny_electra("classifier")
+    attention = [layer.attention.self.dropout for layer in model.electra.encoder.layer]  # only their p is read
+    for module in model.modules():  # no dropout left but the attention probabilities'
+        if isinstance(module, torch.nn.Dropout) and not any(module is a for a in attention):
+            module.p = 0.0
+    cpu_training.use_cheap_dropout(model, "cpu")
+    ids, mask, _ = batch()
+    logits = [model.train()(input_ids=ids, attention_mask=mask).logits for _ in range(2)]
+    assert not torch.allclose(logits[0], logits[1])  # dropout drew two masks
+    for module in attention:
+        module.p = 0.0
+    again = [model(input_ids=ids, attention_mask=mask).logits for _ in range(2)]
+    torch.testing.assert_close(again[0], again[1])
