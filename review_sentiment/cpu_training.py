@@ -1,4 +1,5 @@
-"""Training on a CPU at the speed of the hardware: oneDNN matmuls, gradients written in place, packed batches.
+"""Training on a CPU at the speed of the hardware: oneDNN matmuls, gradients written in place, packed batches,
+cheap dropout.
 
 What is measured and why (`python bench/training_speed.py`, README "Training speed"; probes on the 2-core
 AVX-512 EPYC development machine, KcELECTRA-base shapes, batch 32 x 16 tokens):
@@ -14,6 +15,10 @@ AVX-512 EPYC development machine, KcELECTRA-base shapes, batch 32 x 16 tokens):
   rs's length-grouped batches of 32). `PackedReviews` lays a batch's reviews several to a row, each attending
   only to itself from position 0, in rows of the length that wastes least: 3-5 % padding. Without dropout a
   packed run trains the same model as a padded one (losses equal to 4 decimals over 3 epochs).
+- torch draws a CPU dropout mask with one `bernoulli_` call per element (23 % of a small bf16 pretraining step
+  in the profiler). `cheap_dropout` cuts 64-bit draws into four 16-bit lanes: fwd+bwd on 2 M elements 8.0 vs
+  16.3 ms (fp32); A/B against the tree before it, bf16 (AVX512-BF16): pretrain small 2,034 -> 2,573 tokens/s,
+  a base-shaped finetune epoch on 600 reviews 27.9 -> 24.3 s, same validation accuracy.
 
 On an Intel Xeon (Sapphire Rapids) MKL's fp32 matmuls are as fast as oneDNN's and the layers gain nothing
 there (an epoch of the benchmark: rs in fp32 85.1 s, Trainer with group_by_length 84.3 s); with AMX, bf16
