@@ -4,6 +4,7 @@ tokens/s and as a share of the fp32 peak.
     python bench/training_speed.py                      # base and mini shapes, 2,000 reviews (about 30 min)
     python bench/training_speed.py --shapes mini --reviews 500 --pretrain-sizes      # a quick look
     python bench/training_speed.py --shapes --pretrain-sizes mini small              # pretraining only
+    python bench/training_speed.py --shapes --pretrain-sizes base --pretrain-variants rs-pretrain   # rs alone
 
 Same model, same reviews (--reviews of NSMC at random, rs-normalized once, labels 1-4 negative / 9-10 positive), the
 same validation split (rs finetune's: stratified 10 %, seed 42), batch 32, max length 128, one epoch, AdamW at
@@ -328,6 +329,12 @@ def main() -> None:
         help="[default: the first three, and the bf16 comparisons on a CPU with AMX or AVX512-BF16]",
     )
     parser.add_argument("--pretrain-sizes", nargs="*", default=["mini", "small"], choices=["mini", "small", "base"])
+    parser.add_argument(
+        "--pretrain-variants",
+        nargs="+",
+        choices=(*PRETRAIN_VARIANTS, *BF16_PRETRAIN_VARIANTS),
+        help="[default: rs pretrain and the plain loop, and the bf16 comparisons on a CPU with AMX or AVX512-BF16]",
+    )
     parser.add_argument("--child")
     parser.add_argument("--model", type=Path)
     parser.add_argument("--data", type=Path)
@@ -339,7 +346,10 @@ def main() -> None:
     from review_sentiment.training import has_fast_cpu_bf16
 
     variants = options.variants or [*VARIANTS, *(BF16_VARIANTS if has_fast_cpu_bf16() else ())]
-    pretrain_variants = [*PRETRAIN_VARIANTS, *(BF16_PRETRAIN_VARIANTS if has_fast_cpu_bf16() else ())]
+    pretrain_variants = options.pretrain_variants or [
+        *PRETRAIN_VARIANTS,
+        *(BF16_PRETRAIN_VARIANTS if has_fast_cpu_bf16() else ()),
+    ]
     data = prepare_data(options.reviews)
     rows = []
     for shape in options.shapes:
